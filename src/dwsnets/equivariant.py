@@ -1,0 +1,380 @@
+"""The complete affine equivariant layer between weight spaces.
+
+Mathematics (``shared/DESIGN.md`` section 3). Fold every tensor's fixed axes into its
+channels, so each tensor carries a set ``H`` of hidden axes. A linear map from tensor ``X``
+to tensor ``Y`` is equivariant exactly when it is a sum, over the subsets ``S`` of the hidden
+indices both share, of
+
+    mean-pool X over H_X minus S  ->  dense map of the channels  ->  broadcast over H_Y minus S,
+
+entries along ``S`` staying aligned. Nothing else is equivariant, so summing every such term
+for every pair of tensors gives the *complete* layer.
+
+Implementation.
+
+* Tensors with the same hidden axes are packed side by side into one *slot*
+  (:class:`~dwsnets.layout.Packing`). Fixed axes are channels, so a slot is simply a tensor
+  with more features and the characterisation applies to slots unchanged.
+* Terms are grouped by the kept axes ``S``. The sources and the targets of a group are the
+  same slots (those whose axes contain ``S``), so the group is ONE dense map: concatenate
+  every source pooled down to ``S`` along the features, multiply by one ``(n_S, m_S)``
+  matrix (a single GEMM in the channels-last layout), split the result among the targets.
+  The equivariant bias (a constant per tensor and fixed-axis entry, broadcast over hidden
+  axes) is the bias of the ``S = {}`` GEMM.
+* Pooled statistics are computed once, each from the next larger one, as sums scaled
+  afterwards (their backward is then a broadcast view, added in place by autograd).
+* Each target is the sum of its terms, broadcast over the axes the term lacks. Small terms
+  are folded into each other first; no broadcast copy of an input is ever materialised. For
+  a slot with two hidden axes (the interior weight matrices, where the cost lies) a fused
+  autograd function writes the two broadcast terms into the output buffer and accumulates
+  the aligned GEMM on top (``addmm_``), and its backward computes every gradient with two
+  GEMMs and two reductions.
+
+Parameter count: ``sum_S n_S * m_S``, exactly the dimension of the space of equivariant
+linear maps (when every hidden size is at least 2), plus the bias.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from .layout import Packing, WeightSpaceLayout
+from .weight_space import WeightSpace, WeightSpaceError
+
+__all__ = ["DWSLayer", "as_layout"]
+
+
+def as_layout(layout: WeightSpaceLayout | Sequence[int]) -> WeightSpaceLayout:
+    """Accept a :class:`WeightSpaceLayout` or MLP layer sizes."""
+    if isinstance(layout, WeightSpaceLayout):
+        return layout
+    return WeightSpaceLayout.mlp(layout)
+
+
+@dataclass
+class _Group:
+    """All terms that keep the hidden axes ``axes`` aligned."""
+
+    axes: tuple[int, ...]  # canonical order of the kept hidden indices
+    members: list[int] = field(default_factory=list)  # slots whose axes contain them
+
+    @property
+    def key(self) -> str:
+        return "pool_all" if not self.axes else "keep_" + "_".join(f"h{a}" for a in self.axes)
+
+
+class DWSLayer(nn.Module):
+    """Complete affine layer, equivariant to permutations of every hidden layer.
+
+    Args:
+        layout: MLP layer sizes ``(d_0, ..., d_M)`` or a :class:`WeightSpaceLayout`.
+        in_channels, out_channels: feature channels of the input and output spaces.
+        bias: add the complete equivariant bias (a learnable constant per tensor, channel
+            and fixed-axis entry, broadcast over hidden axes).
+        gain: initialisation gain (2 suits ReLU stacks, 1 linear ones).
+
+    Shapes: ``WeightSpace`` with ``weights[m]: (B, in_channels, d_{m+1}, d_m)`` ->
+    the same layer sizes with ``out_channels``.
+
+    Symmetry contract: ``layer(ws.permute(p)) == layer(ws).permute(p)`` for every choice of
+    hidden permutations ``p``, and the linear part spans every linear map with that property.
+
+    Initialisation (:meth:`reset_parameters`): each term is a dense map with fan-in
+    ``n_S`` and an output entry of a slot with ``h`` hidden axes sums ``T = 2^h`` terms.
+    Weights are uniform with variance ``gain / (n_S * T)`` and the bias is zero, so an
+    output entry's second moment is ``gain`` times the average second moment of its pooled
+    inputs. With ReLU (which halves the second moment of centred inputs and keeps the
+    pooled means positive) activations keep the same scale through deep stacks; see
+    ``tests/test_equivariant.py::test_deep_stack_keeps_scale``.
+    """
+
+    def __init__(
+        self,
+        layout: WeightSpaceLayout | Sequence[int],
+        in_channels: int,
+        out_channels: int,
+        bias: bool = True,
+        *,
+        gain: float = 2.0,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"channel counts must be positive, got {in_channels} -> {out_channels}")
+        self.layout = as_layout(layout)
+        self.packing: Packing = self.layout.packing
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.gain = float(gain)
+        slots = self.packing.slots
+
+        groups: dict[frozenset[int], _Group] = {}
+        # for each slot: (kept axes in the slot's order, group key), largest first
+        self._terms: list[list[tuple[tuple[int, ...], frozenset[int]]]] = []
+        for si, slot in enumerate(slots):
+            terms = []
+            for r in range(len(slot.axes), -1, -1):
+                for kept in combinations(slot.axes, r):
+                    key = frozenset(kept)
+                    groups.setdefault(key, _Group(axes=kept)).members.append(si)
+                    terms.append((kept, key))
+            self._terms.append(terms)
+        self._groups = groups
+        self._fin = [self.packing.width(s, self.in_channels) for s in slots]
+        self._fout = [self.packing.width(s, self.out_channels) for s in slots]
+        # slots with exactly two hidden axes that alone own their aligned group: fused path
+        self._fused = [
+            len(slot.axes) == 2 and len(groups[frozenset(slot.axes)].members) == 1 for slot in slots
+        ]
+
+        self.weight = nn.ParameterDict()
+        for group in groups.values():
+            n = sum(self._fin[i] for i in group.members)
+            m = sum(self._fout[i] for i in group.members)
+            self.weight[group.key] = nn.Parameter(torch.empty(n, m))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(sum(self._fout[i] for i in groups[frozenset()].members)))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ parameters
+
+    def reset_parameters(self) -> None:
+        slots = self.packing.slots
+        with torch.no_grad():
+            for group in self._groups.values():
+                w = self.weight[group.key]
+                n = w.shape[0]
+                bounds = [
+                    torch.full((self._fout[i],), math.sqrt(3.0 * self.gain / (n * 2 ** len(slots[i].axes))))
+                    for i in group.members
+                ]
+                w.uniform_(-1.0, 1.0).mul_(torch.cat(bounds).to(w.dtype))
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def extra_repr(self) -> str:
+        n_params = sum(p.numel() for p in self.weight.values())
+        return (
+            f"{describe_layout(self.layout)}, in_channels={self.in_channels}, "
+            f"out_channels={self.out_channels}, bias={self.bias is not None}, linear_terms={n_params}"
+        )
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, ws: WeightSpace) -> WeightSpace:
+        """``(B, in_channels, ...)`` weight space -> ``(B, out_channels, ...)``, same layer sizes."""
+        if not isinstance(ws, WeightSpace):
+            raise TypeError(f"{type(self).__name__} expects a WeightSpace, got {type(ws).__name__}")
+        return WeightSpace.from_tensors(self.forward_tensors(ws.tensors))
+
+    def forward_tensors(self, xs: Sequence[Tensor]) -> list[Tensor]:
+        """Same as :meth:`forward` on the layout's tensors ``(B, C, *shape)`` in layout order
+        (use this for layouts other than MLPs)."""
+        self.check_input(xs)
+        return self.packing.unpack(self.forward_packed(self.packing.pack(xs)), self.out_channels)
+
+    def forward_packed(self, xs: Sequence[Tensor]) -> list[Tensor]:
+        """One ``(B, *slot_sizes, F_in)`` tensor per slot -> ``(B, *slot_sizes, F_out)`` per slot.
+
+        Every returned tensor is freshly allocated (never a view), so in-place entry-wise
+        operations may follow.
+        """
+        slots = self.packing.slots
+
+        # pooled statistics of every slot, per kept-axes subset, in the slot's axis order
+        feats: dict[frozenset[int], list[Tensor]] = {key: [] for key in self._groups}
+        for si, (slot, x) in enumerate(zip(slots, xs)):
+            axes = slot.axes
+            pools: dict[tuple[int, ...], Tensor] = {axes: x}
+            for r in range(len(axes) - 1, -1, -1):
+                for kept in combinations(axes, r):
+                    parent, dim = _parent(kept, axes, pools)
+                    pools[kept] = _mean(pools[parent], dim)
+            for kept, value in pools.items():
+                if self._fused[si] and kept == axes:
+                    continue  # consumed directly by the fused aligned term
+                group = self._groups[frozenset(kept)]
+                feats[frozenset(kept)].append(_reorder(value, kept, group.axes))
+
+        # one GEMM per group (the fused aligned groups are done per slot below)
+        outs: dict[frozenset[int], tuple[Tensor, ...]] = {}
+        for key, group in self._groups.items():
+            if not feats[key]:
+                continue
+            inp = feats[key][0] if len(feats[key]) == 1 else torch.cat(feats[key], dim=-1)
+            w = self.weight[group.key]
+            if not key and self.bias is not None:
+                out = torch.addmm(self.bias, inp, w)
+            else:
+                out = torch.matmul(inp, w)
+            if len(group.members) == 1:
+                outs[key] = (out,)
+            else:
+                outs[key] = torch.split(out, [self._fout[i] for i in group.members], dim=-1)
+        cursor = {key: 0 for key in self._groups}
+
+        results = []
+        for si, slot in enumerate(slots):
+            axes = slot.axes
+            sizes = dict(zip(axes, slot.sizes))
+            terms: dict[tuple[int, ...], Tensor] = {}
+            for kept, key in self._terms[si]:
+                if key not in outs:
+                    continue
+                value = outs[key][cursor[key]]
+                cursor[key] += 1
+                terms[kept] = _reorder(value, self._groups[key].axes, kept)
+            if self._fused[si]:
+                row = terms[axes[:1]] + terms[()].unsqueeze(1)
+                col = terms[axes[1:]]
+                weight = self.weight[self._groups[frozenset(axes)].key]
+                results.append(_Aligned2.apply(xs[si], weight, row, col))
+                continue
+            results.append(_assemble(terms, axes, sizes))
+        return results
+
+    def check_input(self, xs: Sequence[Tensor]) -> None:
+        """Raise :class:`WeightSpaceError` unless ``xs`` fit this layer's layout and channels."""
+        tensors = self.layout.tensors
+        if len(xs) != len(tensors):
+            raise WeightSpaceError(
+                f"{type(self).__name__} was built for {describe_layout(self.layout)} "
+                f"({len(tensors)} tensors), got {len(xs)} tensors"
+            )
+        for t, x in zip(tensors, xs):
+            if x.dim() != 2 + len(t.shape) or tuple(x.shape[2:]) != t.shape:
+                raise WeightSpaceError(
+                    f"{type(self).__name__} was built for {describe_layout(self.layout)}; "
+                    f"{t.name} should have shape (B, C, {', '.join(map(str, t.shape))}), got {tuple(x.shape)}"
+                )
+            if x.shape[1] != self.in_channels:
+                raise WeightSpaceError(
+                    f"{type(self).__name__} expects {self.in_channels} input channel(s), "
+                    f"{t.name} has {x.shape[1]}"
+                )
+
+
+# ---------------------------------------------------------------------- fused kernels
+
+
+class _Aligned2(torch.autograd.Function):
+    """``y = x @ W + row[:, :, None] + col[:, None, :]`` for ``x (B, a, b, F_in)``.
+
+    The broadcast sum is written once into the output buffer and the GEMM accumulates on
+    top of it (``addmm_``); no broadcast copy is kept for backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, row: Tensor, col: Tensor) -> Tensor:  # type: ignore[override]
+        fin, fout = weight.shape
+        out = torch.add(row.unsqueeze(2), col.unsqueeze(1))
+        x2 = x.reshape(-1, fin)
+        out.view(-1, fout).addmm_(x2, weight)
+        ctx.save_for_backward(x2, weight)
+        ctx.x_shape = x.shape
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x2, weight = ctx.saved_tensors
+        fout = weight.shape[1]
+        grad = grad.contiguous()
+        g2 = grad.view(-1, fout)
+        gx = gw = grow = gcol = None
+        if ctx.needs_input_grad[0]:
+            # a base tensor (not a view) so that autograd may accumulate into it in place
+            gx = torch.empty(ctx.x_shape, dtype=grad.dtype, device=grad.device)
+            torch.mm(g2, weight.t(), out=gx.view(-1, weight.shape[0]))
+        if ctx.needs_input_grad[1]:
+            gw = torch.mm(x2.t(), g2)
+        if ctx.needs_input_grad[2]:
+            grow = grad.sum(dim=2)
+        if ctx.needs_input_grad[3]:
+            gcol = grad.sum(dim=1)
+        return gx, gw, grow, gcol
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _mean(x: Tensor, dim: int) -> Tensor:
+    """Mean as a sum and a scale of the small result: the backward of ``sum`` is a free
+    broadcast view that autograd adds in place, where ``mean``'s would allocate a full
+    tensor for the division."""
+    return x.sum(dim=dim) * (1.0 / x.shape[dim])
+
+
+def _assemble(terms: dict[tuple[int, ...], Tensor], axes: tuple[int, ...], sizes: dict[int, int]) -> Tensor:
+    """Sum a slot's terms, folding small ones into larger ones before the full-size add."""
+    full = terms.pop(axes)
+    merged: dict[tuple[int, ...], Tensor] = {}
+    for kept, value in sorted(terms.items(), key=lambda kv: len(kv[0])):
+        if kept in merged:
+            value = value + merged.pop(kept)
+        if len(kept) < len(axes) - 1:
+            extra = next(a for a in axes if a not in kept)
+            parent = tuple(a for a in axes if a in kept or a == extra)
+            expanded = _broadcastable(value, kept, parent, sizes)
+            merged[parent] = merged[parent] + expanded if parent in merged else expanded
+        else:
+            merged[kept] = value
+    if not merged:
+        # a view into a shared GEMM output: copy so that later in-place ops are safe
+        return full.clone() if full._base is not None else full
+    owned = full._base is None
+    for kept, value in merged.items():
+        expanded = _broadcastable(value, kept, axes, sizes)
+        if owned:
+            full.add_(expanded)
+        else:
+            full = full + expanded
+            owned = True
+    return full
+
+
+def describe_layout(layout: WeightSpaceLayout) -> str:
+    """``layer_sizes=(...)`` for MLP layouts, the full layout repr otherwise."""
+    tensors = layout.tensors
+    m = len(tensors) // 2
+    try:
+        sizes = (tensors[0].shape[1],) + tuple(t.shape[0] for t in tensors[:m])
+        if layout == WeightSpaceLayout.mlp(sizes):
+            return f"layer_sizes={sizes}"
+    except (IndexError, ValueError):
+        pass
+    return repr(layout)
+
+
+def _parent(
+    kept: tuple[int, ...], axes: tuple[int, ...], pools: dict[tuple[int, ...], Tensor]
+) -> tuple[tuple[int, ...], int]:
+    """A computed pool with one more axis than ``kept``, and the dim to average away."""
+    for extra in axes:
+        if extra in kept:
+            continue
+        parent = tuple(a for a in axes if a in kept or a == extra)
+        if parent in pools:
+            return parent, 1 + parent.index(extra)
+    raise AssertionError("unreachable: the full tensor is always available")
+
+
+def _reorder(value: Tensor, order_from: tuple[int, ...], order_to: tuple[int, ...]) -> Tensor:
+    """Permute the hidden axes of ``(B, *hidden, F)`` from one index order to another."""
+    if order_from == order_to:
+        return value
+    perm = [0] + [1 + order_from.index(a) for a in order_to] + [value.dim() - 1]
+    return value.permute(perm)
+
+
+def _broadcastable(value: Tensor, kept: tuple[int, ...], target: tuple[int, ...], sizes: dict[int, int]) -> Tensor:
+    """View ``(B, *kept, F)`` as ``(B, *target-with-ones, F)`` for broadcasting."""
+    shape = [value.shape[0]] + [sizes[a] if a in kept else 1 for a in target] + [value.shape[-1]]
+    return value.reshape(shape)

@@ -1,0 +1,110 @@
+"""Invariant maps: from a weight space to a vector that ignores hidden-neuron order.
+
+The complete invariant linear layer (``shared/DESIGN.md`` section 4) mean-pools every tensor
+over all of its hidden axes, keeping its fixed axes (the input columns of ``W_1``, the
+output rows of ``W_M`` and the entries of ``b_M`` for an MLP), and applies one dense map to
+the concatenation. :class:`InvariantPooling` is the pooling; :class:`InvariantHead` adds a
+dense map or an MLP on top.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .blocks import make_activation
+from .equivariant import as_layout
+from .layout import WeightSpaceLayout
+from .weight_space import WeightSpace, WeightSpaceError
+
+__all__ = ["InvariantPooling", "InvariantHead"]
+
+
+class InvariantPooling(nn.Module):
+    """Mean over every hidden axis of every tensor, fixed axes kept, then concatenated.
+
+    Shapes: ``WeightSpace`` with ``C`` channels -> ``(B, C * n)``, with
+    ``n = layout.invariant_dimension()`` (``2M - 3 + d_0 + 2 d_M`` for an MLP with ``M >= 2``).
+
+    Symmetry contract: the output is unchanged by any permutation of hidden neurons, and
+    with one dense map after it every invariant linear functional is expressible.
+    """
+
+    def __init__(self, layout: WeightSpaceLayout | Sequence[int], channels: int) -> None:
+        super().__init__()
+        self.layout = as_layout(layout)
+        self.channels = int(channels)
+        self.out_features = self.layout.invariant_dimension(self.channels)
+
+    def forward(self, ws: WeightSpace) -> Tensor:
+        return self.forward_tensors(ws.tensors)
+
+    def forward_tensors(self, xs: Sequence[Tensor]) -> Tensor:
+        tensors = self.layout.tensors
+        if len(xs) != len(tensors):
+            raise WeightSpaceError(f"InvariantPooling expects {len(tensors)} tensors, got {len(xs)}")
+        pooled = []
+        for t, x in zip(tensors, xs):
+            if tuple(x.shape[2:]) != t.shape or x.shape[1] != self.channels:
+                raise WeightSpaceError(
+                    f"InvariantPooling expects {t.name} of shape (B, {self.channels}, "
+                    f"{', '.join(map(str, t.shape))}), got {tuple(x.shape)}"
+                )
+            y = t.to_internal(x)  # (B, *hidden, fixed * C)
+            if t.hidden_axes:
+                y = y.mean(dim=tuple(range(1, 1 + len(t.hidden_axes))))
+            pooled.append(y)
+        return torch.cat(pooled, dim=1)
+
+    def forward_packed(self, slots: Sequence[Tensor]) -> Tensor:
+        """The same invariant features from packed slots (features in slot order)."""
+        pooled = []
+        for x in slots:
+            if x.dim() > 2:
+                # sum, then scale the small result: the backward is a free broadcast view
+                n = x.numel() // (x.shape[0] * x.shape[-1])
+                x = x.sum(dim=tuple(range(1, x.dim() - 1))) * (1.0 / n)
+            pooled.append(x)
+        return torch.cat(pooled, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, out_features={self.out_features}"
+
+
+class InvariantHead(nn.Module):
+    """Invariant pooling followed by a dense map (``hidden=()``) or an MLP.
+
+    Args:
+        layout: MLP layer sizes or a :class:`WeightSpaceLayout`.
+        in_channels: channels of the incoming weight space.
+        out_features: size of the output vector (classes, regression targets, embedding).
+        hidden: widths of the MLP's hidden layers after pooling.
+        activation, dropout: of the MLP.
+
+    Shapes: ``WeightSpace (B, in_channels, ...)`` -> ``(B, out_features)``; invariant.
+    """
+
+    def __init__(
+        self,
+        layout: WeightSpaceLayout | Sequence[int],
+        in_channels: int,
+        out_features: int,
+        hidden: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.pool = InvariantPooling(layout, in_channels)
+        widths = [self.pool.out_features, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), make_activation(activation)]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(widths[-1], out_features))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, ws: WeightSpace) -> Tensor:
+        return self.mlp(self.pool(ws))

@@ -1,0 +1,282 @@
+"""Axis bookkeeping for weight spaces: one description drives every layer.
+
+A weight space is a list of tensors (the weights and biases of a network). Each tensor
+axis is either
+
+* **hidden**: it indexes the neurons of a hidden layer ``k``, and the symmetry group
+  permutes it with ``S_{d_k}``; every tensor axis carrying the same hidden index is permuted
+  by the *same* permutation;
+* **fixed**: it is never permuted (the input neurons, the output neurons, a convolution
+  kernel's spatial axes, ...). Fixed axes behave like extra feature channels.
+
+:class:`WeightSpaceLayout` records this for every tensor. The equivariant layers
+(:mod:`dwsnets.equivariant`) and the invariant pooling (:mod:`dwsnets.invariant`) are
+built from a layout alone, so supporting a new architecture means writing a new layout
+(for example with :meth:`WeightSpaceLayout.from_tensors`), not a new layer class.
+
+Internally each tensor is stored *hidden axes first, channels last*: a tensor of public
+shape ``(B, C, *axes)`` is viewed as ``(B, *hidden_sizes, prod(fixed_sizes) * C)``. Layers
+produce their outputs in that memory order, so moving between the public and the internal
+view is free (a ``permute`` plus a ``view``) inside a stack of layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+__all__ = ["Packing", "Slot", "TensorLayout", "WeightSpaceLayout"]
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """Description of one tensor of a weight space.
+
+    Attributes:
+        name: a readable name (``"weight1"``, ``"bias3"``) used in error messages and reprs.
+        shape: the entry shape, without the batch and channel dimensions.
+        hidden: for each axis, the hidden index it carries, or ``None`` for a fixed axis.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    hidden: tuple[int | None, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != len(self.hidden):
+            raise ValueError(f"{self.name}: shape {self.shape} and axis labels {self.hidden} differ in length")
+        labels = [h for h in self.hidden if h is not None]
+        if len(set(labels)) != len(labels):
+            raise ValueError(
+                f"{self.name}: a hidden index appears on two axes of one tensor {self.hidden}; "
+                "this layout is not supported (each tensor may carry each hidden index at most once)"
+            )
+
+    @property
+    def hidden_axes(self) -> tuple[int, ...]:
+        """Hidden indices carried by this tensor, in axis order."""
+        return tuple(h for h in self.hidden if h is not None)
+
+    @property
+    def hidden_shape(self) -> tuple[int, ...]:
+        return tuple(s for s, h in zip(self.shape, self.hidden) if h is not None)
+
+    @property
+    def fixed_shape(self) -> tuple[int, ...]:
+        return tuple(s for s, h in zip(self.shape, self.hidden) if h is None)
+
+    @property
+    def fixed_size(self) -> int:
+        """Product of the fixed axes' sizes (1 if there are none)."""
+        return math.prod(self.fixed_shape)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    # -- moving between the public (B, C, *axes) and internal (B, *hidden, F) views --------
+
+    def _to_internal_order(self) -> list[int]:
+        hidden = [2 + i for i, h in enumerate(self.hidden) if h is not None]
+        fixed = [2 + i for i, h in enumerate(self.hidden) if h is None]
+        return [0, *hidden, *fixed, 1]
+
+    def to_internal(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *shape)`` -> ``(B, *hidden_shape, fixed_size * C)``.
+
+        Free (a view) when ``x`` was produced by :meth:`to_public`; otherwise one copy.
+        """
+        b, c = x.shape[0], x.shape[1]
+        y = x.permute(self._to_internal_order())
+        return y.reshape(b, *self.hidden_shape, self.fixed_size * c)
+
+    def to_public(self, y: torch.Tensor, channels: int) -> torch.Tensor:
+        """``(B, *hidden_shape, fixed_size * channels)`` -> ``(B, channels, *shape)`` (a view)."""
+        b = y.shape[0]
+        order = self._to_internal_order()
+        inverse = [0] * len(order)
+        for position, axis in enumerate(order):
+            inverse[axis] = position
+        y = y.reshape(b, *self.hidden_shape, *self.fixed_shape, channels)
+        return y.permute(inverse)
+
+
+@dataclass(frozen=True)
+class WeightSpaceLayout:
+    """The axes of every tensor of a weight space, and the sizes of the hidden indices.
+
+    For an MLP with layer sizes ``d_0, ..., d_M`` (:meth:`mlp`), the tensors are
+    ``weight1..weightM`` of shape ``(d_m, d_{m-1})`` followed by ``bias1..biasM`` of shape
+    ``(d_m,)``; hidden index ``k`` (``1 <= k <= M-1``) labels the neurons of hidden layer
+    ``k``. The group acting is ``S_{d_1} x ... x S_{d_{M-1}}``.
+    """
+
+    tensors: tuple[TensorLayout, ...]
+
+    def __post_init__(self) -> None:
+        sizes: dict[int, int] = {}
+        for t in self.tensors:
+            for size, h in zip(t.shape, t.hidden):
+                if h is None:
+                    continue
+                if sizes.setdefault(h, size) != size:
+                    raise ValueError(
+                        f"hidden index {h} has size {sizes[h]} on one tensor and {size} on {t.name}"
+                    )
+        object.__setattr__(self, "_hidden_sizes", dict(sorted(sizes.items())))
+        object.__setattr__(self, "_packing", None)
+
+    @property
+    def packing(self) -> "Packing":
+        """The slot packing of this layout (cached)."""
+        if self._packing is None:  # type: ignore[attr-defined]
+            object.__setattr__(self, "_packing", Packing(self))
+        return self._packing  # type: ignore[attr-defined]
+
+    @property
+    def hidden_sizes(self) -> dict[int, int]:
+        """Hidden index -> number of neurons it permutes."""
+        return dict(self._hidden_sizes)  # type: ignore[attr-defined]
+
+    @property
+    def numel(self) -> int:
+        """Number of scalar entries per channel (all tensors together)."""
+        return sum(t.numel for t in self.tensors)
+
+    @classmethod
+    def mlp(cls, layer_sizes: Sequence[int]) -> "WeightSpaceLayout":
+        """Layout of an MLP with layer sizes ``(d_0, d_1, ..., d_M)``."""
+        sizes = tuple(int(s) for s in layer_sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"an MLP needs at least an input and an output size, got layer sizes {sizes}")
+        if any(s < 1 for s in sizes):
+            raise ValueError(f"layer sizes must be positive, got {sizes}")
+        m_layers = len(sizes) - 1
+
+        def label(k: int) -> int | None:
+            return k if 1 <= k <= m_layers - 1 else None
+
+        weights = tuple(
+            TensorLayout(f"weight{m}", (sizes[m], sizes[m - 1]), (label(m), label(m - 1)))
+            for m in range(1, m_layers + 1)
+        )
+        biases = tuple(
+            TensorLayout(f"bias{m}", (sizes[m],), (label(m),)) for m in range(1, m_layers + 1)
+        )
+        return cls(weights + biases)
+
+    def equivariant_dimension(self, in_channels: int = 1, out_channels: int = 1) -> int:
+        """Dimension of the space of linear equivariant maps, by the characterisation.
+
+        Counts, for every pair of tensors, ``(fixed_in * c_in) * (fixed_out * c_out)`` times
+        ``2 ** (number of shared hidden indices)``. Valid when every hidden size is >= 2
+        (with a hidden size of 1, pooling and identity coincide).
+        """
+        total = 0
+        for a in self.tensors:
+            for b in self.tensors:
+                shared = set(a.hidden_axes) & set(b.hidden_axes)
+                total += a.fixed_size * in_channels * b.fixed_size * out_channels * 2 ** len(shared)
+        return total
+
+    def invariant_dimension(self, channels: int = 1) -> int:
+        """Number of invariant linear functionals (= number of equivariant bias vectors)."""
+        return sum(t.fixed_size for t in self.tensors) * channels
+
+    def __repr__(self) -> str:
+        parts = []
+        for t in self.tensors:
+            axes = ",".join(f"{s}" if h is None else f"{s}@h{h}" for s, h in zip(t.shape, t.hidden))
+            parts.append(f"{t.name}[{axes}]")
+        return f"WeightSpaceLayout({' '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Tensors that carry the same set of hidden axes, stored side by side.
+
+    Attributes:
+        axes: the hidden indices, in the slot's axis order.
+        sizes: their sizes.
+        members: indices (into the layout) of the tensors stored here, in feature order.
+    """
+
+    axes: tuple[int, ...]
+    sizes: tuple[int, ...]
+    members: tuple[int, ...]
+
+
+class Packing:
+    """Packs a weight space's tensors into one tensor per *slot* (set of hidden axes).
+
+    Every tensor becomes ``(B, *hidden_sizes, fixed_size * C)`` (:meth:`TensorLayout.to_internal`)
+    and tensors with the same hidden axes are concatenated along the last (feature)
+    dimension. For an MLP with ``M >= 2`` the slots are ``{h1}: W_1, b_1``,
+    ``{h_m, h_{m-1}}: W_m``, ``{h_m}: b_m`` and ``{h_{M-1}}: W_M, b_{M-1}``, ``{}: b_M``.
+    Folded fixed axes are just more channels, so a slot is a valid "tensor" for every
+    equivariant operation and a stack of layers works on slots from end to end, converting
+    only at its input and output.
+    """
+
+    def __init__(self, layout: WeightSpaceLayout) -> None:
+        self.layout = layout
+        hidden_sizes = layout.hidden_sizes
+        slots: dict[frozenset[int], list] = {}
+        for i, t in enumerate(layout.tensors):
+            key = frozenset(t.hidden_axes)
+            if key not in slots:
+                slots[key] = [t.hidden_axes, []]
+            slots[key][1].append(i)
+        self.slots: tuple[Slot, ...] = tuple(
+            Slot(axes, tuple(hidden_sizes[a] for a in axes), tuple(members)) for axes, members in slots.values()
+        )
+        self.slot_of = [0] * len(layout.tensors)
+        for s, slot in enumerate(self.slots):
+            for i in slot.members:
+                self.slot_of[i] = s
+
+    def features(self, slot: Slot, channels: int) -> list[int]:
+        """Feature widths of the slot's members for ``channels`` channels."""
+        return [self.layout.tensors[i].fixed_size * channels for i in slot.members]
+
+    def width(self, slot: Slot, channels: int) -> int:
+        return sum(self.features(slot, channels))
+
+    def pack(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Public tensors ``(B, C, *shape)`` in layout order -> one ``(B, *sizes, F)`` per slot."""
+        out = []
+        for slot in self.slots:
+            parts = []
+            for i in slot.members:
+                t = self.layout.tensors[i]
+                y = t.to_internal(xs[i])
+                if t.hidden_axes != slot.axes:
+                    perm = [0] + [1 + t.hidden_axes.index(a) for a in slot.axes] + [y.dim() - 1]
+                    y = y.permute(perm)
+                parts.append(y)
+            out.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1))
+        return out
+
+    def unpack(self, slots: Sequence[torch.Tensor], channels: int) -> list[torch.Tensor]:
+        """Inverse of :meth:`pack`: views into the slot tensors, in layout order."""
+        out: list[torch.Tensor | None] = [None] * len(self.layout.tensors)
+        for slot, value in zip(self.slots, slots):
+            widths = self.features(slot, channels)
+            parts = [value] if len(widths) == 1 else torch.split(value, widths, dim=-1)
+            for i, part in zip(slot.members, parts):
+                t = self.layout.tensors[i]
+                if t.hidden_axes != slot.axes:
+                    perm = [0] + [1 + slot.axes.index(a) for a in t.hidden_axes] + [part.dim() - 1]
+                    part = part.permute(perm)
+                out[i] = t.to_public(part, channels)
+        return out  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        names = [
+            "{" + ",".join(f"h{a}" for a in s.axes) + "}:" + "+".join(self.layout.tensors[i].name for i in s.members)
+            for s in self.slots
+        ]
+        return f"Packing({' '.join(names)})"

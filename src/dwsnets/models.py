@@ -1,0 +1,182 @@
+"""DWSNet models: a stack of equivariant blocks with an invariant or an equivariant output.
+
+* :class:`DWSNet` - weight space -> vector (classification, regression, embeddings);
+  invariant to hidden-neuron permutations.
+* :class:`EquivariantDWSNet` - weight space -> weight space (editing weights, predicting
+  per-weight quantities); equivariant.
+
+Both start with an :class:`~dwsnets.InputNormalization` (fit it on training data with
+``model.input_norm.fit(...)``) and share :class:`DWSBackbone`:
+``num_layers`` x [``DWSLayer`` -> optional ``WSBatchNorm`` -> activation -> dropout].
+Inside the backbone the space stays packed in slots (:class:`~dwsnets.layout.Packing`):
+it is converted once on the way in and once on the way out.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor, nn
+
+from .blocks import Entrywise, InputNormalization, WSBatchNorm, WSDropout, make_activation
+from .equivariant import DWSLayer, as_layout
+from .invariant import InvariantHead
+from .layout import WeightSpaceLayout
+from .weight_space import WeightSpace
+
+__all__ = ["DWSBackbone", "DWSNet", "EquivariantDWSNet"]
+
+_NORMS = (None, "none", "batch")
+
+
+class DWSBackbone(nn.Module):
+    """``num_layers`` equivariant blocks from ``in_channels`` to ``hidden_channels``.
+
+    Shapes: ``WeightSpace (B, in_channels, ...)`` -> ``(B, hidden_channels, ...)``.
+    """
+
+    def __init__(
+        self,
+        layout: WeightSpaceLayout | Sequence[int],
+        in_channels: int = 1,
+        hidden_channels: int = 32,
+        num_layers: int = 4,
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str | None = None,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
+        self.layout = as_layout(layout)
+        blocks: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(num_layers):
+            blocks.append(DWSLayer(self.layout, channels, hidden_channels))
+            if norm == "batch":
+                blocks.append(WSBatchNorm(self.layout, hidden_channels))
+            # in place: every layer and norm returns freshly allocated slots
+            blocks.append(Entrywise(make_activation(activation, inplace=True)))
+            if dropout > 0:
+                blocks.append(WSDropout(dropout))
+            channels = hidden_channels
+        self.blocks = nn.Sequential(*blocks)
+        self.in_channels = in_channels
+        self.out_channels = hidden_channels
+
+    def forward_packed(self, ws: WeightSpace) -> list[Tensor]:
+        """Run the blocks and return the output still packed in slots."""
+        first = self.blocks[0]
+        first.check_input(ws.tensors)
+        slots = first.packing.pack(ws.tensors)
+        for block in self.blocks:
+            slots = block.forward_packed(slots)
+        return slots
+
+    def forward(self, ws: WeightSpace) -> WeightSpace:
+        slots = self.forward_packed(ws)
+        return WeightSpace.from_tensors(self.layout.packing.unpack(slots, self.out_channels))
+
+
+class DWSNet(nn.Module):
+    """Invariant DWSNet: equivariant backbone, invariant pooling, MLP head.
+
+    Args:
+        layer_sizes: sizes ``(d_0, ..., d_M)`` of the input MLPs (or a layout).
+        out_features: output size (number of classes, targets or embedding size).
+        hidden_channels: width of the equivariant layers.
+        num_layers: number of equivariant layers.
+        head_hidden: widths of the MLP after invariant pooling.
+        dropout: entry-wise dropout in the backbone and dropout in the head.
+        norm: ``None`` or ``"batch"`` (per tensor and channel statistics).
+        in_channels: channels of the input space (1 for raw networks).
+
+    Shapes: ``WeightSpace (B, in_channels, ...)`` -> ``(B, out_features)``.
+    Symmetry contract: invariant to permutations of every hidden layer's neurons.
+    """
+
+    def __init__(
+        self,
+        layer_sizes: WeightSpaceLayout | Sequence[int],
+        out_features: int,
+        *,
+        hidden_channels: int = 32,
+        num_layers: int = 4,
+        head_hidden: Sequence[int] = (256,),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str | None = None,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        self.layout = as_layout(layer_sizes)
+        self.input_norm = InputNormalization(self.layout, in_channels)
+        self.backbone = DWSBackbone(
+            self.layout, in_channels, hidden_channels, num_layers, activation=activation, dropout=dropout, norm=norm
+        )
+        self.head = InvariantHead(
+            self.layout, hidden_channels, out_features, hidden=head_hidden, activation=activation, dropout=dropout
+        )
+
+    def embed(self, ws: WeightSpace) -> Tensor:
+        """Invariant features before the head's MLP: ``(B, hidden_channels * n_invariant)``
+        (in slot order; see :meth:`InvariantPooling.forward_packed`)."""
+        return self.head.pool.forward_packed(self.backbone.forward_packed(self.input_norm(ws)))
+
+    def forward(self, ws: WeightSpace) -> Tensor:
+        return self.head.mlp(self.embed(ws))
+
+
+class EquivariantDWSNet(nn.Module):
+    """Equivariant DWSNet: weight space in, weight space out (same layer sizes).
+
+    Args:
+        layer_sizes: sizes of the input MLPs (or a layout).
+        out_channels: channels of the output space (1 gives one network per input).
+        residual: add the output to the input (``out_channels`` must equal ``in_channels``),
+            so the model learns an edit of the weights. Outputs are mapped back to raw scale
+            through the input normalisation's inverse.
+        other arguments: as for :class:`DWSNet`.
+
+    Shapes: ``WeightSpace (B, in_channels, ...)`` -> ``WeightSpace (B, out_channels, ...)``.
+    Symmetry contract: ``model(ws.permute(p)) == model(ws).permute(p)``.
+    """
+
+    def __init__(
+        self,
+        layer_sizes: WeightSpaceLayout | Sequence[int],
+        out_channels: int = 1,
+        *,
+        hidden_channels: int = 32,
+        num_layers: int = 4,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str | None = None,
+        in_channels: int = 1,
+        residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if residual and out_channels != in_channels:
+            raise ValueError(f"residual output needs out_channels == in_channels, got {out_channels} and {in_channels}")
+        self.layout = as_layout(layer_sizes)
+        self.residual = residual
+        self.input_norm = InputNormalization(self.layout, in_channels)
+        self.backbone = DWSBackbone(
+            self.layout, in_channels, hidden_channels, num_layers, activation=activation, dropout=dropout, norm=norm
+        )
+        self.output = DWSLayer(self.layout, hidden_channels, out_channels)
+        if residual:
+            # start as the identity edit
+            for p in self.output.parameters():
+                nn.init.zeros_(p)
+
+    def forward(self, ws: WeightSpace) -> WeightSpace:
+        normed = self.input_norm(ws)
+        slots = self.output.forward_packed(self.backbone.forward_packed(normed))
+        out = WeightSpace.from_tensors(self.layout.packing.unpack(slots, self.output.out_channels))
+        if self.residual:
+            out = normed + out
+        return self.input_norm.inverse(out) if self.residual else out
