@@ -7,6 +7,9 @@ layers, 10 classes, cross-entropy loss. Beside DWSNet it times a *bare channel-m
 stack* of the same size (one dense channel map per tensor and layer, ReLU, mean pooling,
 the same head; no equivariant structure): the floor that any model of this width pays.
 
+``--tuned-malloc`` applies :func:`dwsnets.utils.tune_cpu_allocator` (glibc keeps freed
+memory instead of page-faulting it back in every step) in both models' processes.
+
 Each (case, model) runs in a fresh subprocess, so one model's allocator state does not
 slow or speed the other; the ratio column compares the two from the same invocation.
 Peak memory: on CPU the growth of the process's resident set during one training step
@@ -84,6 +87,10 @@ class PeakRSS:
 
 def worker(sizes: tuple[int, ...], name: str, args: argparse.Namespace) -> dict:
     from dwsnets import DWSNet, WeightSpace
+    from dwsnets.utils import tune_cpu_allocator
+
+    if args.tuned_malloc:
+        tune_cpu_allocator()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -140,6 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    parser.add_argument(
+        "--tuned-malloc", action="store_true",
+        help="apply dwsnets.utils.tune_cpu_allocator() in both models' processes (CPU)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -148,9 +159,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(
         f"# torch {torch.__version__}, device {args.device}, threads {args.threads}, batch {args.batch}, "
-        f"channels {args.channels}, {args.layers} equivariant layers, median of {args.repeats}"
+        f"channels {args.channels}, {args.layers} equivariant layers, median of {args.repeats}, "
+        f"allocator {'tuned' if args.tuned_malloc else 'default'}"
     )
     passthrough = [f"--{k}={getattr(args, k)}" for k in ("device", "threads", "repeats", "batch", "channels", "layers")]
+    if args.tuned_malloc:
+        passthrough.append("--tuned-malloc")
     for sizes in CASES:
         results = {}
         for name in args.models.split(","):
