@@ -1,0 +1,83 @@
+"""Pictures of a zoo: source images beside what their INRs reconstruct."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["save_reconstruction_grid"]
+
+
+def save_reconstruction_grid(zoo_dir: str | Path, out_path: str | Path | None = None, count: int = 8) -> Path:
+    """Write a PNG: for the first ``count`` INRs of the first finished shard, the source
+    image (or sine wave) beside the INR's reconstruction, titled with the stored PSNR."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..inr.fitting import _forward_backward
+    from ..inr.siren import coordinate_grid
+    from .zoo import SINE_POINTS, Zoo, _shard_targets, plan_zoo, ZooConfig
+
+    zoo = Zoo(zoo_dir)
+    records = zoo.records()
+    if not records:
+        raise ValueError(f"zoo {zoo.path} has no finished shard to show")
+    shard = next(s for s in zoo.shards if s.name == records[0]["shard"])
+    tensors = zoo.open_shard(shard)
+    n = min(count, shard.count)
+    cfg = dict(zoo.config)
+    cfg["hidden"] = tuple(cfg["hidden"])
+    config = ZooConfig(**cfg, data_dir=None)
+    params = []
+    for m in range(len(zoo.layer_sizes) - 1):
+        params += [tensors[f"weight{m + 1}"][:n], tensors[f"bias{m + 1}"][:n]]
+    out_path = Path(out_path) if out_path else zoo.path / "reconstructions.png"
+    if config.source == "sine":
+        x = torch.linspace(-math.pi, math.pi, SINE_POINTS)
+        amp, freq = tensors["amplitude"][:n], tensors["frequency"][:n]
+        target = amp[:, None, None] * torch.sin(freq[:, None] * x)[..., None]
+        recon = _predict(x[:, None], params, config.w0, target)
+        fig, axes = plt.subplots(2, math.ceil(n / 2), figsize=(3 * math.ceil(n / 2), 5), squeeze=False)
+        for i, ax in enumerate(axes.flat[:n]):
+            ax.plot(x, target[i, :, 0], label="target", lw=2)
+            ax.plot(x, recon[i, :, 0], "--", label="INR")
+            ax.set_title(f"{float(amp[i]):.2f} sin({float(freq[i]):.2f} x)  {float(tensors['psnr'][i]):.1f} dB", fontsize=8)
+        axes.flat[0].legend(fontsize=7)
+    else:
+        h, w, c = zoo.manifest["image_shape"]
+        recon = _predict(coordinate_grid(h, w), params, config.w0, torch.zeros(n, h * w, c))
+        plan, data = plan_zoo(ZooConfig(**{**cfg}, data_dir=zoo.config.get("data_dir")))
+        _, src, _ = _shard_targets(plan, data, shard)
+        fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
+        for i in range(n):
+            for row, img in ((0, src[i]), (1, recon[i])):
+                arr = img.reshape(h, w, c).clamp(0, 1).numpy()
+                axes[row, i].imshow(arr[..., 0] if c == 1 else arr, cmap="gray" if c == 1 else None, vmin=0, vmax=1)
+                axes[row, i].axis("off")
+            axes[0, i].set_title(f"label {int(tensors['label'][i])}", fontsize=8)
+            axes[1, i].set_title(f"{float(tensors['psnr'][i]):.1f} dB", fontsize=8)
+        axes[0, 0].text(-0.3, 0.5, "source", transform=axes[0, 0].transAxes, rotation=90, va="center")
+        axes[1, 0].text(-0.3, 0.5, "INR", transform=axes[1, 0].transAxes, rotation=90, va="center")
+    fig.suptitle(f"{config.source} INR zoo, shard {shard.name}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def _predict(coords: torch.Tensor, params: list[torch.Tensor], w0: float, like: torch.Tensor) -> torch.Tensor:
+    """SIREN outputs ``(n, P, d_out)`` for stacked parameters."""
+    n = params[0].shape[0]
+    h = coords.unsqueeze(0).expand(n, -1, -1)
+    layers = len(params) // 2
+    with torch.no_grad():
+        for m in range(layers):
+            z = torch.baddbmm(params[2 * m + 1].unsqueeze(1), h, params[2 * m].transpose(1, 2))
+            h = torch.sin(w0 * z) if m < layers - 1 else z
+    del like
+    return h

@@ -1,0 +1,558 @@
+"""INR zoos on disk: sharded safetensors files plus a JSON manifest.
+
+Layout of a zoo directory::
+
+    manifest.json               format, settings, splits and the planned shards
+    shards/train-00000.safetensors
+    shards/train-00000.json     completion record: sha256, size, PSNR summary
+    ...
+
+Every shard holds one split's INRs, items ``start .. start+count`` of that split, with
+tensors ``weight1..weightM`` ``(n, d_m, d_{m-1})``, ``bias1..biasM`` ``(n, d_m)`` and per-INR
+``label``, ``image_index``, ``view``, ``psnr``, ``seed``, ``steps`` (sine zoos add
+``amplitude`` and ``frequency``). Its safetensors metadata names the zoo (``zoo_id``, a
+hash of the settings) and the shard, so a file from another zoo is recognised.
+
+Writes are atomic: a shard goes to a temporary file that is fsynced and renamed, and
+only then is its completion record written (the same way). An interrupted run
+therefore leaves every finished shard intact and loses at most the shard in progress.
+Running the same command again skips every shard whose record and checksum agree.
+Fitting is deterministic per INR, so a resumed zoo is byte-identical to an
+uninterrupted one.
+
+Work can be split: ``shard_index/num_shards`` (or one part per torchrun rank) fits every
+``num_shards``-th shard. All parts may write into one directory. Parts fitted in separate
+directories are joined with :func:`merge_zoos`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..weight_space import WeightSpace
+
+__all__ = [
+    "ZooConfig",
+    "ZooError",
+    "Zoo",
+    "ZooSplit",
+    "plan_zoo",
+    "build_zoo",
+    "merge_zoos",
+]
+
+FORMAT = "dwsnets-inr-zoo/1"
+SINE_POINTS = 2000
+
+
+class ZooError(RuntimeError):
+    """A zoo on disk is missing, incomplete, corrupt, foreign or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """Everything that determines a zoo's contents (its hash is the ``zoo_id``)."""
+
+    source: str = "digits"
+    hidden: tuple[int, ...] = (32, 32)
+    w0: float = 30.0
+    lr: float = 3e-3
+    max_steps: int = 1000
+    target_psnr: float | None = 40.0
+    views: int = 1
+    seed: int = 0
+    shard_size: int = 1000
+    max_per_split: int | None = None
+    sine_count: int = 10000
+    data_dir: str | None = field(default=None, compare=False)
+
+    def identity(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("data_dir")  # where the images live does not change the zoo
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @property
+    def zoo_id(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    name: str
+    split: str
+    start: int
+    count: int
+
+
+def _split_indices(source: str, n_train_part: int, n_test_part: int, seed: int) -> dict[str, tuple[str, np.ndarray]]:
+    """Split name -> (source part, indices into that part). Seeded, deterministic."""
+    rng = np.random.default_rng(1000 + seed)
+    if source == "digits":
+        order = rng.permutation(n_train_part)
+        n_test, n_val = 360, 180
+        return {
+            "train": ("train", np.sort(order[n_test + n_val :])),
+            "val": ("train", np.sort(order[n_test : n_test + n_val])),
+            "test": ("train", np.sort(order[:n_test])),
+        }
+    if source == "sine":
+        n_val = n_test = n_train_part // 10
+        order = np.arange(n_train_part)
+        return {
+            "train": ("train", order[: n_train_part - n_val - n_test]),
+            "val": ("train", order[n_train_part - n_val - n_test : n_train_part - n_test]),
+            "test": ("train", order[n_train_part - n_test :]),
+        }
+    n_val = 5000 if n_train_part > 20000 else max(1, n_train_part // 12)
+    order = rng.permutation(n_train_part)
+    return {
+        "train": ("train", np.sort(order[n_val:])),
+        "val": ("train", np.sort(order[:n_val])),
+        "test": ("test", np.arange(n_test_part)),
+    }
+
+
+def item_seed(base: int, part: str, image_index: int, view: int, views: int) -> int:
+    """The seed of one INR: depends on the zoo seed and the item only."""
+    part_code = 0 if part == "train" else 1
+    return (base * 1_000_003 + part_code * 10_000_019 + image_index * views + view) % (2**62)
+
+
+@dataclass
+class ZooPlan:
+    config: ZooConfig
+    splits: dict[str, dict[str, Any]]  # split -> {"part", "image_index" (array), "count"}
+    shards: list[ShardPlan]
+    layer_sizes: tuple[int, ...]
+    image_shape: tuple[int, ...] | None
+
+
+def plan_zoo(config: ZooConfig) -> tuple[ZooPlan, dict[str, Any]]:
+    """Work out splits and shards; returns the plan and the loaded source data."""
+    if config.source == "sine":
+        n = config.sine_count
+        rng = np.random.default_rng(2000 + config.seed)
+        data = {
+            "amplitude": rng.uniform(0.1, 1.0, n).astype(np.float32),
+            "frequency": rng.uniform(1.0, 10.0, n).astype(np.float32),
+        }
+        parts = _split_indices("sine", n, 0, config.seed)
+        sizes = (1, *config.hidden, 1)
+        shape = None
+    else:
+        from .images import load_images
+
+        train = load_images(config.source, "train", config.data_dir)
+        test = load_images(config.source, "test", config.data_dir)
+        data = {"train": train, "test": test}
+        parts = _split_indices(config.source, len(train), len(test), config.seed)
+        shape = train.shape
+        sizes = (2, *config.hidden, shape[2])
+    splits: dict[str, dict[str, Any]] = {}
+    shards: list[ShardPlan] = []
+    for split, (part, idx) in parts.items():
+        if config.max_per_split is not None:
+            idx = idx[: config.max_per_split]
+        count = len(idx) * config.views
+        splits[split] = {"part": part, "image_index": idx, "count": count}
+        for k, start in enumerate(range(0, count, config.shard_size)):
+            shards.append(ShardPlan(f"{split}-{k:05d}", split, start, min(config.shard_size, count - start)))
+    return ZooPlan(config, splits, shards, sizes, shape), data
+
+
+# ---------------------------------------------------------------------- files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    _atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def _manifest(plan: ZooPlan) -> dict[str, Any]:
+    cfg = plan.config
+    return {
+        "format": FORMAT,
+        "zoo_id": cfg.zoo_id,
+        "config": cfg.identity(),
+        "source": cfg.source,
+        "layer_sizes": list(plan.layer_sizes),
+        "image_shape": list(plan.image_shape) if plan.image_shape else None,
+        "splits": {s: {"part": v["part"], "count": v["count"]} for s, v in plan.splits.items()},
+        "split_order": list(plan.splits),
+        "shards": [asdict(s) for s in plan.shards],
+        "psnr_peak": 1.0,
+    }
+
+
+# ---------------------------------------------------------------------- building
+
+
+def _shard_targets(plan: ZooPlan, data: dict[str, Any], shard: ShardPlan) -> tuple[Tensor, Tensor, dict[str, np.ndarray]]:
+    """Coordinates, targets and per-INR metadata of one shard."""
+    from ..inr.siren import coordinate_grid
+
+    cfg = plan.config
+    split = plan.splits[shard.split]
+    items = np.arange(shard.start, shard.start + shard.count)
+    image_pos, views = items // cfg.views, items % cfg.views
+    image_index = split["image_index"][image_pos]
+    part = split["part"]
+    seeds = np.array([item_seed(cfg.seed, part, int(i), int(v), cfg.views) for i, v in zip(image_index, views)])
+    meta = {"image_index": image_index.astype(np.int64), "view": views.astype(np.int64), "seed": seeds.astype(np.int64)}
+    if cfg.source == "sine":
+        x = torch.linspace(-math.pi, math.pi, SINE_POINTS)
+        amp = data["amplitude"][image_index]
+        freq = data["frequency"][image_index]
+        targets = torch.from_numpy(amp)[:, None, None] * torch.sin(torch.from_numpy(freq)[:, None] * x)[..., None]
+        meta.update(label=np.full(len(items), -1, np.int64), amplitude=amp, frequency=freq)
+        return x[:, None], targets.float(), meta
+    images = data[part].images[image_index]  # (n, H, W, C)
+    h, w, c = images.shape[1:]
+    meta["label"] = data[part].labels[image_index].astype(np.int64)
+    return coordinate_grid(h, w), torch.from_numpy(images.reshape(len(items), h * w, c)), meta
+
+
+def build_zoo(
+    out_dir: str | Path,
+    config: ZooConfig,
+    *,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    device: str | torch.device = "cpu",
+    chunk: int = 128,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Fit (or finish fitting) a zoo in ``out_dir``; returns a summary of this run.
+
+    Only shards ``k`` with ``k % num_shards == shard_index`` are fitted by this call.
+    ``on_progress`` receives dicts with ``event`` in ``{"plan", "step", "shard_done"}``.
+    """
+    from ..inr.fitting import fit_sirens
+
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard index {shard_index} is not in 0..{num_shards - 1}")
+    out = Path(out_dir)
+    plan, data = plan_zoo(config)
+    manifest = _manifest(plan)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    existing = out / "manifest.json"
+    if existing.exists():
+        try:
+            old = json.loads(existing.read_text())
+        except json.JSONDecodeError as exc:
+            raise ZooError(f"{existing} is not valid JSON ({exc}); remove it to start this zoo again") from exc
+        if old.get("zoo_id") != manifest["zoo_id"]:
+            raise ZooError(
+                f"{out} holds a zoo made with other settings ({_diff(old.get('config', {}), manifest['config'])}); "
+                "use another directory, or delete this one to rebuild it"
+            )
+    else:
+        _atomic_write_json(existing, manifest)
+
+    mine = [s for k, s in enumerate(plan.shards) if k % num_shards == shard_index]
+    todo = [s for s in mine if not _shard_complete(out, s, manifest["zoo_id"])]
+    total_inrs = sum(s.count for s in todo)
+    if on_progress:
+        on_progress({"event": "plan", "shards": len(mine), "todo": len(todo), "inrs": total_inrs,
+                     "skipped_inrs": sum(s.count for s in mine) - total_inrs})
+    t_start = time.perf_counter()
+    inr_steps = 0
+    fitted = 0
+    for shard in todo:
+        coords, targets, meta = _shard_targets(plan, data, shard)
+        counters = {"steps": 0}
+
+        def progress(finished: int, active: int, step: int, mean_psnr: float, _shard=shard) -> None:
+            counters["steps"] += active
+            if on_progress:
+                on_progress({"event": "step", "shard": _shard.name, "finished": fitted + finished,
+                             "active": active, "step": step, "mean_psnr": mean_psnr,
+                             "inr_steps": inr_steps + counters["steps"], "elapsed": time.perf_counter() - t_start})
+
+        result = fit_sirens(
+            coords.to(device), targets.to(device), meta["seed"].tolist(), hidden=config.hidden, w0=config.w0,
+            lr=config.lr, max_steps=config.max_steps, target_psnr=config.target_psnr, chunk=chunk,
+            progress=progress,
+        )
+        inr_steps += int(result.steps.sum())
+        fitted += shard.count
+        tensors = {}
+        for m in range(len(result.params) // 2):
+            tensors[f"weight{m + 1}"] = result.params[2 * m].detach().float().cpu().contiguous()
+            tensors[f"bias{m + 1}"] = result.params[2 * m + 1].detach().float().cpu().contiguous()
+        tensors["psnr"] = result.psnr.float().cpu()
+        tensors["steps"] = result.steps.cpu()
+        for key, value in meta.items():
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(value))
+        _write_shard(out, shard, tensors, manifest["zoo_id"], config.target_psnr)
+        if on_progress:
+            on_progress({"event": "shard_done", "shard": shard.name, "finished": fitted,
+                         "inr_steps": inr_steps, "elapsed": time.perf_counter() - t_start})
+    return {"fitted_inrs": fitted, "inr_steps": inr_steps, "seconds": time.perf_counter() - t_start,
+            "skipped_shards": len(mine) - len(todo), "shards": len(mine)}
+
+
+def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id: str, target: float | None) -> None:
+    from safetensors.torch import save
+
+    # one metadata key holding sorted JSON: safetensors writes several keys in random order,
+    # which would make identical shards differ byte for byte
+    info = json.dumps({"format": FORMAT, "zoo_id": zoo_id, "shard": shard.name, "split": shard.split,
+                       "start": shard.start, "count": shard.count}, sort_keys=True)
+    blob = save(tensors, metadata={"dwsnets": info})
+    path = out / "shards" / f"{shard.name}.safetensors"
+    _atomic_write_bytes(path, blob)
+    psnr = tensors["psnr"].double()
+    record = {
+        "shard": shard.name, "split": shard.split, "start": shard.start, "count": shard.count,
+        "zoo_id": zoo_id, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
+        "psnr_median": float(psnr.median()), "psnr_min": float(psnr.min()),
+        "reached_target": int((psnr >= target).sum()) if target is not None else None,
+        "inr_steps": int(tensors["steps"].sum()),
+    }
+    _atomic_write_json(out / "shards" / f"{shard.name}.json", record)
+
+
+def _shard_complete(out: Path, shard: ShardPlan, zoo_id: str) -> bool:
+    record_path = out / "shards" / f"{shard.name}.json"
+    path = out / "shards" / f"{shard.name}.safetensors"
+    if not record_path.exists() or not path.exists():
+        return False
+    try:
+        record = json.loads(record_path.read_text())
+    except json.JSONDecodeError:
+        return False
+    if record.get("zoo_id") != zoo_id or record.get("count") != shard.count:
+        return False
+    return path.stat().st_size == record.get("bytes") and _sha256(path) == record.get("sha256")
+
+
+def _diff(a: dict, b: dict) -> str:
+    keys = sorted(set(a) | set(b))
+    parts = [f"{k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in keys if a.get(k) != b.get(k)]
+    return "; ".join(parts) or "different format"
+
+
+# ---------------------------------------------------------------------- reading
+
+
+@dataclass
+class ZooSplit:
+    """One split of a zoo: the INRs as a weight space, labels and per-INR information."""
+
+    weights: WeightSpace
+    labels: Tensor
+    info: dict[str, Tensor]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class Zoo:
+    """A zoo directory opened for reading: ``Zoo(path).load("train")``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not manifest_path.exists():
+            raise ZooError(
+                f"no zoo at {self.path} (manifest.json missing); create one with `dwsnets fit-inrs --out {self.path}`"
+            )
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ZooError(f"{manifest_path} is not valid JSON ({exc})") from exc
+        if self.manifest.get("format") != FORMAT:
+            raise ZooError(f"{manifest_path} is not a dwsnets INR zoo manifest (format {self.manifest.get('format')!r})")
+        self.zoo_id: str = self.manifest["zoo_id"]
+        self.layer_sizes = tuple(self.manifest["layer_sizes"])
+        self.shards = [ShardPlan(**s) for s in self.manifest["shards"]]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest["config"]
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.manifest.get("split_order", self.manifest["splits"]))
+
+    def split_size(self, split: str) -> int:
+        self._check_split(split)
+        return self.manifest["splits"][split]["count"]
+
+    def _check_split(self, split: str) -> None:
+        if split not in self.manifest["splits"]:
+            raise ZooError(f"zoo {self.path} has no split {split!r}; it has {', '.join(self.splits)}")
+
+    def missing_shards(self, split: str | None = None) -> list[str]:
+        return [s.name for s in self.shards if (split is None or s.split == split)
+                and not (self.path / "shards" / f"{s.name}.json").exists()]
+
+    def records(self, split: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for s in self.shards:
+            if split is not None and s.split != split:
+                continue
+            p = self.path / "shards" / f"{s.name}.json"
+            if p.exists():
+                out.append(json.loads(p.read_text()))
+        return out
+
+    def open_shard(self, shard: ShardPlan, verify: bool = True) -> dict[str, Tensor]:
+        """Read one shard, checking it belongs to this zoo and (``verify``) its checksum."""
+        from safetensors.torch import load
+
+        path = self.path / "shards" / f"{shard.name}.safetensors"
+        record_path = path.with_suffix(".json")
+        if not path.exists() or not record_path.exists():
+            raise ZooError(
+                f"shard {shard.name} of zoo {self.path} is not finished; run the same `dwsnets fit-inrs` "
+                "command again to complete the zoo"
+            )
+        record = json.loads(record_path.read_text())
+        blob = path.read_bytes()
+        if verify and (len(blob) != record.get("bytes") or hashlib.sha256(blob).hexdigest() != record.get("sha256")):
+            raise ZooError(
+                f"shard {path} is corrupt (size or checksum differs from its record); delete {path} and "
+                f"{record_path} and run the same `dwsnets fit-inrs` command again to refit it"
+            )
+        try:
+            tensors = load(blob)
+        except Exception as exc:  # noqa: BLE001 - any parse failure means an unreadable file
+            raise ZooError(f"shard {path} is not a readable safetensors file ({exc})") from exc
+        meta = _safetensors_metadata(blob)
+        if meta.get("zoo_id") != self.zoo_id or meta.get("shard") != shard.name:
+            raise ZooError(
+                f"shard {path} belongs to another zoo or position (zoo_id {meta.get('zoo_id')!r}, shard "
+                f"{meta.get('shard')!r}; expected {self.zoo_id!r}, {shard.name!r})"
+            )
+        if tensors["psnr"].shape[0] != shard.count:
+            raise ZooError(f"shard {path} holds {tensors['psnr'].shape[0]} INRs, the manifest plans {shard.count}")
+        return tensors
+
+    def iter_shards(self, split: str, verify: bool = True) -> Iterator[tuple[ShardPlan, dict[str, Tensor]]]:
+        self._check_split(split)
+        for s in self.shards:
+            if s.split == split:
+                yield s, self.open_shard(s, verify)
+
+    def load(self, split: str, *, verify: bool = True, dtype: torch.dtype = torch.float32) -> ZooSplit:
+        """A whole split as one :class:`WeightSpace` ``(N, 1, ...)`` plus labels and info.
+
+        Shards are read one at a time into preallocated tensors, so memory peaks at the
+        split plus one shard.
+        """
+        self._check_split(split)
+        missing = self.missing_shards(split)
+        if missing:
+            raise ZooError(
+                f"split {split!r} of zoo {self.path} is incomplete: {len(missing)} shard(s) not fitted "
+                f"({', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}); run the same `dwsnets fit-inrs` "
+                "command again to finish it"
+            )
+        n = self.split_size(split)
+        sizes = self.layer_sizes
+        m_layers = len(sizes) - 1
+        weights = [torch.empty(n, 1, sizes[m + 1], sizes[m], dtype=dtype) for m in range(m_layers)]
+        biases = [torch.empty(n, 1, sizes[m + 1], dtype=dtype) for m in range(m_layers)]
+        info: dict[str, Tensor] = {}
+        for shard, tensors in self.iter_shards(split, verify):
+            sl = slice(shard.start, shard.start + shard.count)
+            for m in range(m_layers):
+                weights[m][sl, 0] = tensors[f"weight{m + 1}"]
+                biases[m][sl, 0] = tensors[f"bias{m + 1}"]
+            for key, value in tensors.items():
+                if key.startswith(("weight", "bias")):
+                    continue
+                if key not in info:
+                    info[key] = torch.empty((n, *value.shape[1:]), dtype=value.dtype)
+                info[key][sl] = value
+        ws = WeightSpace(weights, biases).check_finite(f"zoo {self.path} split {split!r}")
+        return ZooSplit(ws, info.pop("label"), info)
+
+    def summary(self) -> dict[str, Any]:
+        """PSNR statistics over every finished shard."""
+        psnrs, steps = [], 0
+        for shard in self.shards:
+            if (self.path / "shards" / f"{shard.name}.json").exists():
+                t = self.open_shard(shard, verify=False)
+                psnrs.append(t["psnr"].double())
+                steps += int(t["steps"].sum())
+        if not psnrs:
+            return {"inrs": 0}
+        p = torch.cat(psnrs)
+        target = self.config.get("target_psnr")
+        return {
+            "inrs": int(p.numel()),
+            "planned": sum(s.count for s in self.shards),
+            "psnr_median": float(p.median()),
+            "psnr_p5": float(torch.quantile(p, 0.05)),
+            "psnr_mean": float(p.mean()),
+            "reached_target": float((p >= target).double().mean()) if target is not None else None,
+            "inr_steps": steps,
+        }
+
+
+def _safetensors_metadata(blob: bytes) -> dict[str, str]:
+    if len(blob) < 8:
+        return {}
+    header_len = int.from_bytes(blob[:8], "little")
+    try:
+        header = json.loads(blob[8 : 8 + header_len])
+        return json.loads((header.get("__metadata__") or {}).get("dwsnets", "{}"))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
+        return {}
+
+
+def merge_zoos(out_dir: str | Path, parts: Sequence[str | Path]) -> Zoo:
+    """Join zoos fitted in separate directories (same settings, e.g. one per machine)."""
+    out = Path(out_dir)
+    zoos = [Zoo(p) for p in parts]
+    if not zoos:
+        raise ZooError("no zoo directories to merge")
+    ids = {z.zoo_id for z in zoos}
+    if len(ids) != 1:
+        raise ZooError(f"cannot merge zoos made with different settings (zoo ids {sorted(ids)})")
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    target_manifest = out / "manifest.json"
+    if target_manifest.exists() and json.loads(target_manifest.read_text()).get("zoo_id") != zoos[0].zoo_id:
+        raise ZooError(f"{out} already holds a different zoo")
+    _atomic_write_json(target_manifest, zoos[0].manifest)
+    for z in zoos:
+        for shard in z.shards:
+            src = z.path / "shards" / f"{shard.name}.safetensors"
+            rec = src.with_suffix(".json")
+            if rec.exists() and src.exists() and not (out / "shards" / rec.name).exists():
+                z.open_shard(shard)  # verify before copying
+                _atomic_write_bytes(out / "shards" / src.name, src.read_bytes())
+                _atomic_write_bytes(out / "shards" / rec.name, rec.read_bytes())
+    return Zoo(out)

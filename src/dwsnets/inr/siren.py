@@ -1,0 +1,101 @@
+"""SIREN (Sitzmann et al., 2020): an MLP with sine activations.
+
+``h_{m} = sin(w0 * (W_m h_{m-1} + b_m))`` for every layer but the last, which is linear.
+Initialisation follows the SIREN paper: first-layer weights uniform in
+``[-1/d_in, 1/d_in]``, later weights uniform in ``[-sqrt(6/d_in)/w0, sqrt(6/d_in)/w0]``,
+biases uniform in ``[-1/sqrt(d_in), 1/sqrt(d_in)]`` (PyTorch's ``nn.Linear`` default,
+as in the reference implementation).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..weight_space import WeightSpace
+
+__all__ = ["Sine", "Siren", "coordinate_grid", "siren_init"]
+
+
+class Sine(nn.Module):
+    """``x -> sin(w0 * x)``."""
+
+    def __init__(self, w0: float = 30.0) -> None:
+        super().__init__()
+        self.w0 = float(w0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.w0 * x)
+
+    def extra_repr(self) -> str:
+        return f"w0={self.w0}"
+
+
+class Siren(nn.Sequential):
+    """A SIREN as ``nn.Sequential(Linear, Sine, Linear, Sine, ..., Linear)``.
+
+    Its ``nn.Linear`` layers are exactly the tensors stored in an INR zoo, so
+    ``Siren.from_weight_space(ws[i])`` evaluates a stored INR and
+    ``WeightSpace.from_modules`` reads SIRENs back.
+
+    Args:
+        layer_sizes: ``(d_in, hidden..., d_out)``; default ``(2, 32, 32, 1)`` for images.
+        w0: frequency factor of every sine (30 in the SIREN paper).
+    """
+
+    def __init__(self, layer_sizes: Sequence[int] = (2, 32, 32, 1), w0: float = 30.0, generator: torch.Generator | None = None) -> None:
+        sizes = tuple(int(s) for s in layer_sizes)
+        layers: list[nn.Module] = []
+        for m, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if m < len(sizes) - 2:
+                layers.append(Sine(w0))
+        super().__init__(*layers)
+        self.layer_sizes = sizes
+        self.w0 = float(w0)
+        params = siren_init(sizes, 1, w0, generator=generator)
+        with torch.no_grad():
+            for m, lin in enumerate(self.linears()):
+                lin.weight.copy_(params[2 * m][0])
+                lin.bias.copy_(params[2 * m + 1][0])
+
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in self if isinstance(m, nn.Linear)]
+
+    @classmethod
+    def from_weight_space(cls, ws: WeightSpace, index: int = 0, w0: float = 30.0) -> "Siren":
+        """The SIREN stored at batch ``index`` of a one-channel weight space."""
+        net = cls(ws.layer_sizes, w0)
+        single = ws[index]
+        with torch.no_grad():
+            for m, lin in enumerate(net.linears()):
+                lin.weight.copy_(single.weights[m][0, 0])
+                lin.bias.copy_(single.biases[m][0, 0])
+        return net.to(ws.device, ws.dtype)
+
+
+def siren_init(
+    layer_sizes: Sequence[int], n: int, w0: float = 30.0, generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> list[Tensor]:
+    """SIREN initial parameters for ``n`` networks: ``[W1, b1, W2, b2, ...]`` with
+    ``W_m: (n, d_m, d_{m-1})`` and ``b_m: (n, d_m)``."""
+    sizes = tuple(layer_sizes)
+    out = []
+    for m, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        bound = 1.0 / a if m == 0 else math.sqrt(6.0 / a) / w0
+        out.append((torch.rand(n, b, a, generator=generator, dtype=dtype) * 2 - 1) * bound)
+        bias_bound = 1.0 / math.sqrt(a)
+        out.append((torch.rand(n, b, generator=generator, dtype=dtype) * 2 - 1) * bias_bound)
+    return out
+
+
+def coordinate_grid(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Pixel-centre-free grid of ``[-1, 1]^d``: ``(prod(shape), d)`` coordinates, row-major
+    (the last axis varies fastest), matching ``image.reshape(-1)``."""
+    axes = [torch.linspace(-1.0, 1.0, s, dtype=dtype) for s in shape]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], dim=1)

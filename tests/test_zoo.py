@@ -1,0 +1,163 @@
+"""Zoo storage: resume, corruption, splits, loading, sharded work, the command line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from dwsnets.cli import main
+from dwsnets.data.images import DataNotFoundError, load_images
+from dwsnets.data.zoo import Zoo, ZooConfig, ZooError, build_zoo, merge_zoos, plan_zoo
+from dwsnets.inr import Siren, coordinate_grid, psnr
+
+SMALL = dict(source="digits", max_per_split=12, shard_size=5, max_steps=60, target_psnr=30.0)
+
+
+@pytest.fixture(autouse=True)
+def _float32():
+    torch.set_default_dtype(torch.float32)
+    yield
+
+
+def _shard_bytes(path):
+    return {p.name: p.read_bytes() for p in sorted((path / "shards").glob("*"))}
+
+
+def test_build_load_and_psnr_matches_weights(tmp_path):
+    build_zoo(tmp_path / "z", ZooConfig(**SMALL))
+    zoo = Zoo(tmp_path / "z")
+    assert zoo.splits == ["train", "val", "test"] and zoo.missing_shards() == []
+    train = zoo.load("train")
+    assert train.weights.layer_sizes == (2, 32, 32, 1) and len(train) == 12
+    images = load_images("digits").images
+    coords = coordinate_grid(8, 8)
+    for i in range(3):
+        net = Siren.from_weight_space(train.weights, i)
+        target = torch.from_numpy(images[int(train.info["image_index"][i])].reshape(64, 1))
+        assert int(train.labels[i]) == int(load_images("digits").labels[int(train.info["image_index"][i])])
+        with torch.no_grad():
+            assert abs(float(psnr(((net(coords) - target) ** 2).mean())) - float(train.info["psnr"][i])) < 1e-3
+
+
+def test_resume_after_interruption_is_byte_identical(tmp_path):
+    build_zoo(tmp_path / "full", ZooConfig(**SMALL))
+    # interrupted run: fit only some shards, and leave a half-written temporary file behind
+    partial = tmp_path / "partial"
+    build_zoo(partial, ZooConfig(**SMALL), shard_index=0, num_shards=3)
+    (partial / "shards" / ".val-00000.safetensors.tmp123").write_bytes(b"half")
+    assert Zoo(partial).missing_shards()
+    with pytest.raises(ZooError, match="incomplete"):
+        Zoo(partial).load("train")
+    result = build_zoo(partial, ZooConfig(**SMALL))
+    assert result["skipped_shards"] > 0
+    full, resumed = _shard_bytes(tmp_path / "full"), _shard_bytes(partial)
+    assert {k: v for k, v in resumed.items() if not k.startswith(".")} == full
+
+
+def test_corrupt_and_foreign_shards_are_detected(tmp_path):
+    build_zoo(tmp_path / "a", ZooConfig(**SMALL))
+    shard = tmp_path / "a" / "shards" / "train-00000.safetensors"
+    blob = bytearray(shard.read_bytes())
+    blob[-5] ^= 0xFF
+    shard.write_bytes(bytes(blob))
+    with pytest.raises(ZooError, match="corrupt"):
+        Zoo(tmp_path / "a").load("train")
+    # the next run refits the damaged shard
+    build_zoo(tmp_path / "a", ZooConfig(**SMALL))
+    Zoo(tmp_path / "a").load("train")
+    # a shard from a zoo with other settings
+    build_zoo(tmp_path / "b", ZooConfig(**{**SMALL, "seed": 1}))
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tmp_path / "b" / "shards" / f"train-00000{suffix}", tmp_path / "a" / "shards" / f"train-00000{suffix}")
+    with pytest.raises(ZooError, match="another zoo"):
+        Zoo(tmp_path / "a").load("train", verify=True)
+    with pytest.raises(ZooError, match="other settings"):
+        build_zoo(tmp_path / "a", ZooConfig(**{**SMALL, "lr": 1e-3}))
+
+
+def test_splits_are_disjoint_and_deterministic():
+    plan_a, _ = plan_zoo(ZooConfig(source="digits"))
+    plan_b, _ = plan_zoo(ZooConfig(source="digits"))
+    sets = {s: set(v["image_index"].tolist()) for s, v in plan_a.splits.items()}
+    assert not (sets["train"] & sets["val"]) and not (sets["train"] & sets["test"]) and not (sets["val"] & sets["test"])
+    assert sum(len(v) for v in sets.values()) == 1797
+    for s in sets:
+        assert np.array_equal(plan_a.splits[s]["image_index"], plan_b.splits[s]["image_index"])
+    plan_c, _ = plan_zoo(ZooConfig(source="digits", seed=3))
+    assert not np.array_equal(plan_a.splits["test"]["image_index"], plan_c.splits["test"]["image_index"])
+
+
+def test_fashion_mnist_style_splits(tmp_path):
+    _write_idx(tmp_path, n_train=240, n_test=30)
+    plan, _ = plan_zoo(ZooConfig(source="mnist", data_dir=str(tmp_path)))
+    counts = {s: v["count"] for s, v in plan.splits.items()}
+    assert counts == {"train": 220, "val": 20, "test": 30}
+
+
+def test_split_work_and_merge(tmp_path):
+    for i in range(2):
+        build_zoo(tmp_path / f"part{i}", ZooConfig(**SMALL), shard_index=i, num_shards=2)
+    merged = merge_zoos(tmp_path / "merged", [tmp_path / "part0", tmp_path / "part1"])
+    assert merged.missing_shards() == []
+    build_zoo(tmp_path / "single", ZooConfig(**SMALL))
+    assert _shard_bytes(tmp_path / "merged") == _shard_bytes(tmp_path / "single")
+    with pytest.raises(ZooError, match="different settings"):
+        build_zoo(tmp_path / "other", ZooConfig(**{**SMALL, "seed": 5}))
+        merge_zoos(tmp_path / "m2", [tmp_path / "part0", tmp_path / "other"])
+
+
+def test_missing_data_and_bad_files(tmp_path):
+    with pytest.raises(DataNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_images("fashion-mnist", data_dir=tmp_path)
+    with pytest.raises(DataNotFoundError, match="--data-dir"):
+        load_images("mnist")
+    with pytest.raises(DataNotFoundError, match="data_batch_1"):
+        load_images("cifar10", data_dir=tmp_path)
+    _write_idx(tmp_path, 10, 5)
+    raw = (tmp_path / "train-images-idx3-ubyte").read_bytes()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(raw[:-7])
+    with pytest.raises(ValueError, match="truncated"):
+        load_images("idx", data_dir=tmp_path)
+    with pytest.raises(ZooError, match="no zoo"):
+        Zoo(tmp_path / "nothing")
+    build_zoo(tmp_path / "z", ZooConfig(**SMALL))
+    with pytest.raises(ZooError, match="no split 'holdout'"):
+        Zoo(tmp_path / "z").load("holdout")
+
+
+def test_sine_zoo(tmp_path):
+    build_zoo(tmp_path / "s", ZooConfig(source="sine", sine_count=30, shard_size=8, max_steps=80, target_psnr=30.0))
+    split = Zoo(tmp_path / "s").load("test")
+    assert split.weights.layer_sizes == (1, 32, 32, 1) and len(split) == 3
+    assert {"amplitude", "frequency"} <= set(split.info)
+
+
+def test_cli_fit_inrs(tmp_path, capsys):
+    args = ["fit-inrs", "--out", str(tmp_path / "z"), "--max-per-split", "6", "--shard-size", "4",
+            "--steps", "60", "--target-psnr", "30"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "PSNR median" in out and (tmp_path / "z" / "reconstructions.png").exists()
+    assert main(args) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert main(["zoo-info", str(tmp_path / "z")]) == 0
+    assert json.loads(capsys.readouterr().out)["inrs"] == 18
+    assert main(["fit-inrs", "--out", str(tmp_path / "f"), "--source", "mnist"]) == 2
+    assert "--data-dir" in capsys.readouterr().err
+
+
+def _write_idx(root, n_train, n_test):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 6, 6), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        (root / f"{prefix}-images-idx3-ubyte").write_bytes(
+            bytes([0, 0, 8, 3]) + b"".join(int(x).to_bytes(4, "big") for x in (n, 6, 6)) + images.tobytes()
+        )
+        with gzip.open(root / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(bytes([0, 0, 8, 1]) + int(n).to_bytes(4, "big") + labels.tobytes())
