@@ -70,9 +70,18 @@ def test_torchrun_two_processes_match_one(zoo, tmp_path):
                           "-m", "dwsnets.cli", *args, "--out", str(tmp_path / "two")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
-    a = torch.load(tmp_path / "one" / "last.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "two" / "last.pt", weights_only=False)["model"]
-    assert _states_equal(a, b, atol=1e-4)
+    a = torch.load(tmp_path / "one" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
+    # the same training up to float rounding: validation metrics agree closely; parameters
+    # too, within a tolerance set by Adam, which turns the rounding noise in the (zero)
+    # gradient of a bias that feeds batch norm into steps of learning-rate size
+    for ha, hb in zip(a["history"], b["history"]):
+        assert abs(ha["val_loss"] - hb["val_loss"]) < 1e-3 and abs(ha["train_loss"] - hb["train_loss"]) < 1e-3
+    assert _states_equal(a["model"], b["model"], atol=2e-2)
+    # control: the work really was split (with every rank on the whole batch, the results
+    # would match too)
+    assert a["history"][0]["world_size"] == 1 and b["history"][0]["world_size"] == 2
+    assert b["history"][0]["samples_per_rank"] * 2 == a["history"][0]["samples_per_rank"]
 
 
 def test_alignment_recovers_permuted_copies():

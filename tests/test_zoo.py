@@ -44,6 +44,12 @@ def test_build_load_and_psnr_matches_weights(tmp_path):
             assert abs(float(psnr(((net(coords) - target) ** 2).mean())) - float(train.info["psnr"][i])) < 1e-3
 
 
+def test_recheck_psnr_from_stored_weights(tmp_path):
+    build_zoo(tmp_path / "z", ZooConfig(**SMALL))
+    check = Zoo(tmp_path / "z").recheck_psnr()
+    assert check["rechecked"] == 36 and check["max_abs_psnr_difference_db"] < 1e-3
+
+
 def test_resume_after_interruption_is_byte_identical(tmp_path):
     build_zoo(tmp_path / "full", ZooConfig(**SMALL))
     # interrupted run: fit only some shards, and leave a half-written temporary file behind

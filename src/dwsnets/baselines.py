@@ -195,7 +195,7 @@ class NeuronDeepSets(nn.Module):
 def build_model(name: str, layer_sizes: Sequence[int], num_classes: int, **kwargs: Any) -> nn.Module:
     """A model of the table by name (see :data:`MODEL_DEFAULTS`)."""
     if name == "dwsnet":
-        args = {"hidden_channels": 32, "num_layers": 5, "head_hidden": (256,), "dropout": 0.0}
+        args = {"hidden_channels": 32, "num_layers": 5, "head_hidden": (256,), "dropout": 0.0, "norm": "batch"}
         args.update(kwargs)
         return DWSNet(layer_sizes, num_classes, **args)
     if name in ("mlp", "mlp-aug"):

@@ -92,8 +92,31 @@ def _entry_dims(t: Tensor) -> list[int]:
     return list(range(2, t.dim()))
 
 
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _batch_moments(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
+    """Per-feature (variance, mean) over ``dims``; across all processes when training under
+    torch.distributed, so data-parallel training normalises like one process would."""
+    if _world_size() == 1:
+        return torch.var_mean(x, dim=dims, correction=0)
+    from torch.distributed.nn.functional import all_reduce
+
+    count = torch.full((1,), float(x.numel() // x.shape[-1]), dtype=x.dtype, device=x.device)
+    sums = all_reduce(torch.cat([x.sum(dim=dims), (x * x).sum(dim=dims), count]))
+    f = x.shape[-1]
+    n = sums[-1]
+    mean = sums[:f] / n
+    return (sums[f : 2 * f] / n - mean * mean).clamp_min(0.0), mean
+
+
 class WSBatchNorm(nn.Module):
     """Batch normalisation with one mean and variance per tensor and channel.
+
+    Under torch.distributed the statistics are synchronised across processes.
 
     Statistics pool the batch and every entry of the tensor (hidden and fixed axes); the
     learnable scale and shift are per tensor and channel. Running averages are used in
@@ -145,7 +168,7 @@ class WSBatchNorm(nn.Module):
             idx = list(slot.members)
             if self.training:
                 # per feature, then per (tensor, channel) over the tensor's fixed entries
-                var_f, mean_f = torch.var_mean(x, dim=dims, correction=0)
+                var_f, mean_f = _batch_moments(x, dims)
                 means, variances = [], []
                 for f, m_f, v_f in zip(fixed, mean_f.split([k * c for k in fixed]), var_f.split([k * c for k in fixed])):
                     m_f, v_f = m_f.view(f, c), v_f.view(f, c)
@@ -154,7 +177,8 @@ class WSBatchNorm(nn.Module):
                     variances.append((v_f + m_f * m_f).mean(0) - mean * mean)
                 mean, var = torch.stack(means), torch.stack(variances)
                 with torch.no_grad():
-                    n = torch.tensor([x.numel() // x.shape[-1] * f for f in fixed], dtype=var.dtype, device=var.device)
+                    n = torch.tensor([x.numel() // x.shape[-1] * f * _world_size() for f in fixed],
+                                     dtype=var.dtype, device=var.device)
                     unbiased = var * (n / (n - 1).clamp_min(1))[:, None]
                     self.running_mean[idx] = torch.lerp(self.running_mean[idx], mean.to(self.running_mean.dtype), self.momentum)
                     self.running_var[idx] = torch.lerp(self.running_var[idx], unbiased.to(self.running_var.dtype), self.momentum)

@@ -264,8 +264,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     zoo_dir = Path(args.zoo_dir)
-    print(f"[1/3] fitting one SIREN per image of scikit-learn's digits into {zoo_dir} "
-          "(resumes if interrupted)", flush=True)
+    print(f"[1/3] fitting {args.views} SIREN(s) per image of scikit-learn's digits (each from its own seed) "
+          f"into {zoo_dir} (resumes if interrupted)", flush=True)
     bar = {}
 
     def on_progress(event: dict) -> None:
@@ -276,7 +276,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             bar["b"].update(event["finished"] - bar["done"])
             bar["done"] = event["finished"]
 
-    build_zoo(zoo_dir, ZooConfig(source="digits"), on_progress=on_progress)
+    build_zoo(zoo_dir, ZooConfig(source="digits", views=args.views), on_progress=on_progress)
     if bar.get("b") is not None:
         bar["b"].close()
     summary = Zoo(zoo_dir).summary()
@@ -391,7 +391,9 @@ def cmd_zoo_info(args: argparse.Namespace) -> int:
                 for _ in zoo.iter_shards(split, verify=True) if not zoo.missing_shards(split) else ():
                     pass
         summary = zoo.summary()
-    except ZooError as exc:
+        if args.recheck_psnr:
+            summary.update(zoo.recheck_psnr(args.data_dir))
+    except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"path": str(zoo.path), "zoo_id": zoo.zoo_id, "layer_sizes": zoo.layer_sizes,
@@ -416,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dwsnets", description="Learning on the weights of neural networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="main job: digits INR zoo, DWSNet vs MLP (minutes on a CPU)")
-    demo.add_argument("--zoo-dir", default="zoos/digits")
+    demo.add_argument("--zoo-dir", default="zoos/digits-8views")
+    demo.add_argument("--views", type=int, default=8, help="INRs per digit image (more training INRs)")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--batch-size", type=int, default=64)
     demo.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -425,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--networks", type=int, default=2000)
     demo.add_argument("--hidden", type=int, default=16)
     demo.add_argument("--classes", type=int, default=4)
-    demo.add_argument("--epochs", type=int, default=40)
+    demo.add_argument("--epochs", type=int, default=10)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     demo.set_defaults(func=cmd_demo)
@@ -492,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("zoo-info", help="verify a zoo and print its statistics")
     info.add_argument("zoo")
     info.add_argument("--no-verify", action="store_true", help="skip checksum verification")
+    info.add_argument("--recheck-psnr", action="store_true",
+                      help="re-evaluate every INR from its stored weights and compare with the stored PSNR")
+    info.add_argument("--data-dir", help="where the zoo's source images are (for --recheck-psnr)")
     info.set_defaults(func=cmd_zoo_info)
 
     merge = sub.add_parser("merge-zoos", help="join zoo parts fitted in separate directories")

@@ -307,7 +307,8 @@ class Trainer:
             val = self._evaluate(model, val_ws, val_y)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"],
                       "val_accuracy": val["accuracy"], "lr": sched.get_last_lr()[0], "epoch_seconds": epoch_time,
-                      "inrs_per_second": len(train_y) / epoch_time}
+                      "inrs_per_second": len(train_y) / epoch_time, "world_size": self.world,
+                      "samples_per_rank": seen}
             history.append(record)
             improved = val["accuracy"] > best_acc
             best_acc = max(best_acc, val["accuracy"])

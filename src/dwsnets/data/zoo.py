@@ -499,6 +499,28 @@ class Zoo:
         ws = WeightSpace(weights, biases).check_finite(f"zoo {self.path} split {split!r}")
         return ZooSplit(ws, info.pop("label"), info)
 
+    def recheck_psnr(self, data_dir: str | None = None, chunk: int = 512) -> dict[str, Any]:
+        """Re-evaluate every finished INR from its stored weights against its source data and
+        compare with the stored PSNR; returns the largest absolute difference (dB)."""
+        from ..inr.fitting import evaluate_sirens, psnr
+
+        cfg = dict(self.config)
+        cfg["hidden"] = tuple(cfg["hidden"])
+        plan, data = plan_zoo(ZooConfig(**cfg, data_dir=data_dir))
+        worst, count = 0.0, 0
+        for shard in self.shards:
+            if not (self.path / "shards" / f"{shard.name}.json").exists():
+                continue
+            tensors = self.open_shard(shard)
+            coords, targets, _ = _shard_targets(plan, data, shard)
+            params = []
+            for m in range(len(self.layer_sizes) - 1):
+                params += [tensors[f"weight{m + 1}"], tensors[f"bias{m + 1}"]]
+            again = psnr(evaluate_sirens(coords, targets, params, w0=cfg["w0"], chunk=chunk))
+            worst = max(worst, float((again - tensors["psnr"]).abs().max()))
+            count += shard.count
+        return {"rechecked": count, "max_abs_psnr_difference_db": worst}
+
     def summary(self) -> dict[str, Any]:
         """PSNR statistics over every finished shard."""
         psnrs, steps = [], 0
