@@ -228,9 +228,9 @@ def _markdown(results: dict[str, list[float]], source: str, note: str) -> str:
              "| model | test accuracy (mean ± std) | seeds | paper |", "|---|---|---|---|"]
     for model, accs in results.items():
         t = torch.tensor(accs, dtype=torch.float64) * 100
-        std = float(t.std()) if len(accs) > 1 else 0.0
+        spread = f"± {float(t.std()):.2f}" if len(accs) > 1 else "(one seed, no spread)"
         ref = f"{paper[model]:.2f}" if model in paper else "-"
-        lines.append(f"| {MODEL_NAMES.get(model, model)} | {float(t.mean()):.2f} ± {std:.2f} | {len(accs)} | {ref} |")
+        lines.append(f"| {MODEL_NAMES.get(model, model)} | {float(t.mean()):.2f} {spread} | {len(accs)} | {ref} |")
     return "\n".join(lines) + "\n"
 
 
