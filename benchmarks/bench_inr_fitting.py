@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from dwsnets.inr import Siren, coordinate_grid, fit_sirens, siren_init
 from dwsnets.utils import tune_cpu_allocator

@@ -157,6 +157,19 @@ def test_cli_fit_inrs(tmp_path, capsys):
     assert "--data-dir" in capsys.readouterr().err
 
 
+def test_cli_preview_reads_images_from_data_dir(tmp_path, capsys):
+    """The picture needs the source images: for --data-dir sources it must look there."""
+    _write_idx(tmp_path, n_train=24, n_test=6)
+    args = ["fit-inrs", "--source", "idx", "--data-dir", str(tmp_path), "--out", str(tmp_path / "z"),
+            "--max-per-split", "4", "--shard-size", "4", "--steps", "20", "--target-psnr", "0"]
+    assert main(args) == 0
+    assert "picture:" in capsys.readouterr().out and (tmp_path / "z" / "reconstructions.png").exists()
+    sine = ["fit-inrs", "--source", "sine", "--sine-count", "20", "--out", str(tmp_path / "s"),
+            "--shard-size", "8", "--steps", "20"]
+    assert main(sine) == 0
+    assert (tmp_path / "s" / "reconstructions.png").exists()
+
+
 def _write_idx(root, n_train, n_test):
     rng = np.random.default_rng(0)
     for prefix, n in (("train", n_train), ("t10k", n_test)):

@@ -37,6 +37,36 @@ def _progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+class _FitProgress:
+    """Progress bar for :func:`dwsnets.data.zoo.build_zoo` events (INRs done, INR-steps/s,
+    mean PSNR of the INRs still fitting)."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.bar, self.done = label, None, 0
+
+    def __call__(self, event: dict) -> None:
+        if event["event"] == "plan":
+            print(f"{self.label}: {event['shards']} shard(s) for this process, {event['todo']} to fit "
+                  f"({event['inrs']} INRs; {event['skipped_inrs']} already done)", flush=True)
+            if event["inrs"]:
+                self.bar = _progress(total=event["inrs"], unit="INR", desc="fitting", smoothing=0.05,
+                                     mininterval=1.0, dynamic_ncols=True)
+            return
+        if self.bar is None:
+            return
+        if event["finished"] > self.done:
+            self.bar.update(event["finished"] - self.done)
+            self.done = event["finished"]
+        if event["event"] == "step" and event["step"] % 10 == 0:
+            rate = event["inr_steps"] / max(event["elapsed"], 1e-9)
+            self.bar.set_postfix_str(f"{event['shard']} step {event['step']} active {event['active']} "
+                                     f"{rate:,.0f} INR-steps/s mean {event['mean_psnr']:.1f} dB")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _train_classifier(model, train_x, train_y, test_x, test_y, epochs, lr, batch, desc, augment=None):
     """Minimal AdamW + one-cycle loop used by the demo; returns test accuracy."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
@@ -266,19 +296,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     zoo_dir = Path(args.zoo_dir)
     print(f"[1/3] fitting {args.views} SIREN(s) per image of scikit-learn's digits (each from its own seed) "
           f"into {zoo_dir} (resumes if interrupted)", flush=True)
-    bar = {}
-
-    def on_progress(event: dict) -> None:
-        if event["event"] == "plan":
-            bar["b"] = _progress(total=event["inrs"], unit="INR", desc="fitting", mininterval=1.0) if event["inrs"] else None
-            bar["done"] = 0
-        elif bar.get("b") is not None and event["finished"] > bar["done"]:
-            bar["b"].update(event["finished"] - bar["done"])
-            bar["done"] = event["finished"]
-
-    build_zoo(zoo_dir, ZooConfig(source="digits", views=args.views), on_progress=on_progress)
-    if bar.get("b") is not None:
-        bar["b"].close()
+    progress = _FitProgress(str(zoo_dir))
+    try:
+        build_zoo(zoo_dir, ZooConfig(source="digits", views=args.views), on_progress=progress)
+    finally:
+        progress.close()
     summary = Zoo(zoo_dir).summary()
     print(f"      {summary['inrs']} INRs, PSNR median {summary['psnr_median']:.1f} dB", flush=True)
     args.max_train, args.lr, args.weight_decay, args.noise, args.entry_dropout = None, None, 5e-4, 0.0, 0.0
@@ -314,9 +336,8 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def cmd_fit_inrs(args: argparse.Namespace) -> int:
-    from .data.images import DataNotFoundError
     from .data.preview import save_reconstruction_grid
-    from .data.zoo import Zoo, ZooConfig, ZooError, build_zoo
+    from .data.zoo import Zoo, ZooConfig, build_zoo
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -327,36 +348,15 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         seed=args.seed, shard_size=args.shard_size, max_per_split=args.max_per_split, sine_count=args.sine_count,
         data_dir=args.data_dir,
     )
-    state: dict = {}
-
-    def on_progress(event: dict) -> None:
-        if event["event"] == "plan":
-            print(f"{args.out}: {event['shards']} shard(s) for this process, {event['todo']} to fit "
-                  f"({event['inrs']} INRs; {event['skipped_inrs']} already done)", flush=True)
-            state["bar"] = _progress(total=event["inrs"], unit="INR", desc="fitting", smoothing=0.05, mininterval=1.0,
-                                     dynamic_ncols=True) if event["inrs"] else None
-            state["done"] = 0
-            return
-        bar = state.get("bar")
-        if bar is None:
-            return
-        if event["finished"] > state["done"]:
-            bar.update(event["finished"] - state["done"])
-            state["done"] = event["finished"]
-        if event["event"] == "step" and event["step"] % 10 == 0:
-            rate = event["inr_steps"] / max(event["elapsed"], 1e-9)
-            bar.set_postfix_str(f"{event['shard']} step {event['step']} active {event['active']} "
-                                f"{rate:,.0f} INR-steps/s mean {event['mean_psnr']:.1f} dB")
-
+    progress = _FitProgress(args.out)
     try:
         result = build_zoo(args.out, config, shard_index=index, num_shards=count, device=args.device,
-                           chunk=args.chunk, on_progress=on_progress)
-    except (DataNotFoundError, ZooError, ValueError) as exc:
+                           chunk=args.chunk, on_progress=progress)
+    except (*USER_ERRORS, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        if state.get("bar") is not None:
-            state["bar"].close()
+        progress.close()
     zoo = Zoo(args.out)
     summary = zoo.summary()
     rate = result["inr_steps"] / result["seconds"] if result["seconds"] > 0 else float("nan")
@@ -372,7 +372,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
             print(f"{len(missing)} shard(s) still to fit (other --shard parts, or run this command again)")
         if not args.no_preview:
             try:
-                path = save_reconstruction_grid(args.out)
+                path = save_reconstruction_grid(args.out, data_dir=args.data_dir)
                 print(f"picture: {path}")
             except Exception as exc:  # noqa: BLE001 - a failed preview must not fail the fit
                 print(f"(no preview picture: {exc})")
@@ -382,15 +382,11 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
 def cmd_zoo_info(args: argparse.Namespace) -> int:
     import json
 
-    from .data.zoo import Zoo, ZooError
+    from .data.zoo import Zoo
 
     try:
         zoo = Zoo(args.zoo)
-        for split in zoo.splits:
-            if not args.no_verify:
-                for _ in zoo.iter_shards(split, verify=True) if not zoo.missing_shards(split) else ():
-                    pass
-        summary = zoo.summary()
+        summary = zoo.summary(verify=not args.no_verify)
         if args.recheck_psnr:
             summary.update(zoo.recheck_psnr(args.data_dir))
     except USER_ERRORS as exc:

@@ -192,10 +192,11 @@ class Trainer:
         self.model = build_model(self.config.model, self.zoo.layer_sizes, self.num_classes, **self.config.model_args)
         return self.model
 
-    def _check_run_dir(self) -> dict[str, Any] | None:
+    def _check_run_dir(self) -> None:
+        """Refuse to continue a run made on another zoo or with other settings."""
         cfg_path = self.run_dir / "config.json"
         if not cfg_path.exists():
-            return None
+            return
         saved = json.loads(cfg_path.read_text())
         if saved.get("zoo_id") != self.zoo.zoo_id:
             raise TrainingError(
@@ -206,7 +207,6 @@ class Trainer:
             raise TrainingError(
                 f"run {self.run_dir} was started with other settings; use a new --out directory or the same settings"
             )
-        return saved
 
     # -------------------------------------------------------------- training
 

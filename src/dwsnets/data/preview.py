@@ -5,23 +5,23 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 __all__ = ["save_reconstruction_grid"]
 
 
-def save_reconstruction_grid(zoo_dir: str | Path, out_path: str | Path | None = None, count: int = 8) -> Path:
+def save_reconstruction_grid(
+    zoo_dir: str | Path, out_path: str | Path | None = None, count: int = 8, data_dir: str | None = None
+) -> Path:
     """Write a PNG: for the first ``count`` INRs of the first finished shard, the source
-    image (or sine wave) beside the INR's reconstruction, titled with the stored PSNR."""
+    image (or sine wave) beside the INR's reconstruction, titled with the stored PSNR.
+    ``data_dir``: where the zoo's source images are (as given to ``fit-inrs``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..inr.fitting import _forward_backward
-    from ..inr.siren import coordinate_grid
-    from .zoo import SINE_POINTS, Zoo, _shard_targets, plan_zoo, ZooConfig
+    from .zoo import Zoo, _shard_targets, plan_zoo
 
     zoo = Zoo(zoo_dir)
     records = zoo.records()
@@ -30,29 +30,26 @@ def save_reconstruction_grid(zoo_dir: str | Path, out_path: str | Path | None = 
     shard = next(s for s in zoo.shards if s.name == records[0]["shard"])
     tensors = zoo.open_shard(shard)
     n = min(count, shard.count)
-    cfg = dict(zoo.config)
-    cfg["hidden"] = tuple(cfg["hidden"])
-    config = ZooConfig(**cfg, data_dir=None)
+    config = zoo.zoo_config(data_dir)
+    plan, data = plan_zoo(config)
+    coords, targets, _ = _shard_targets(plan, data, shard)
+    src = targets[:n]
     params = []
     for m in range(len(zoo.layer_sizes) - 1):
         params += [tensors[f"weight{m + 1}"][:n], tensors[f"bias{m + 1}"][:n]]
     out_path = Path(out_path) if out_path else zoo.path / "reconstructions.png"
+    recon = _predict(coords, params, config.w0)
     if config.source == "sine":
-        x = torch.linspace(-math.pi, math.pi, SINE_POINTS)
+        x = coords[:, 0]
         amp, freq = tensors["amplitude"][:n], tensors["frequency"][:n]
-        target = amp[:, None, None] * torch.sin(freq[:, None] * x)[..., None]
-        recon = _predict(x[:, None], params, config.w0, target)
         fig, axes = plt.subplots(2, math.ceil(n / 2), figsize=(3 * math.ceil(n / 2), 5), squeeze=False)
         for i, ax in enumerate(axes.flat[:n]):
-            ax.plot(x, target[i, :, 0], label="target", lw=2)
+            ax.plot(x, src[i, :, 0], label="target", lw=2)
             ax.plot(x, recon[i, :, 0], "--", label="INR")
             ax.set_title(f"{float(amp[i]):.2f} sin({float(freq[i]):.2f} x)  {float(tensors['psnr'][i]):.1f} dB", fontsize=8)
         axes.flat[0].legend(fontsize=7)
     else:
         h, w, c = zoo.manifest["image_shape"]
-        recon = _predict(coordinate_grid(h, w), params, config.w0, torch.zeros(n, h * w, c))
-        plan, data = plan_zoo(ZooConfig(**{**cfg}, data_dir=zoo.config.get("data_dir")))
-        _, src, _ = _shard_targets(plan, data, shard)
         fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
         for i in range(n):
             for row, img in ((0, src[i]), (1, recon[i])):
@@ -70,7 +67,7 @@ def save_reconstruction_grid(zoo_dir: str | Path, out_path: str | Path | None = 
     return out_path
 
 
-def _predict(coords: torch.Tensor, params: list[torch.Tensor], w0: float, like: torch.Tensor) -> torch.Tensor:
+def _predict(coords: torch.Tensor, params: list[torch.Tensor], w0: float) -> torch.Tensor:
     """SIREN outputs ``(n, P, d_out)`` for stacked parameters."""
     n = params[0].shape[0]
     h = coords.unsqueeze(0).expand(n, -1, -1)
@@ -79,5 +76,4 @@ def _predict(coords: torch.Tensor, params: list[torch.Tensor], w0: float, like: 
         for m in range(layers):
             z = torch.baddbmm(params[2 * m + 1].unsqueeze(1), h, params[2 * m].transpose(1, 2))
             h = torch.sin(w0 * z) if m < layers - 1 else z
-    del like
     return h

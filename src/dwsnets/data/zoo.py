@@ -413,19 +413,24 @@ class Zoo:
         if split not in self.manifest["splits"]:
             raise ZooError(f"zoo {self.path} has no split {split!r}; it has {', '.join(self.splits)}")
 
+    def zoo_config(self, data_dir: str | None = None) -> ZooConfig:
+        """The settings this zoo was built with (``data_dir`` is not stored: pass it)."""
+        cfg = dict(self.config)
+        cfg["hidden"] = tuple(cfg["hidden"])
+        return ZooConfig(**cfg, data_dir=data_dir)
+
+    def _finished(self, shard: ShardPlan) -> bool:
+        return (self.path / "shards" / f"{shard.name}.json").exists()
+
     def missing_shards(self, split: str | None = None) -> list[str]:
-        return [s.name for s in self.shards if (split is None or s.split == split)
-                and not (self.path / "shards" / f"{s.name}.json").exists()]
+        return [s.name for s in self.shards if (split is None or s.split == split) and not self._finished(s)]
 
     def records(self, split: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for s in self.shards:
-            if split is not None and s.split != split:
-                continue
-            p = self.path / "shards" / f"{s.name}.json"
-            if p.exists():
-                out.append(json.loads(p.read_text()))
-        return out
+        return [
+            json.loads((self.path / "shards" / f"{s.name}.json").read_text())
+            for s in self.shards
+            if (split is None or s.split == split) and self._finished(s)
+        ]
 
     def open_shard(self, shard: ShardPlan, verify: bool = True) -> dict[str, Tensor]:
         """Read one shard, checking it belongs to this zoo and (``verify``) its checksum."""
@@ -504,29 +509,28 @@ class Zoo:
         compare with the stored PSNR; returns the largest absolute difference (dB)."""
         from ..inr.fitting import evaluate_sirens, psnr
 
-        cfg = dict(self.config)
-        cfg["hidden"] = tuple(cfg["hidden"])
-        plan, data = plan_zoo(ZooConfig(**cfg, data_dir=data_dir))
+        config = self.zoo_config(data_dir)
+        plan, data = plan_zoo(config)
         worst, count = 0.0, 0
         for shard in self.shards:
-            if not (self.path / "shards" / f"{shard.name}.json").exists():
+            if not self._finished(shard):
                 continue
             tensors = self.open_shard(shard)
             coords, targets, _ = _shard_targets(plan, data, shard)
             params = []
             for m in range(len(self.layer_sizes) - 1):
                 params += [tensors[f"weight{m + 1}"], tensors[f"bias{m + 1}"]]
-            again = psnr(evaluate_sirens(coords, targets, params, w0=cfg["w0"], chunk=chunk))
+            again = psnr(evaluate_sirens(coords, targets, params, w0=config.w0, chunk=chunk))
             worst = max(worst, float((again - tensors["psnr"]).abs().max()))
             count += shard.count
         return {"rechecked": count, "max_abs_psnr_difference_db": worst}
 
-    def summary(self) -> dict[str, Any]:
-        """PSNR statistics over every finished shard."""
+    def summary(self, verify: bool = False) -> dict[str, Any]:
+        """PSNR statistics over every finished shard (checksums checked with ``verify``)."""
         psnrs, steps = [], 0
         for shard in self.shards:
-            if (self.path / "shards" / f"{shard.name}.json").exists():
-                t = self.open_shard(shard, verify=False)
+            if self._finished(shard):
+                t = self.open_shard(shard, verify=verify)
                 psnrs.append(t["psnr"].double())
                 steps += int(t["steps"].sum())
         if not psnrs:
