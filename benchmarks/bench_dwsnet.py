@@ -7,7 +7,8 @@ layers, 10 classes, cross-entropy loss. Beside DWSNet it times a *bare channel-m
 stack* of the same size (one dense channel map per tensor and layer, ReLU, mean pooling,
 the same head; no equivariant structure): the floor that any model of this width pays.
 
-``--tuned-malloc`` applies :func:`dwsnets.utils.tune_cpu_allocator` (glibc keeps freed
+``--norm batch`` puts :class:`~dwsnets.WSBatchNorm` after every equivariant layer, as the
+classifier of ``dwsnets train`` does. ``--tuned-malloc`` applies :func:`dwsnets.utils.tune_cpu_allocator` (glibc keeps freed
 memory instead of page-faulting it back in every step) in both models' processes.
 
 Each (case, model) runs in a fresh subprocess, so one model's allocator state does not
@@ -98,7 +99,8 @@ def worker(sizes: tuple[int, ...], name: str, args: argparse.Namespace) -> dict:
     ws = WeightSpace.randn(sizes, args.batch, device=device)
     labels = torch.randint(0, 10, (args.batch,), device=device)
     if name == "dwsnet":
-        model = DWSNet(sizes, 10, hidden_channels=args.channels, num_layers=args.layers)
+        model = DWSNet(sizes, 10, hidden_channels=args.channels, num_layers=args.layers,
+                       norm=None if args.norm == "none" else args.norm)
     else:
         model = BareChannelStack(len(ws.tensors), args.channels, args.layers, 10)
     model.to(device)
@@ -144,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--cases", default=",".join("-".join(map(str, c)) for c in CASES),
+                        help="comma-separated input MLP sizes, e.g. 2-32-32-1")
+    parser.add_argument("--norm", choices=["none", "batch"], default="none",
+                        help="DWSNet normalisation (batch: WSBatchNorm after every layer, as in `dwsnets train`)")
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
@@ -160,12 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"# torch {torch.__version__}, device {args.device}, threads {args.threads}, batch {args.batch}, "
         f"channels {args.channels}, {args.layers} equivariant layers, median of {args.repeats}, "
-        f"allocator {'tuned' if args.tuned_malloc else 'default'}"
+        f"allocator {'tuned' if args.tuned_malloc else 'default'}, dwsnet norm {args.norm}"
     )
-    passthrough = [f"--{k}={getattr(args, k)}" for k in ("device", "threads", "repeats", "batch", "channels", "layers")]
+    passthrough = [f"--{k}={getattr(args, k)}" for k in ("device", "threads", "repeats", "batch", "channels", "layers", "norm")]
     if args.tuned_malloc:
         passthrough.append("--tuned-malloc")
-    for sizes in CASES:
+    for sizes in [tuple(int(d) for d in case.split("-")) for case in args.cases.split(",")]:
         results = {}
         for name in args.models.split(","):
             tag = "-".join(map(str, sizes))
@@ -183,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
                 extra = f"  dwsnet/bare {results['dwsnet']['median'] / r['median']:.2f}x"
             print(
                 f"{tag:>18}  {name:<10}  fwd+bwd median {r['median'] * 1e3:8.1f} ms "
-                f"(best {r['best'] * 1e3:8.1f} ms)  peak mem {r['peak'] / 2**20:7.1f} MiB{extra}",
+                f"(best {r['best'] * 1e3:8.1f} ms, {args.batch / r['median']:7.0f} INRs/s)  peak mem {r['peak'] / 2**20:7.1f} MiB{extra}",
                 flush=True,
             )
 

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .layout import WeightSpaceLayout
 from .weight_space import WeightSpace, WeightSpaceError
@@ -98,19 +99,100 @@ def _world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def _batch_moments(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
-    """Per-feature (variance, mean) over ``dims``; across all processes when training under
-    torch.distributed, so data-parallel training normalises like one process would."""
-    if _world_size() == 1:
-        return torch.var_mean(x, dim=dims, correction=0)
-    from torch.distributed.nn.functional import all_reduce
+def _to_groups(per_feature: Tensor, fixed: tuple[int, ...], channels: int, reduce: str = "sum") -> Tensor:
+    """``(F,)`` per-feature values of a slot -> ``(members, C)``, reduced over each member's
+    fixed entries (the slot's last axis is member-major, then fixed entry, then channel)."""
+    parts = per_feature.split([f * channels for f in fixed])
+    op = torch.sum if reduce == "sum" else torch.mean
+    return torch.stack([op(p.view(f, channels), dim=0) for p, f in zip(parts, fixed)])
 
-    count = torch.full((1,), float(x.numel() // x.shape[-1]), dtype=x.dtype, device=x.device)
-    sums = all_reduce(torch.cat([x.sum(dim=dims), (x * x).sum(dim=dims), count]))
-    f = x.shape[-1]
-    n = sums[-1]
-    mean = sums[:f] / n
-    return (sums[f : 2 * f] / n - mean * mean).clamp_min(0.0), mean
+
+def _to_features(per_group: Tensor, fixed: tuple[int, ...]) -> Tensor:
+    """``(members, C)`` -> ``(F,)``: each member's values repeated over its fixed entries."""
+    return torch.cat([g.repeat(f) for g, f in zip(per_group, fixed)])
+
+
+def _all_reduce_sum(t: Tensor) -> Tensor:
+    import torch.distributed as dist
+
+    dist.all_reduce(t)
+    return t
+
+
+class _SlotBatchNorm(torch.autograd.Function):
+    """Training-mode batch norm of one packed slot ``x (..., F)`` with one mean and
+    variance per (member tensor, channel), pooled over every leading axis and the member's
+    fixed entries; across processes under torch.distributed (synchronised batch norm).
+
+    Returns ``(y, mean, var)`` with ``mean``/``var`` of shape ``(members, C)`` (biased,
+    not differentiable). Statistics are two-pass (per-feature means, then the centred
+    ``d = x - mean_f``, whose per-feature dot products are BLAS reductions). ``d`` is the
+    only full-size tensor kept for backward, which writes ``dx = a * dy + b * d + c`` with
+    per-feature coefficients after two reductions."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, fixed: tuple[int, ...], eps: float):  # type: ignore[override]
+        c = weight.shape[1]
+        stat_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        x2 = x.reshape(-1, x.shape[-1])
+        distributed = _world_size() > 1
+        sums = x2.sum(dim=0, dtype=stat_dtype)
+        rows = float(x2.shape[0])
+        if distributed:
+            count = torch.full((1,), rows, dtype=stat_dtype, device=x.device)
+            both = _all_reduce_sum(torch.cat([sums, count]))
+            sums, rows = both[:-1], float(both[-1])
+        mean_f = sums / rows
+        d = x2 - mean_f.to(x.dtype)
+        ds = d if d.dtype == stat_dtype else d.to(stat_dtype)
+        sq = torch.linalg.vecdot(ds, ds, dim=0)
+        if distributed:
+            sq = _all_reduce_sum(sq)
+        var_f = sq / rows
+        mean = _to_groups(mean_f, fixed, c, "mean")
+        delta_f = mean_f - _to_features(mean, fixed)  # feature mean - its group's mean
+        # total variance = mean of within-feature variances + variance of feature means
+        var = _to_groups(var_f + delta_f * delta_f, fixed, c, "mean")
+        rstd = torch.rsqrt(var + eps)
+        scale_f = _to_features(weight.to(stat_dtype) * rstd, fixed)
+        shift_f = _to_features(bias.to(stat_dtype), fixed) + scale_f * delta_f
+        # a base tensor, not a view, so that the activation after it may work in place
+        y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        torch.addcmul(shift_f.to(x.dtype), d, scale_f.to(x.dtype), out=y.view(d.shape))
+        ctx.save_for_backward(d, weight, rstd, delta_f)
+        ctx.fixed, ctx.rows = fixed, rows
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor, _gmean: Tensor, _gvar: Tensor):  # type: ignore[override]
+        d, weight, rstd, delta_f = ctx.saved_tensors
+        fixed, c = ctx.fixed, weight.shape[1]
+        stat_dtype = rstd.dtype
+        g2 = grad.reshape(-1, d.shape[1])
+        gs = g2 if g2.dtype == stat_dtype else g2.to(stat_dtype)
+        ds = d if d.dtype == stat_dtype else d.to(stat_dtype)
+        g_sum_f = gs.sum(dim=0)
+        g_sum = _to_groups(g_sum_f, fixed, c)  # (members, C)
+        # sum of dy * xhat, with xhat = (d + delta_f) * rstd
+        g_xhat = rstd * _to_groups(torch.linalg.vecdot(gs, ds, dim=0) + delta_f * g_sum_f, fixed, c)
+        grad_weight = g_xhat.to(weight.dtype) if ctx.needs_input_grad[1] else None
+        grad_bias = g_sum.to(weight.dtype) if ctx.needs_input_grad[2] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            if _world_size() > 1:
+                both = _all_reduce_sum(torch.stack([g_sum, g_xhat]))
+                g_sum, g_xhat = both[0], both[1]
+            n = torch.tensor([f * ctx.rows for f in fixed], dtype=stat_dtype, device=rstd.device)[:, None]
+            a = weight.to(stat_dtype) * rstd
+            b_f = _to_features(-a * rstd * g_xhat / n, fixed)
+            c_f = _to_features(-a * g_sum / n, fixed) + b_f * delta_f
+            dtype = grad.dtype
+            grad_x = torch.addcmul(c_f.to(dtype), g2, _to_features(a, fixed).to(dtype))
+            grad_x.addcmul_(d, b_f.to(dtype))
+            grad_x = grad_x.view(grad.shape)
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 class WSBatchNorm(nn.Module):
@@ -160,35 +242,23 @@ class WSBatchNorm(nn.Module):
 
     def forward_packed(self, slots: Sequence[Tensor]) -> list[Tensor]:
         packing = self.layout.packing
-        c = self.channels
         out = []
         for slot, x in zip(packing.slots, slots):
-            dims = list(range(x.dim() - 1))
-            fixed = [self.layout.tensors[i].fixed_size for i in slot.members]
+            fixed = tuple(self.layout.tensors[i].fixed_size for i in slot.members)
             idx = list(slot.members)
             if self.training:
-                # per feature, then per (tensor, channel) over the tensor's fixed entries
-                var_f, mean_f = _batch_moments(x, dims)
-                means, variances = [], []
-                for f, m_f, v_f in zip(fixed, mean_f.split([k * c for k in fixed]), var_f.split([k * c for k in fixed])):
-                    m_f, v_f = m_f.view(f, c), v_f.view(f, c)
-                    mean = m_f.mean(0)
-                    means.append(mean)
-                    variances.append((v_f + m_f * m_f).mean(0) - mean * mean)
-                mean, var = torch.stack(means), torch.stack(variances)
+                y, mean, var = _SlotBatchNorm.apply(x, self.weight[idx], self.bias[idx], fixed, self.eps)
                 with torch.no_grad():
                     n = torch.tensor([x.numel() // x.shape[-1] * f * _world_size() for f in fixed],
                                      dtype=var.dtype, device=var.device)
                     unbiased = var * (n / (n - 1).clamp_min(1))[:, None]
                     self.running_mean[idx] = torch.lerp(self.running_mean[idx], mean.to(self.running_mean.dtype), self.momentum)
                     self.running_var[idx] = torch.lerp(self.running_var[idx], unbiased.to(self.running_var.dtype), self.momentum)
+                out.append(y)
             else:
-                mean, var = self.running_mean[idx], self.running_var[idx]
-            scale = self.weight[idx] * torch.rsqrt(var + self.eps)  # (members, C)
-            shift = self.bias[idx] - mean * scale
-            scale_f = torch.cat([s.repeat(f) for s, f in zip(scale, fixed)])
-            shift_f = torch.cat([s.repeat(f) for s, f in zip(shift, fixed)])
-            out.append(torch.addcmul(shift_f, x, scale_f))
+                scale = self.weight[idx] * torch.rsqrt(self.running_var[idx] + self.eps)  # (members, C)
+                shift = self.bias[idx] - self.running_mean[idx] * scale
+                out.append(torch.addcmul(_to_features(shift, fixed).to(x.dtype), x, _to_features(scale, fixed).to(x.dtype)))
         return out
 
     def extra_repr(self) -> str:
