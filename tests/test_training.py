@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -138,5 +139,16 @@ def test_table_command(zoo, tmp_path, capsys):
                  "--batch-size", "16", "--out", str(tmp_path / "t"), "--device", "cpu"]) == 0
     table = (tmp_path / "t" / "table.md").read_text()
     assert "| MLP |" in table and "DeepSets" in table and "± " in table
+    assert "Hardware:" in table and " min |" in table
+    saved = json.loads((tmp_path / "t" / "mlp-seed1" / "test.json").read_text())
+    assert saved["train_seconds"] > 0 and "CPU" in saved["hardware"]
+    # a second invocation reuses the finished runs: same rows, same recorded training time
+    assert main(["table", "--zoo", str(zoo), "--models", "mlp,deepsets", "--seeds", "2", "--epochs", "1",
+                 "--batch-size", "16", "--out", str(tmp_path / "t"), "--device", "cpu"]) == 0
+    again = (tmp_path / "t" / "table.md").read_text()
+    assert [l for l in again.splitlines() if l.startswith("| ")] == [l for l in table.splitlines() if l.startswith("| ")]
+    # and refuses to mix settings into a finished run directory
+    assert main(["table", "--zoo", str(zoo), "--models", "mlp", "--seeds", "1", "--epochs", "2",
+                 "--batch-size", "16", "--out", str(tmp_path / "t"), "--device", "cpu"]) == 2
     assert main(["evaluate", "--run", str(tmp_path / "t" / "mlp-seed0")]) == 0
     assert (tmp_path / "t" / "mlp-seed0" / "confusion-test.png").exists()

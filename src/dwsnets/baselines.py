@@ -130,23 +130,39 @@ class NeuronTransformer(nn.Module):
         return self.head(self.encoder(tokens).mean(dim=1))
 
 
-class Inr2VecEncoder(nn.Module):
-    """inr2vec-style encoder: a shared MLP on each neuron's weight row, max pooled."""
+class _RowBatchNorm(nn.BatchNorm1d):
+    """Batch norm over ``(B, rows, C)`` token features (statistics over batch and rows),
+    as a kernel-size-1 convolution encoder would normalise them."""
 
-    def __init__(self, layer_sizes: Sequence[int], num_classes: int, hidden: Sequence[int] = (128, 256, 512)) -> None:
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+class Inr2VecEncoder(nn.Module):
+    """inr2vec-style encoder: a shared MLP on each neuron's weight row (incoming weights and
+    bias, zero-padded, with a one-hot layer index), batch-normalised over rows like
+    inr2vec's kernel-size-1 convolutions, then max pooled over all rows."""
+
+    def __init__(self, layer_sizes: Sequence[int], num_classes: int, hidden: Sequence[int] = (128, 256, 512),
+                 dropout: float = 0.2) -> None:
         super().__init__()
         sizes = tuple(layer_sizes)
         self.input_norm = InputNormalization(sizes)
         self.width = max(sizes[:-1]) + 1
+        layer_ids = torch.cat([torch.full((d,), m) for m, d in enumerate(sizes[1:])])
+        self.register_buffer("layer_onehot", nn.functional.one_hot(layer_ids, len(sizes) - 1).float(),
+                             persistent=False)
         layers: list[nn.Module] = []
-        widths = [self.width, *hidden]
+        widths = [self.width + len(sizes) - 1, *hidden]
         for a, b in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(a, b), nn.LayerNorm(b), nn.ReLU()]
+            layers += [nn.Linear(a, b), _RowBatchNorm(b), nn.ReLU()]
         self.rows = nn.Sequential(*layers)
-        self.head = _mlp([widths[-1], 256, num_classes])
+        self.head = _mlp([widths[-1], 256, num_classes], dropout)
 
     def forward(self, ws: WeightSpace) -> Tensor:
-        return self.head(self.rows(_neuron_rows(self.input_norm(ws), self.width)).max(dim=1).values)
+        rows = _neuron_rows(self.input_norm(ws), self.width)
+        onehot = self.layer_onehot.to(rows.dtype).expand(rows.shape[0], -1, -1)
+        return self.head(self.rows(torch.cat([rows, onehot], dim=2)).max(dim=1).values)
 
 
 class NeuronDeepSets(nn.Module):

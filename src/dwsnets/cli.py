@@ -235,32 +235,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(zoo: str, models: list[str], seeds: int, args: argparse.Namespace, out: Path) -> dict[str, list[float]]:
+def _hardware(device: str) -> str:
+    """A one-line description of where a run happened."""
+    import os
+    import platform
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()}-core {cpu} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def _table(zoo: str, models: list[str], seeds: int, args: argparse.Namespace,
+           out: Path) -> dict[str, list[tuple[float, float]]]:
+    """Train (or resume, or reuse when finished) every (model, seed) run under ``out``;
+    returns ``{model: [(test accuracy, training seconds), ...]}``."""
+    import json
+
     from .training import Trainer
 
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[tuple[float, float]]] = {}
     for model in models:
         for seed in range(seeds):
             run = out / f"{model}-seed{seed}"
             trainer = Trainer(zoo, run, _train_config(args, model, seed), args.device)
-            t0 = time.perf_counter()
-            trainer.fit()
+            history = trainer.fit()["history"]
+            if trainer.rank != 0:
+                continue
             acc = trainer.evaluate("test")["accuracy"]
-            results.setdefault(model, []).append(acc)
-            (run / "test.json").write_text(f'{{"test_accuracy": {acc}, "seconds": {time.perf_counter() - t0}}}\n')
-            print(f"  {model} seed {seed}: test accuracy {acc * 100:.2f}%", flush=True)
+            # training time summed over epochs, so a resumed run reports its real cost
+            seconds = float(sum(h["epoch_seconds"] for h in history))
+            results.setdefault(model, []).append((acc, seconds))
+            (run / "test.json").write_text(json.dumps(
+                {"test_accuracy": acc, "train_seconds": seconds, "hardware": _hardware(args.device)}) + "\n")
+            print(f"  {model} seed {seed}: test accuracy {acc * 100:.2f}% ({seconds:.0f}s of training)", flush=True)
     return results
 
 
-def _markdown(results: dict[str, list[float]], source: str, note: str) -> str:
+def _markdown(results: dict[str, list[tuple[float, float]]], source: str, note: str, hardware: str) -> str:
     paper = PAPER_TABLE.get(source, {})
-    lines = [f"INR classification on {source} ({note})", "",
-             "| model | test accuracy (mean ± std) | seeds | paper |", "|---|---|---|---|"]
-    for model, accs in results.items():
-        t = torch.tensor(accs, dtype=torch.float64) * 100
-        spread = f"± {float(t.std()):.2f}" if len(accs) > 1 else "(one seed, no spread)"
+    lines = [f"INR classification on {source} ({note}).", "", f"Hardware: {hardware}.", "",
+             "| model | test accuracy (mean ± std) | seeds | training time per run | paper |",
+             "|---|---|---|---|---|"]
+    for model, runs in results.items():
+        t = torch.tensor([acc for acc, _ in runs], dtype=torch.float64) * 100
+        spread = f"± {float(t.std()):.2f}" if len(runs) > 1 else "(one seed, no spread)"
         ref = f"{paper[model]:.2f}" if model in paper else "-"
-        lines.append(f"| {MODEL_NAMES.get(model, model)} | {float(t.mean()):.2f} {spread} | {len(accs)} | {ref} |")
+        minutes = sum(sec for _, sec in runs) / len(runs) / 60
+        lines.append(f"| {MODEL_NAMES.get(model, model)} | {float(t.mean()):.2f} {spread} | {len(runs)} | "
+                     f"{minutes:.1f} min | {ref} |")
     return "\n".join(lines) + "\n"
 
 
@@ -273,11 +296,17 @@ def cmd_table(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/table-{zoo.path.name}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    results = _table(args.zoo, models, args.seeds, args, out)
+    try:
+        results = _table(args.zoo, models, args.seeds, args, out)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not results:  # not rank 0 under torchrun
+        return 0
     note = (f"{zoo.split_size('train') if args.max_train is None else min(args.max_train, zoo.split_size('train'))} "
-            f"training INRs, {zoo.split_size('test')} test INRs, {args.epochs} epochs, "
-            f"{time.perf_counter() - t0:.0f}s on {args.device}")
-    md = _markdown(results, zoo.config.get("source", ""), note)
+            f"training INRs, {zoo.split_size('test')} test INRs, {args.epochs} epochs, batch {args.batch_size}, "
+            f"{time.perf_counter() - t0:.0f}s for this invocation; finished runs found in {out} are reused")
+    md = _markdown(results, zoo.config.get("source", ""), note, _hardware(args.device))
     (out / "table.md").write_text(md)
     print("\n" + md)
     print(f"written to {out / 'table.md'}")
@@ -308,7 +337,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results = {}
     for step, model in ((2, "dwsnet"), (3, "mlp")):
         print(f"[{step}/3] training {MODEL_NAMES[model]} ({args.epochs} epochs)", flush=True)
-        results[model] = _table(str(zoo_dir), [model], 1, args, Path(args.out))[model]
+        results[model] = [acc for acc, _ in _table(str(zoo_dir), [model], 1, args, Path(args.out))[model]]
     chance = 0.1
     print(f"\nDigit classification from INR weights ({Zoo(zoo_dir).split_size('test')} test INRs), "
           f"total {time.perf_counter() - t_start:.0f}s")
