@@ -57,7 +57,7 @@ class _FitProgress:
         if event["finished"] > self.done:
             self.bar.update(event["finished"] - self.done)
             self.done = event["finished"]
-        if event["event"] == "step" and event["step"] % 10 == 0:
+        if event["event"] == "step" and event["step"] % 10 == 0 and event["active"] > 0:
             rate = event["inr_steps"] / max(event["elapsed"], 1e-9)
             self.bar.set_postfix_str(f"{event['shard']} step {event['step']} active {event['active']} "
                                      f"{rate:,.0f} INR-steps/s mean {event['mean_psnr']:.1f} dB")
