@@ -124,8 +124,8 @@ class _SlotBatchNorm(torch.autograd.Function):
     variance per (member tensor, channel), pooled over every leading axis and the member's
     fixed entries; across processes under torch.distributed (synchronised batch norm).
 
-    Returns ``(y, mean, var)`` with ``mean``/``var`` of shape ``(members, C)`` (biased,
-    not differentiable). Statistics are two-pass (per-feature means, then the centred
+    Returns ``(y, mean, unbiased_var)`` with the statistics of shape ``(members, C)`` (not
+    differentiable; for the running averages), counted over every process's rows. Statistics are two-pass (per-feature means, then the centred
     ``d = x - mean_f``, whose per-feature dot products are BLAS reductions). ``d`` is the
     only full-size tensor kept for backward, which writes ``dx = a * dy + b * d + c`` with
     per-feature coefficients after two reductions."""
@@ -161,8 +161,10 @@ class _SlotBatchNorm(torch.autograd.Function):
         torch.addcmul(shift_f.to(x.dtype), d, scale_f.to(x.dtype), out=y.view(d.shape))
         ctx.save_for_backward(d, weight, rstd, delta_f)
         ctx.fixed, ctx.rows = fixed, rows
-        ctx.mark_non_differentiable(mean, var)
-        return y, mean, var
+        n = torch.tensor([f * rows for f in fixed], dtype=stat_dtype, device=x.device)[:, None]
+        unbiased = var * (n / (n - 1).clamp_min(1))
+        ctx.mark_non_differentiable(mean, unbiased)
+        return y, mean, unbiased
 
     @staticmethod
     @once_differentiable
@@ -247,11 +249,8 @@ class WSBatchNorm(nn.Module):
             fixed = tuple(self.layout.tensors[i].fixed_size for i in slot.members)
             idx = list(slot.members)
             if self.training:
-                y, mean, var = _SlotBatchNorm.apply(x, self.weight[idx], self.bias[idx], fixed, self.eps)
+                y, mean, unbiased = _SlotBatchNorm.apply(x, self.weight[idx], self.bias[idx], fixed, self.eps)
                 with torch.no_grad():
-                    n = torch.tensor([x.numel() // x.shape[-1] * f * _world_size() for f in fixed],
-                                     dtype=var.dtype, device=var.device)
-                    unbiased = var * (n / (n - 1).clamp_min(1))[:, None]
                     self.running_mean[idx] = torch.lerp(self.running_mean[idx], mean.to(self.running_mean.dtype), self.momentum)
                     self.running_var[idx] = torch.lerp(self.running_var[idx], unbiased.to(self.running_var.dtype), self.momentum)
                 out.append(y)
