@@ -14,3 +14,29 @@ def _float64_and_seed():
     torch.manual_seed(0)
     yield
     torch.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="session")
+def digits_zoo(tmp_path_factory) -> Path:
+    """48 digit INRs per split, fitted briefly (shared by the training and CLI tests)."""
+    from dwsnets.zoo.store import ZooConfig, build_zoo
+
+    path = tmp_path_factory.mktemp("zoo") / "digits"
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    build_zoo(path, ZooConfig(source="digits", max_per_split=48, shard_size=48, max_steps=60, target_psnr=30.0))
+    torch.set_default_dtype(previous)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sine_zoo(tmp_path_factory) -> Path:
+    """150 sine INRs a sin(b x), fitted briefly: 120 train / 15 val / 15 test."""
+    from dwsnets.zoo.store import ZooConfig, build_zoo
+
+    path = tmp_path_factory.mktemp("zoo") / "sine"
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    build_zoo(path, ZooConfig(source="sine", sine_count=150, shard_size=150, max_steps=40, target_psnr=None))
+    torch.set_default_dtype(previous)
+    return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dwsnets import WeightSpace
+from dwsnets.testing import non_symmetry
 
 # (d_0, ..., d_M): M from 1 to 5, d_0 and d_M of 1 and above, hidden sizes from 2
 ARCHITECTURES = [
@@ -18,43 +19,38 @@ ARCHITECTURES = [
 ]
 
 
-def non_symmetry(ws: WeightSpace) -> WeightSpace:
-    """A change of the weights that is NOT a hidden-neuron permutation.
-
-    Swaps two input columns of W_1 when d_0 >= 2; otherwise permutes hidden layer 1's rows
-    of W_1 and b_1 without the matching columns of W_2; for M = 1 swaps two output rows.
-    """
-    weights, biases = list(ws.weights), list(ws.biases)
-    d0 = ws.layer_sizes[0]
-    if d0 >= 2:
-        weights[0] = weights[0][..., [1, 0] + list(range(2, d0))]
-    elif ws.num_layers >= 2:
-        d1 = ws.layer_sizes[1]
-        rows = [1, 0] + list(range(2, d1))
-        weights[0] = weights[0][:, :, rows]
-        biases[0] = biases[0][:, :, rows]
-    else:
-        d1 = ws.layer_sizes[1]
-        rows = [1, 0] + list(range(2, d1))
-        weights[0] = weights[0][:, :, rows]
-        biases[0] = biases[0][:, :, rows]
-    return WeightSpace(weights, biases)
+# the public non-symmetry: swaps fixed input columns of W_1 (or output rows of W_M), which
+# also changes pooled statistics, so even an invariant pooling alone must see it
+swap_fixed_axis = non_symmetry
 
 
-def swap_fixed_axis(ws: WeightSpace) -> WeightSpace:
-    """Swap two input columns of W_1 (d_0 >= 2) or two output rows of W_M and b_M.
+def cnn_zoo(n: int, seed: int = 0) -> tuple[WeightSpace, torch.Tensor]:
+    """A tiny zoo of CNNs trained here: conv 1->4 (3x3), ReLU, conv 4->4 (3x3), ReLU,
+    global average pooling, linear 4->2. Half learn to tell images with horizontal stripes
+    from noise, half vertical stripes (label 0 / 1); each from its own initialisation, so
+    hidden channels come in arbitrary order."""
+    from torch import nn
 
-    A non-symmetry that changes pooled statistics, so even the invariant pooling alone
-    must see it (a permutation of one tensor's hidden axis alone does not change them)."""
-    weights, biases = list(ws.weights), list(ws.biases)
-    sizes = ws.layer_sizes
-    if sizes[0] >= 2:
-        weights[0] = weights[0][..., [1, 0] + list(range(2, sizes[0]))]
-    else:
-        rows = [1, 0] + list(range(2, sizes[-1]))
-        weights[-1] = weights[-1][:, :, rows]
-        biases[-1] = biases[-1][:, :, rows]
-    return WeightSpace(weights, biases)
+    gen = torch.Generator().manual_seed(seed)
+    stripes = (torch.arange(8) % 2).float() * 2 - 1  # zero mean: brightness tells nothing
+    nets, labels = [], []
+    for i in range(n):
+        label = i % 2
+        pattern = stripes[:, None].expand(8, 8) if label == 0 else stripes[None, :].expand(8, 8)
+        torch.manual_seed(seed * 1000 + i)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).float()
+        opt = torch.optim.Adam(net.parameters(), lr=2e-2)
+        for _ in range(25):
+            y = torch.randint(0, 2, (32,), generator=gen)
+            x = 0.3 * torch.randn(32, 1, 8, 8, generator=gen) + y[:, None, None, None] * pattern
+            loss = nn.functional.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        nets.append(net)
+        labels.append(label)
+    return WeightSpace.from_modules(nets), torch.tensor(labels)
 
 
 def permutation_matrix(layer_sizes: tuple[int, ...], k: int, sigma: list[int]) -> torch.Tensor:

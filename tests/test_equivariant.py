@@ -204,3 +204,50 @@ def _span_rank(layer, sizes, draws, c_in=1):
         with torch.no_grad():
             maps.append(layer(basis).flatten().reshape(-1))
     return int(torch.linalg.matrix_rank(torch.stack(maps)))
+
+
+CNN_LAYOUT = WeightSpaceLayout.cnn((2, 3, 2), [(2, 2), (2, 2)], (3, 2))
+
+
+def _layout_generators(layout: WeightSpaceLayout) -> list[torch.Tensor]:
+    """A swap and a cycle of every hidden index, as matrices on the flat vector, built
+    with ``permute_tensors`` on basis vectors (which the CNN function-preservation test
+    in test_weight_space checks on real networks)."""
+    from dwsnets.core.layout import permute_tensors
+
+    n = layout.numel
+    basis = WeightSpace.from_flat(torch.eye(n), layout)
+    sizes = list(layout.hidden_sizes.values())
+    gens = []
+    for k, d in enumerate(sizes):
+        for sigma in ([1, 0, *range(2, d)], [(i + 1) % d for i in range(d)]):
+            perms = [torch.arange(s) for s in sizes]
+            perms[k] = torch.tensor(sigma)
+            moved = WeightSpace.from_tensors(permute_tensors(layout, basis.tensors, perms)).flatten()
+            gens.append(moved.T.contiguous())  # column j: the image of basis vector j
+    return gens
+
+
+def test_cnn_layer_is_equivariant_and_complete():
+    """On a CNN layout (kernel axes fixed, the last convolution's channels shared with the
+    first linear layer) the layer is equivariant, with a control, and spans the commutant."""
+    from dwsnets.testing import assert_equivariant
+
+    layer = DWSLayer(CNN_LAYOUT, 2, 3)
+    _randomise(layer)
+    assert_equivariant(layer, WeightSpace.randn(CNN_LAYOUT, 4, 2))
+    tiny = WeightSpaceLayout.cnn((1, 2, 2), [(2,), (2,)], (2, 1))  # small enough for the rank computation
+    single = DWSLayer(tiny, 1, 1, bias=False)
+    gens = _layout_generators(tiny)
+    n = tiny.numel
+    eye = torch.eye(n)
+    constraints = torch.cat([torch.kron(p.T.contiguous(), eye) - torch.kron(eye, p) for p in gens])
+    expected = n * n - int(torch.linalg.matrix_rank(constraints))
+    assert expected == tiny.equivariant_dimension()
+    basis = WeightSpace.from_flat(torch.eye(n), tiny)
+    maps = []
+    for _ in range(expected + 10):
+        _randomise(single)
+        with torch.no_grad():
+            maps.append(single(basis).flatten().reshape(-1))
+    assert int(torch.linalg.matrix_rank(torch.stack(maps))) == expected

@@ -79,3 +79,73 @@ def test_learns_a_symmetric_property():
         opt.step()
     accuracy = (model(ws).argmax(1) == labels).double().mean()
     assert accuracy > 0.9
+
+
+def test_head_called_alone_gives_the_model_output():
+    """One pooling order and one code path: the head applied to the backbone's unpacked
+    output equals the model's own (packed) forward, compared entry by entry, unsorted."""
+    sizes = (3, 5, 4, 2)
+    model = DWSNet(sizes, 6, hidden_channels=4, num_layers=2, head_hidden=(8,), norm="batch")
+    model.input_norm.fit(WeightSpace.randn(sizes, 20).map(lambda t: 2 * t + 1))
+    model.eval()
+    ws = WeightSpace.randn(sizes, 5)
+    hidden = model.backbone(model.input_norm(ws))
+    assert torch.allclose(model.head(hidden), model(ws), atol=1e-12, rtol=0)
+    assert torch.allclose(model.head.pool(hidden), model.embed(ws), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("model_cls", [DWSNet, EquivariantDWSNet])
+def test_bf16_autocast_forward_and_backward_match_float32(model_cls):
+    """Mixed precision runs (the fused interior-weight path included) and stays within
+    bf16 rounding of float32: relative error below 5% of the output's scale."""
+    torch.set_default_dtype(torch.float32)
+    sizes = (2, 16, 16, 1)
+    kwargs = {"hidden_channels": 8, "num_layers": 3, "norm": "batch"}
+    model = model_cls(sizes, 4, **kwargs) if model_cls is DWSNet else model_cls(sizes, 1, **kwargs)
+    ws = WeightSpace.randn(sizes, 8)
+
+    def run(autocast: bool):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = model(ws)
+        flat = out if isinstance(out, torch.Tensor) else out.flatten()
+        flat.float().square().mean().backward()
+        return flat.detach().float(), [p.grad.detach().clone() for p in model.parameters()]
+
+    ref, ref_grads = run(False)
+    out, grads = run(True)
+    assert out.dtype == torch.float32
+    assert float((out - ref).abs().max()) <= 0.05 * float(ref.abs().max())
+    for g, r in zip(grads, ref_grads):
+        assert g.dtype == torch.float32 and torch.isfinite(g).all()
+    total = torch.cat([g.flatten() for g in grads])
+    total_ref = torch.cat([g.flatten() for g in ref_grads])
+    cosine = torch.nn.functional.cosine_similarity(total, total_ref, dim=0)
+    assert cosine > 0.99
+
+
+def test_models_on_a_cnn_weight_space():
+    """DWSNet, EquivariantDWSNet, batch and input normalisation, permutation and
+    augmentation all follow a CNN layout (kernel axes fixed), with controls."""
+    from dwsnets import WeightSpaceLayout
+    from dwsnets.testing import assert_equivariant, assert_invariant
+    from dwsnets.training import augment
+
+    layout = WeightSpaceLayout.cnn((3, 4, 5), [(3, 3), (3, 3)], (6, 2))
+    ws = WeightSpace.randn(layout, 6)
+    classifier = DWSNet(layout, 3, hidden_channels=4, num_layers=2, head_hidden=(8,), norm="batch")
+    classifier.input_norm.fit(ws)
+    classifier.eval()
+    assert_invariant(classifier, ws)
+    editor = EquivariantDWSNet(layout, 1, hidden_channels=4, num_layers=2, norm="batch", residual=True)
+    for p in editor.output.parameters():
+        nn.init.normal_(p)
+    editor.input_norm.fit(ws)
+    editor.eval()
+    assert_equivariant(editor, ws)
+    # augmentation keeps the layout and, with permutations only, the invariant output
+    augmented = augment(ws, torch.Generator().manual_seed(0), permute=True)
+    assert augmented.layout == layout and not augmented.allclose(ws)
+    assert torch.allclose(classifier(augmented), classifier(ws), atol=1e-9)
+    noisy = augment(ws, torch.Generator().manual_seed(0), permute=False, noise=0.1, entry_dropout=0.1)
+    assert noisy.layout == layout and not noisy.allclose(ws)

@@ -1,23 +1,22 @@
-"""Training harness, baselines, alignment and the train/evaluate/table commands."""
+"""The trainer: any task, resume, data parallelism, model preprocessing, CNN zoos."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from dwsnets import WeightSpace
-from dwsnets.alignment import align_to_reference
-from dwsnets.baselines import MODEL_DEFAULTS, build_model
-from dwsnets.cli import main
-from dwsnets.data.zoo import ZooConfig, build_zoo
+from dwsnets.baselines import build_model
+from dwsnets.baselines.alignment import align_to_reference
+from dwsnets.core.weight_space import WeightSpace
+from dwsnets.testing import assert_invariant
 from dwsnets.training import TrainConfig, Trainer, TrainingError
-from helpers import swap_fixed_axis
+from dwsnets.zoo.dataset import InMemoryZoo
+from dwsnets.zoo.store import Zoo, ZooConfig, ZooSplit, build_zoo
+from helpers import cnn_zoo
 
 SMALL_MODEL = {"hidden_channels": 4, "num_layers": 2, "head_hidden": (16,)}
 
@@ -28,39 +27,67 @@ def _float32():
     yield
 
 
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("zoo") / "digits"
-    torch.set_default_dtype(torch.float32)
-    build_zoo(path, ZooConfig(source="digits", max_per_split=48, shard_size=48, max_steps=60, target_psnr=30.0))
-    return path
-
-
 def _states_equal(a: dict, b: dict, atol: float = 0.0) -> bool:
     return all(torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=0) for k in a)
 
 
-def test_train_evaluate_and_resume_identically(zoo, tmp_path):
+def test_train_evaluate_and_resume_identically(digits_zoo, tmp_path):
     cfg = TrainConfig(model="dwsnet", epochs=3, batch_size=16, model_args=SMALL_MODEL, noise=0.05, entry_dropout=0.05)
-    full = Trainer(zoo, tmp_path / "full", cfg, progress=False)
+    full = Trainer(digits_zoo, tmp_path / "full", cfg, progress=False)
     result = full.fit()
-    assert len(result["history"]) == 3
+    assert len(result["history"]) == 3 and result["metric"] == "accuracy"
     for name in ("last.pt", "best.pt", "metrics.jsonl", "metrics.csv", "curves.png", "config.json"):
         assert (tmp_path / "full" / name).exists(), name
-    interrupted = Trainer(zoo, tmp_path / "resumed", cfg, progress=False)
+    interrupted = Trainer(digits_zoo, tmp_path / "resumed", cfg, progress=False)
     interrupted.fit(stop_after_epoch=1)
-    Trainer(zoo, tmp_path / "resumed", cfg, progress=False).fit()
+    Trainer(digits_zoo, tmp_path / "resumed", cfg, progress=False).fit()
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
     assert _states_equal(a["model"], b["model"])
     assert a["history"][-1]["val_accuracy"] == b["history"][-1]["val_accuracy"]
+    # the reported accuracy is what the best checkpoint predicts, counted independently
     test = full.evaluate("test")
-    assert 0.0 <= test["accuracy"] <= 1.0 and test["confusion"].sum() == 48
+    model = build_model("dwsnet", (2, 32, 32, 1), 10, **SMALL_MODEL)
+    model.load_state_dict(torch.load(tmp_path / "full" / "best.pt", weights_only=False)["model"])
+    model.eval()
+    split = Zoo(digits_zoo).load("test")
+    with torch.no_grad():
+        pred = model(split.weights).argmax(1)
+    correct = int((pred == split.labels).sum())
+    assert test["accuracy"] == pytest.approx(correct / 48, abs=1e-12)
+    assert int(test["confusion"].trace()) == correct and int(test["confusion"].sum()) == 48
+    assert test["confusion"][3].sum() == int((split.labels == 3).sum())
 
 
-def test_torchrun_two_processes_match_one(zoo, tmp_path):
-    args = ["train", "classify", "--zoo", str(zoo), "--model", "dwsnet", "--epochs", "2", "--batch-size", "16",
-            "--device", "cpu", "--threads", "1"]
+def test_regression_is_a_task_of_the_same_trainer(sine_zoo, tmp_path):
+    """Frequency regression on sine INRs: same trainer, checkpoints and resume; the loss
+    falls; the reported MSE is in the target's own units."""
+    cfg = TrainConfig(model="dwsnet", task="regress", task_options={"targets": ["frequency"]}, epochs=4,
+                      batch_size=16, model_args=SMALL_MODEL, lr=3e-3)
+    full = Trainer(sine_zoo, tmp_path / "full", cfg, progress=False)
+    history = full.fit()["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert "val_mse" in history[0] and "val_mae" in history[0]
+    Trainer(sine_zoo, tmp_path / "resumed", cfg, progress=False).fit(stop_after_epoch=2)
+    Trainer(sine_zoo, tmp_path / "resumed", cfg, progress=False).fit()
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    assert _states_equal(a["model"], b["model"])
+    test = Trainer(sine_zoo, tmp_path / "full", cfg, progress=False).evaluate("test")
+    model = build_model("dwsnet", (1, 32, 32, 1), 1, **SMALL_MODEL)
+    model.load_state_dict(torch.load(tmp_path / "full" / "best.pt", weights_only=False)["model"])
+    model.eval()
+    split = Zoo(sine_zoo).load("test")
+    train_freq = Zoo(sine_zoo).load("train").info["frequency"].double()
+    with torch.no_grad():
+        predicted = model(split.weights)[:, 0].double() * train_freq.std() + train_freq.mean()
+    expected = float((predicted - split.info["frequency"].double()).square().mean())
+    assert test["mse"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_torchrun_two_processes_match_one(digits_zoo, tmp_path):
+    args = ["train", "classify", "--zoo", str(digits_zoo), "--model", "dwsnet", "--epochs", "2", "--batch-size",
+            "16", "--device", "cpu", "--threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RANK", None)
     env.pop("WORLD_SIZE", None)
@@ -85,36 +112,48 @@ def test_torchrun_two_processes_match_one(zoo, tmp_path):
     assert b["history"][0]["samples_per_rank"] * 2 == a["history"][0]["samples_per_rank"]
 
 
-def test_alignment_recovers_permuted_copies():
-    torch.manual_seed(0)
-    ref = WeightSpace.randn((2, 10, 8, 1), 1)
-    copies = WeightSpace.cat([ref] * 6)
-    permuted = copies.permute(copies.random_permutations(per_network=True))
-    assert not permuted.allclose(copies)
-    assert align_to_reference(permuted, ref).allclose(copies)
+def test_alignment_reaches_splits_loaded_before_the_model(digits_zoo, tmp_path):
+    """mlp-align preprocesses every split with the built model, including a split that
+    was read before the model existed."""
+    cfg = TrainConfig(model="mlp-align", epochs=1, batch_size=16)
+    trainer = Trainer(digits_zoo, tmp_path / "a", cfg, progress=False)
+    raw_val = trainer.split("val").weights  # read early, before any model is built
+    trainer.fit()
+    used = trainer.inputs("val")[0]
+    reference = WeightSpace.from_flat(trainer.model.reference[None], (2, 32, 32, 1))
+    assert used.allclose(align_to_reference(raw_val, reference), atol=1e-6)
+    assert not used.allclose(raw_val, atol=1e-3)  # control: alignment changed the weights
 
 
-@pytest.mark.parametrize("name", list(MODEL_DEFAULTS))
-def test_every_model_runs_and_invariant_ones_are_invariant(name):
-    torch.manual_seed(0)
-    sizes = (2, 8, 8, 1)
-    model = build_model(name, sizes, 10)
-    ws = WeightSpace.randn(sizes, 5)
-    if hasattr(model, "preprocess"):
-        ws = model.preprocess(ws)
-    model.eval()
-    out = model(ws)
-    assert out.shape == (5, 10) and torch.isfinite(out).all()
-    if name in ("dwsnet", "deepsets"):
-        perms = ws.random_permutations(per_network=True)
-        assert torch.allclose(model(ws.permute(perms)), out, atol=1e-5)
-        assert not torch.allclose(model(swap_fixed_axis(ws)), out, atol=1e-5)
+def test_cnn_weight_space_zoo_trains_and_the_model_is_invariant(tmp_path):
+    """A DWSNet classifier learns which task each small CNN was trained for, from its
+    weights (trained here), through the same trainer; it is invariant to hidden-channel
+    permutations, with a control."""
+    ws, labels = cnn_zoo(64)
+    assert ws.kernel_shapes == ((3, 3), (3, 3), ())
+    everything = ZooSplit(ws, labels, {})
+    data = InMemoryZoo({"train": everything[:40], "val": everything[40:52], "test": everything[52:]}, name="cnns")
+    cfg = TrainConfig(model="dwsnet", epochs=12, batch_size=8, lr=3e-3, model_args=SMALL_MODEL)
+    trainer = Trainer(data, tmp_path / "cnn", cfg, progress=False)
+    history = trainer.fit()["history"]
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    test = trainer.evaluate("test")
+    assert test["accuracy"] >= 0.75
+    trainer.model.eval()
+    assert_invariant(trainer.model, everything[52:].weights)
 
 
-def test_bad_inputs_give_clear_errors(zoo, tmp_path):
+def test_bad_inputs_give_clear_errors(digits_zoo, tmp_path):
     with pytest.raises(TrainingError, match="unknown model"):
-        Trainer(zoo, tmp_path / "x", TrainConfig(model="resnet"))
-    trainer = Trainer(zoo, tmp_path / "r", TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL), progress=False)
+        Trainer(digits_zoo, tmp_path / "x", TrainConfig(model="resnet"))
+    with pytest.raises(TrainingError, match="epochs must be at least 1.*batch size must be at least 1"):
+        TrainConfig(epochs=0, batch_size=0).resolved()
+    with pytest.raises(TrainingError, match="learning rate must be positive"):
+        TrainConfig(lr=-1).resolved()
+    with pytest.raises(TrainingError, match="unknown task"):
+        Trainer(digits_zoo, tmp_path / "x", TrainConfig(task="segment"))
+    trainer = Trainer(digits_zoo, tmp_path / "r", TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL),
+                      progress=False)
     with pytest.raises(TrainingError, match="no split 'holdout'"):
         trainer.split("holdout")
     with pytest.raises(TrainingError, match="no best checkpoint"):
@@ -122,33 +161,24 @@ def test_bad_inputs_give_clear_errors(zoo, tmp_path):
     trainer.fit()
     other = tmp_path / "other"
     build_zoo(other, ZooConfig(source="digits", hidden=(16, 16), max_per_split=8, shard_size=8, max_steps=20))
-    with pytest.raises(TrainingError, match="layer sizes"):
+    with pytest.raises(TrainingError, match=r"layer_sizes=\(2, 32, 32, 1\).*layer_sizes=\(2, 16, 16, 1\)"):
         Trainer(other, tmp_path / "r", TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL),
                 progress=False).evaluate()
     with pytest.raises(TrainingError, match="other settings"):
-        Trainer(zoo, tmp_path / "r", TrainConfig(epochs=2, batch_size=16, model_args=SMALL_MODEL), progress=False).fit()
+        Trainer(digits_zoo, tmp_path / "r", TrainConfig(epochs=2, batch_size=16, model_args=SMALL_MODEL),
+                progress=False).fit()
     sine = tmp_path / "sine"
     build_zoo(sine, ZooConfig(source="sine", sine_count=20, shard_size=20, max_steps=10))
-    with pytest.raises(TrainingError, match="no class labels"):
-        Trainer(sine, tmp_path / "s", TrainConfig())
-    assert main(["evaluate", "--run", str(tmp_path / "nothing")]) == 2
+    with pytest.raises(TrainingError, match="no class labels.*regress"):
+        Trainer(sine, tmp_path / "s", TrainConfig()).fit()
+    with pytest.raises(TrainingError, match="no amplitude_of_b to regress"):
+        Trainer(sine, tmp_path / "s2", TrainConfig(task="regress", task_options={"targets": ["amplitude_of_b"]})).fit()
 
 
-def test_table_command(zoo, tmp_path, capsys):
-    assert main(["table", "--zoo", str(zoo), "--models", "mlp,deepsets", "--seeds", "2", "--epochs", "1",
-                 "--batch-size", "16", "--out", str(tmp_path / "t"), "--device", "cpu"]) == 0
-    table = (tmp_path / "t" / "table.md").read_text()
-    assert "| MLP |" in table and "DeepSets" in table and "± " in table
-    assert "Hardware:" in table and " min |" in table
-    saved = json.loads((tmp_path / "t" / "mlp-seed1" / "test.json").read_text())
-    assert saved["train_seconds"] > 0 and "CPU" in saved["hardware"]
-    # a second invocation reuses the finished runs: same rows, same recorded training time
-    assert main(["table", "--zoo", str(zoo), "--models", "mlp,deepsets", "--seeds", "2", "--epochs", "1",
-                 "--batch-size", "16", "--out", str(tmp_path / "t"), "--device", "cpu"]) == 0
-    again = (tmp_path / "t" / "table.md").read_text()
-    assert [l for l in again.splitlines() if l.startswith("| ")] == [l for l in table.splitlines() if l.startswith("| ")]
-    # and refuses to mix settings into a finished run directory
-    assert main(["table", "--zoo", str(zoo), "--models", "mlp", "--seeds", "1", "--epochs", "2",
-                 "--batch-size", "16", "--out", str(tmp_path / "t"), "--device", "cpu"]) == 2
-    assert main(["evaluate", "--run", str(tmp_path / "t" / "mlp-seed0")]) == 0
-    assert (tmp_path / "t" / "mlp-seed0" / "confusion-test.png").exists()
+def test_evaluate_on_another_zoo_with_the_same_layout(digits_zoo, tmp_path):
+    cfg = TrainConfig(model="mlp", epochs=1, batch_size=16)
+    Trainer(digits_zoo, tmp_path / "r", cfg, progress=False).fit()
+    other = tmp_path / "other"
+    build_zoo(other, ZooConfig(source="digits", seed=3, max_per_split=10, shard_size=10, max_steps=20))
+    result = Trainer(other, tmp_path / "r", cfg, progress=False).evaluate("test")
+    assert int(result["confusion"].sum()) == 10

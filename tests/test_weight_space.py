@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dwsnets import WeightSpace, WeightSpaceError, random_hidden_permutations
+from dwsnets import WeightSpace, WeightSpaceError, WeightSpaceLayout, random_hidden_permutations
 
 
 def mlp(sizes, act=nn.Tanh):
@@ -40,7 +40,7 @@ def test_immutable():
         ([torch.randn(2, 1, 3, 2)], [torch.randn(3, 1, 3)], "batch size"),
         ([torch.randn(2, 1, 3, 2)], [torch.randn(2, 2, 3)], "channels"),
         ([torch.randn(2, 1, 3, 2)], [torch.randn(2, 1, 4)], "entries"),
-        ([torch.randn(1, 3, 2)], [torch.randn(1, 3)], r"\(B, C, d_out, d_in\)"),
+        ([torch.randn(1, 3, 2)], [torch.randn(1, 3)], r"\(B, C, d_out, d_in, \*kernel\)"),
         ([torch.ones(2, 1, 3, 2, dtype=torch.int64)], [torch.ones(2, 1, 3, dtype=torch.int64)], "floating point"),
         ([torch.randn(2, 1, 3, 2, dtype=torch.float64)], [torch.randn(2, 1, 3, dtype=torch.float32)], "dtype"),
         ([torch.randn(2, 1, 3, 2)], [], "1 weight tensors but 0 bias"),
@@ -102,14 +102,20 @@ def test_state_dict_round_trip():
 
 
 def test_module_errors():
-    with pytest.raises(WeightSpaceError, match="not an MLP.*Conv1d"):
-        WeightSpace.from_modules([nn.Sequential(nn.Conv1d(1, 2, 3), nn.Linear(2, 2))])
+    with pytest.raises(WeightSpaceError, match="not an MLP or CNN.*BatchNorm1d"):
+        WeightSpace.from_modules([nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))])
+    with pytest.raises(WeightSpaceError, match="follows a linear layer"):
+        WeightSpace.from_modules([nn.Sequential(nn.Linear(2, 3), nn.Unflatten(1, (3, 1)), nn.Conv1d(3, 2, 1))])
+    with pytest.raises(WeightSpaceError, match="global average pooling"):
+        WeightSpace.from_modules([nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))])
+    with pytest.raises(WeightSpaceError, match="groups=2"):
+        WeightSpace.from_modules([nn.Sequential(nn.Conv1d(2, 2, 3, groups=2), nn.Linear(2, 2))])
     with pytest.raises(WeightSpaceError, match="mismatched architectures: network 0 .* network 1"):
         WeightSpace.from_modules([mlp((2, 4, 1)), mlp((2, 5, 1))])
     with pytest.raises(WeightSpaceError, match="takes 3 inputs"):
         WeightSpace.from_modules([nn.Sequential(nn.Linear(2, 4), nn.Linear(3, 1))])
     with pytest.raises(WeightSpaceError, match="not an MLP"):
-        WeightSpace.from_state_dicts({"conv.weight": torch.randn(2, 1, 3)})
+        WeightSpace.from_state_dicts({"scale.weight": torch.randn(3)})
     with pytest.raises(WeightSpaceError, match="unexpected entry"):
         WeightSpace.from_state_dicts({"0.weight": torch.randn(2, 1), "bn.running_mean": torch.randn(2)})
     bad = mlp((2, 3, 1))
@@ -155,3 +161,48 @@ def test_to_and_detach():
     ws = WeightSpace.randn((2, 3, 1), 2).to(torch.float32)
     assert ws.dtype == torch.float32 and ws.device.type == "cpu"
     assert ws.detach().clone().allclose(ws)
+
+
+def cnn(channels=(3, 4, 5), linear=(6, 2)):
+    layers: list[nn.Module] = []
+    for a, b in zip(channels[:-1], channels[1:]):
+        layers += [nn.Conv2d(a, b, 3, padding=1), nn.ReLU()]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    widths = (channels[-1], *linear)
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+def test_cnn_weight_space_follows_its_layout():
+    """A CNN (convolutions, global average pooling, linear layers) is a weight space whose
+    kernels are fixed axes; permuting hidden channels keeps every network's function."""
+    torch.manual_seed(0)
+    nets = [cnn() for _ in range(3)]
+    ws = WeightSpace.from_modules(nets)
+    assert ws.layer_sizes == (3, 4, 5, 6, 2)
+    assert ws.kernel_shapes == ((3, 3), (3, 3), (), ())
+    assert ws.weights[0].shape == (3, 1, 4, 3, 3, 3)
+    assert ws.layout == WeightSpaceLayout.cnn((3, 4, 5), [(3, 3), (3, 3)], (6, 2))
+    assert [t.hidden for t in ws.layout.tensors[:2]] == [(1, None, None, None), (2, 1, None, None)]
+    x = torch.randn(2, 3, 7, 7)
+    permuted = ws.permute(ws.random_permutations(per_network=True))
+    assert not permuted.allclose(ws)
+    for net, same, rebuilt in zip(nets, permuted.to_modules(template=nets[0]), ws.to_modules(nn.ReLU)):
+        assert torch.allclose(net(x), same(x), atol=1e-5)
+        assert rebuilt[0].weight.shape == (4, 3, 3, 3)
+    # the default rebuild (ReLU everywhere, 'same' padding) matches a network built that way
+    relu = [nn.Sequential(nn.Conv2d(3, 4, 3, padding="same"), nn.ReLU(), nn.Conv2d(4, 5, 3, padding="same"),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 6), nn.ReLU(),
+                          nn.Linear(6, 2))]
+    again = WeightSpace.from_modules(relu).to_modules(nn.ReLU)[0]
+    assert torch.allclose(again(x), relu[0](x), atol=1e-6)
+    # state dicts of CNNs, flat vectors and concatenation follow the layout too
+    assert WeightSpace.from_state_dicts([n.state_dict() for n in nets]).allclose(ws)
+    assert WeightSpace.from_flat(ws.flatten(), ws.layout).allclose(ws)
+    with pytest.raises(WeightSpaceError, match="kernels"):
+        WeightSpace.cat([ws, WeightSpace.randn((3, 4, 5, 6, 2), 2)])
+    with pytest.raises(WeightSpaceError, match="mismatched architectures"):
+        WeightSpace.from_modules([cnn(), cnn(channels=(3, 4, 4))])

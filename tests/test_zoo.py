@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from dwsnets.cli import main
-from dwsnets.data.images import DataNotFoundError, load_images
-from dwsnets.data.zoo import Zoo, ZooConfig, ZooError, build_zoo, merge_zoos, plan_zoo
+from dwsnets.zoo.sources import DataNotFoundError, load_images
+from dwsnets.zoo.store import Zoo, ZooConfig, ZooError, build_zoo, merge_zoos, plan_zoo
 from dwsnets.inr import Siren, coordinate_grid, psnr
 
 SMALL = dict(source="digits", max_per_split=12, shard_size=5, max_steps=60, target_psnr=30.0)
@@ -112,8 +112,8 @@ def test_split_work_and_merge(tmp_path):
     assert merged.missing_shards() == []
     build_zoo(tmp_path / "single", ZooConfig(**SMALL))
     assert _shard_bytes(tmp_path / "merged") == _shard_bytes(tmp_path / "single")
+    build_zoo(tmp_path / "other", ZooConfig(**{**SMALL, "seed": 5}))
     with pytest.raises(ZooError, match="different settings"):
-        build_zoo(tmp_path / "other", ZooConfig(**{**SMALL, "seed": 5}))
         merge_zoos(tmp_path / "m2", [tmp_path / "part0", tmp_path / "other"])
 
 

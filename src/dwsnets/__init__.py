@@ -4,12 +4,19 @@ Permutation-equivariant architectures for deep weight spaces (Navon et al., ICML
 in the complete form: every affine map that commutes with reordering hidden neurons.
 """
 
-from .blocks import Entrywise, InputNormalization, WSBatchNorm, WSDropout
-from .equivariant import DWSLayer
-from .invariant import InvariantHead, InvariantPooling
-from .layout import TensorLayout, WeightSpaceLayout
-from .models import DWSBackbone, DWSNet, EquivariantDWSNet
-from .weight_space import WeightSpace, WeightSpaceError, random_hidden_permutations
+from .core import TensorLayout, WeightSpace, WeightSpaceError, WeightSpaceLayout, random_hidden_permutations
+from .nn import (
+    DWSBackbone,
+    DWSLayer,
+    DWSNet,
+    Entrywise,
+    EquivariantDWSNet,
+    InputNormalization,
+    InvariantHead,
+    InvariantPooling,
+    WSBatchNorm,
+    WSDropout,
+)
 
 __version__ = "0.1.0"
 

@@ -1,12 +1,62 @@
-"""Process-level helpers."""
+"""Process-level helpers shared by every layer of the package.
+
+* :func:`rank_and_world` / :func:`world_size`: where this process stands in a
+  torch.distributed job (or in a ``torchrun`` launch that has not joined its group yet);
+* :func:`atomic_write_bytes` / :func:`atomic_torch_save`: files that are either complete
+  or absent, never half written;
+* :func:`tune_cpu_allocator`: keep freed tensor memory for reuse (glibc).
+"""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import io
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
-__all__ = ["tune_cpu_allocator"]
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "rank_and_world", "tune_cpu_allocator", "world_size"]
+
+
+def rank_and_world(from_environment: bool = False) -> tuple[int, int]:
+    """``(rank, world size)`` of this process: from the initialised torch.distributed group,
+    else (with ``from_environment``) from the ``RANK``/``WORLD_SIZE`` variables ``torchrun``
+    sets, else ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if from_environment and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return 0, 1
+
+
+def world_size() -> int:
+    """Processes in the initialised torch.distributed group (1 without one)."""
+    return rank_and_world()[1]
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over
+    ``path``: a reader (or a resumed run) sees the old file or the new one, never a part."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """:func:`torch.save` through :func:`atomic_write_bytes`."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3

@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..weight_space import WeightSpace
-from .siren import siren_init
+from ..core.weight_space import WeightSpace
+from .siren import siren_forward, siren_init
 
 __all__ = ["FitResult", "fit_sirens", "psnr", "evaluate_sirens"]
 
@@ -42,7 +42,7 @@ class FitResult:
     steps: Tensor
 
     def weight_space(self) -> WeightSpace:
-        return WeightSpace([w.unsqueeze(1) for w in self.params[0::2]], [b.unsqueeze(1) for b in self.params[1::2]])
+        return WeightSpace.from_parameters(self.params)
 
 
 def _shapes(sizes: Sequence[int]) -> list[tuple[int, ...]]:
@@ -142,11 +142,10 @@ def _forward_backward(
 @torch.no_grad()
 def evaluate_sirens(coords: Tensor, targets: Tensor, params: Sequence[Tensor], w0: float = 30.0, chunk: int = 512) -> Tensor:
     """Per-INR MSE of SIRENs ``params`` (``[W1, b1, ...]`` stacked) on ``targets (N, P, d)``."""
-    out, work = [], _Workspace()
+    out = []
     for s in range(0, targets.shape[0], chunk):
-        out.append(
-            _forward_backward(coords, targets[s : s + chunk], [p[s : s + chunk] for p in params], w0, None, work)
-        )
+        rendered = siren_forward(coords, [p[s : s + chunk] for p in params], w0)
+        out.append((rendered - targets[s : s + chunk]).pow(2).mean(dim=(1, 2)))
     return torch.cat(out)
 
 

@@ -15,9 +15,9 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..weight_space import WeightSpace
+from ..core.weight_space import WeightSpace
 
-__all__ = ["Sine", "Siren", "coordinate_grid", "siren_init"]
+__all__ = ["Sine", "Siren", "coordinate_grid", "siren_forward", "siren_init"]
 
 
 class Sine(nn.Module):
@@ -99,3 +99,26 @@ def coordinate_grid(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
     axes = [torch.linspace(-1.0, 1.0, s, dtype=dtype) for s in shape]
     mesh = torch.meshgrid(*axes, indexing="ij")
     return torch.stack([m.reshape(-1) for m in mesh], dim=1)
+
+
+def siren_forward(coords: Tensor, params: WeightSpace | Sequence[Tensor], w0: float = 30.0) -> Tensor:
+    """Evaluate a batch of SIRENs at once: the one batched SIREN forward of the package.
+
+    Args:
+        coords: ``(P, d_0)`` points shared by every INR, or ``(N, P, d_0)`` per INR.
+        params: stacked ``[W1, b1, W2, b2, ...]`` (``W_m: (N, d_m, d_{m-1})``) or a
+            one-channel :class:`~dwsnets.WeightSpace` of ``N`` INRs.
+        w0: the sine's frequency factor.
+
+    Returns ``(N, P, d_M)``. Differentiable in ``params`` (and ``coords``), so a loss on
+    what an INR renders can train a model that edits its weights.
+    """
+    if isinstance(params, WeightSpace):
+        params = params.to_parameters()
+    n = params[0].shape[0]
+    h = coords.unsqueeze(0).expand(n, -1, -1) if coords.dim() == 2 else coords
+    layers = len(params) // 2
+    for m in range(layers):
+        z = torch.baddbmm(params[2 * m + 1].unsqueeze(1), h, params[2 * m].transpose(1, 2))
+        h = torch.sin(w0 * z) if m < layers - 1 else z
+    return h

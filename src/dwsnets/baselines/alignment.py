@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .weight_space import WeightSpace, WeightSpaceError
+from ..core.weight_space import WeightSpace, WeightSpaceError
 
 __all__ = ["align_to_reference", "matching_permutations"]
 

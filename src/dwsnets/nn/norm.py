@@ -1,102 +1,31 @@
-"""Equivariant building blocks that sit between :class:`~dwsnets.DWSLayer` s.
+"""Normalisation that respects the weight-space symmetry.
 
-Every block here maps a :class:`~dwsnets.WeightSpace` to one of the same shape and commutes
-with hidden-neuron permutations:
+Statistics must be shared by every entry that a hidden permutation can move, so both
+blocks here use one mean and one scale per tensor and channel:
 
-* :class:`Entrywise` applies a function to every entry (activations);
-* :class:`WSDropout` zeroes entries at random (equivariant in distribution), off in eval mode;
-* :class:`WSBatchNorm` normalises with statistics per tensor and channel, pooled over the
-  batch and every entry of the tensor (per-entry statistics would break the symmetry);
+* :class:`WSBatchNorm` normalises with batch statistics pooled over the batch and every
+  entry of the tensor (per-entry statistics would break the symmetry);
 * :class:`InputNormalization` standardises raw inputs with per-tensor, per-channel
   statistics measured once on a data set.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .layout import WeightSpaceLayout
-from .weight_space import WeightSpace, WeightSpaceError
+from ..core.layout import WeightSpaceLayout, as_layout
+from ..core.weight_space import WeightSpace, WeightSpaceError
+from ..utils import world_size
 
-__all__ = ["Entrywise", "WSDropout", "WSBatchNorm", "InputNormalization", "make_activation"]
-
-_ACTIVATIONS: dict[str, Callable[[bool], nn.Module]] = {
-    "relu": lambda inplace: nn.ReLU(inplace=inplace),
-    "gelu": lambda inplace: nn.GELU(),
-    "silu": lambda inplace: nn.SiLU(inplace=inplace),
-    "tanh": lambda inplace: nn.Tanh(),
-    "leaky_relu": lambda inplace: nn.LeakyReLU(0.1, inplace=inplace),
-}
-
-
-def make_activation(name: str, inplace: bool = False) -> nn.Module:
-    """``"relu"``, ``"gelu"``, ``"silu"``, ``"tanh"`` or ``"leaky_relu"`` as a module
-    (in place where the activation supports it and ``inplace`` is set)."""
-    try:
-        return _ACTIVATIONS[name](inplace)
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose from {sorted(_ACTIVATIONS)}") from None
-
-
-class Entrywise(nn.Module):
-    """Apply ``fn`` (a module or function of a tensor) to every entry of every tensor.
-
-    Shapes: any ``WeightSpace`` -> the same shape. Equivariant for any entry-wise ``fn``.
-    """
-
-    def __init__(self, fn: nn.Module | Callable[[Tensor], Tensor] | str = "relu") -> None:
-        super().__init__()
-        if isinstance(fn, str):
-            fn = make_activation(fn)
-        self.fn = fn
-
-    def forward(self, ws: WeightSpace) -> WeightSpace:
-        return ws.map(self.fn)
-
-    def forward_packed(self, slots: Sequence[Tensor]) -> list[Tensor]:
-        """The same on packed slots (see :class:`~dwsnets.layout.Packing`)."""
-        return [self.fn(x) for x in slots]
-
-    def extra_repr(self) -> str:
-        return "" if isinstance(self.fn, nn.Module) else getattr(self.fn, "__name__", repr(self.fn))
-
-
-class WSDropout(nn.Module):
-    """Entry-wise dropout on every tensor; the identity in eval mode."""
-
-    def __init__(self, p: float = 0.0) -> None:
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = float(p)
-
-    def forward(self, ws: WeightSpace) -> WeightSpace:
-        if not self.training or self.p == 0.0:
-            return ws
-        return ws.map(lambda t: F.dropout(t, self.p, training=True))
-
-    def forward_packed(self, slots: Sequence[Tensor]) -> list[Tensor]:
-        if not self.training or self.p == 0.0:
-            return list(slots)
-        return [F.dropout(x, self.p, training=True) for x in slots]
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+__all__ = ["WSBatchNorm", "InputNormalization"]
 
 
 def _entry_dims(t: Tensor) -> list[int]:
     return list(range(2, t.dim()))
-
-
-def _world_size() -> int:
-    import torch.distributed as dist
-
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _to_groups(per_feature: Tensor, fixed: tuple[int, ...], channels: int, reduce: str = "sum") -> Tensor:
@@ -135,7 +64,7 @@ class _SlotBatchNorm(torch.autograd.Function):
         c = weight.shape[1]
         stat_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         x2 = x.reshape(-1, x.shape[-1])
-        distributed = _world_size() > 1
+        distributed = world_size() > 1
         sums = x2.sum(dim=0, dtype=stat_dtype)
         rows = float(x2.shape[0])
         if distributed:
@@ -183,7 +112,7 @@ class _SlotBatchNorm(torch.autograd.Function):
         grad_bias = g_sum.to(weight.dtype) if ctx.needs_input_grad[2] else None
         grad_x = None
         if ctx.needs_input_grad[0]:
-            if _world_size() > 1:
+            if world_size() > 1:
                 both = _all_reduce_sum(torch.stack([g_sum, g_xhat]))
                 g_sum, g_xhat = both[0], both[1]
             n = torch.tensor([f * ctx.rows for f in fixed], dtype=stat_dtype, device=rstd.device)[:, None]
@@ -215,8 +144,6 @@ class WSBatchNorm(nn.Module):
         self, layout: WeightSpaceLayout | Sequence[int], channels: int, eps: float = 1e-5, momentum: float = 0.1
     ) -> None:
         super().__init__()
-        from .equivariant import as_layout
-
         self.layout = as_layout(layout)
         self.num_tensors, self.channels = len(self.layout.tensors), int(channels)
         self.eps, self.momentum = float(eps), float(momentum)
@@ -274,8 +201,6 @@ class InputNormalization(nn.Module):
 
     def __init__(self, layout: WeightSpaceLayout | Sequence[int], channels: int = 1, eps: float = 1e-8) -> None:
         super().__init__()
-        from .equivariant import as_layout
-
         self.layout = as_layout(layout)
         self.channels = int(channels)
         self.eps = float(eps)

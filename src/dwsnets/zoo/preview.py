@@ -21,7 +21,8 @@ def save_reconstruction_grid(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .zoo import Zoo, _shard_targets, plan_zoo
+    from ..inr.siren import siren_forward
+    from .store import Zoo, _shard_targets, plan_zoo
 
     zoo = Zoo(zoo_dir)
     records = zoo.records()
@@ -34,11 +35,10 @@ def save_reconstruction_grid(
     plan, data = plan_zoo(config)
     coords, targets, _ = _shard_targets(plan, data, shard)
     src = targets[:n]
-    params = []
-    for m in range(len(zoo.layer_sizes) - 1):
-        params += [tensors[f"weight{m + 1}"][:n], tensors[f"bias{m + 1}"][:n]]
+    params = [p[:n] for p in zoo.shard_parameters(tensors)]
     out_path = Path(out_path) if out_path else zoo.path / "reconstructions.png"
-    recon = _predict(coords, params, config.w0)
+    with torch.no_grad():
+        recon = siren_forward(coords, params, config.w0)
     if config.source == "sine":
         x = coords[:, 0]
         amp, freq = tensors["amplitude"][:n], tensors["frequency"][:n]
@@ -65,15 +65,3 @@ def save_reconstruction_grid(
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
-
-
-def _predict(coords: torch.Tensor, params: list[torch.Tensor], w0: float) -> torch.Tensor:
-    """SIREN outputs ``(n, P, d_out)`` for stacked parameters."""
-    n = params[0].shape[0]
-    h = coords.unsqueeze(0).expand(n, -1, -1)
-    layers = len(params) // 2
-    with torch.no_grad():
-        for m in range(layers):
-            z = torch.baddbmm(params[2 * m + 1].unsqueeze(1), h, params[2 * m].transpose(1, 2))
-            h = torch.sin(w0 * z) if m < layers - 1 else z
-    return h

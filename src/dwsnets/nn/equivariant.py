@@ -45,17 +45,10 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .layout import Packing, WeightSpaceLayout
-from .weight_space import WeightSpace, WeightSpaceError
+from ..core.layout import Packing, WeightSpaceLayout, as_layout, describe_layout
+from ..core.weight_space import WeightSpace, WeightSpaceError
 
-__all__ = ["DWSLayer", "as_layout"]
-
-
-def as_layout(layout: WeightSpaceLayout | Sequence[int]) -> WeightSpaceLayout:
-    """Accept a :class:`WeightSpaceLayout` or MLP layer sizes."""
-    if isinstance(layout, WeightSpaceLayout):
-        return layout
-    return WeightSpaceLayout.mlp(layout)
+__all__ = ["DWSLayer"]
 
 
 @dataclass
@@ -269,16 +262,24 @@ class _Aligned2(torch.autograd.Function):
     """``y = x @ W + row[:, :, None] + col[:, None, :]`` for ``x (B, a, b, F_in)``.
 
     The broadcast sum is written once into the output buffer and the GEMM accumulates on
-    top of it (``addmm_``); no broadcast copy is kept for backward."""
+    top of it (``addmm_``); no broadcast copy is kept for backward.
+
+    Mixed precision: the GEMM runs in the dtype of ``row`` and ``col``, which the layer's
+    other GEMMs produced, so under ``torch.autocast`` it follows autocast's choice (bf16 or
+    fp16) like every other matmul of the layer. Gradients come back in each input's own
+    dtype (float32 for the parameters)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, row: Tensor, col: Tensor) -> Tensor:  # type: ignore[override]
         fin, fout = weight.shape
-        out = torch.add(row.unsqueeze(2), col.unsqueeze(1))
-        x2 = x.reshape(-1, fin)
-        out.view(-1, fout).addmm_(x2, weight)
-        ctx.save_for_backward(x2, weight)
-        ctx.x_shape = x.shape
+        dtype = torch.promote_types(row.dtype, col.dtype)
+        out = torch.add(row.unsqueeze(2).to(dtype), col.unsqueeze(1).to(dtype))
+        x2 = x.reshape(-1, fin).to(dtype)
+        w = weight.to(dtype)
+        out.view(-1, fout).addmm_(x2, w)
+        ctx.save_for_backward(x2, w)
+        ctx.x_shape, ctx.x_dtype, ctx.w_dtype = x.shape, x.dtype, weight.dtype
+        ctx.row_dtype, ctx.col_dtype = row.dtype, col.dtype
         return out
 
     @staticmethod
@@ -286,19 +287,20 @@ class _Aligned2(torch.autograd.Function):
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         x2, weight = ctx.saved_tensors
         fout = weight.shape[1]
-        grad = grad.contiguous()
+        grad = grad.contiguous().to(weight.dtype)
         g2 = grad.view(-1, fout)
         gx = gw = grow = gcol = None
         if ctx.needs_input_grad[0]:
             # a base tensor (not a view) so that autograd may accumulate into it in place
-            gx = torch.empty(ctx.x_shape, dtype=grad.dtype, device=grad.device)
+            gx = torch.empty(ctx.x_shape, dtype=weight.dtype, device=grad.device)
             torch.mm(g2, weight.t(), out=gx.view(-1, weight.shape[0]))
+            gx = gx.to(ctx.x_dtype)
         if ctx.needs_input_grad[1]:
-            gw = torch.mm(x2.t(), g2)
+            gw = torch.mm(x2.t(), g2).to(ctx.w_dtype)
         if ctx.needs_input_grad[2]:
-            grow = grad.sum(dim=2)
+            grow = grad.sum(dim=2).to(ctx.row_dtype)
         if ctx.needs_input_grad[3]:
-            gcol = grad.sum(dim=1)
+            gcol = grad.sum(dim=1).to(ctx.col_dtype)
         return gx, gw, grow, gcol
 
 
@@ -338,19 +340,6 @@ def _assemble(terms: dict[tuple[int, ...], Tensor], axes: tuple[int, ...], sizes
             full = full + expanded
             owned = True
     return full
-
-
-def describe_layout(layout: WeightSpaceLayout) -> str:
-    """``layer_sizes=(...)`` for MLP layouts, the full layout repr otherwise."""
-    tensors = layout.tensors
-    m = len(tensors) // 2
-    try:
-        sizes = (tensors[0].shape[1],) + tuple(t.shape[0] for t in tensors[:m])
-        if layout == WeightSpaceLayout.mlp(sizes):
-            return f"layer_sizes={sizes}"
-    except (IndexError, ValueError):
-        pass
-    return repr(layout)
 
 
 def _parent(

@@ -1,27 +1,30 @@
-"""The weight-space container: an immutable batch of MLPs with feature channels.
+"""The weight-space container: an immutable batch of feed-forward networks with channels.
 
-A batch of ``B`` MLPs with layer sizes ``d_0, ..., d_M`` and ``C`` channels per entry:
+A batch of ``B`` networks with layer sizes ``d_0, ..., d_M`` and ``C`` channels per entry:
 
-    weights[m]: (B, C, d_{m+1}, d_m)      biases[m]: (B, C, d_{m+1})      m = 0..M-1
+    weights[m]: (B, C, d_{m+1}, d_m, *kernel_m)      biases[m]: (B, C, d_{m+1})      m = 0..M-1
 
-(``nn.Linear.weight`` layout with batch and channel in front). Raw networks have ``C = 1``.
+(PyTorch's ``nn.Linear``/``nn.ConvNd`` weight layout with batch and channel in front).
+MLPs have no kernel axes; a CNN's convolutions carry their kernel's spatial axes, which
+are fixed (never permuted). Raw networks have ``C = 1``. The container follows the
+:class:`~dwsnets.core.layout.WeightSpaceLayout` its shapes describe (:attr:`WeightSpace.layout`),
+and every layer of the package is built from that layout.
 
-Symmetry contract: permuting the neurons of hidden layer ``k`` (rows of ``weights[k-1]``
-and entries of ``biases[k-1]``, columns of ``weights[k]``) leaves every network's function
-unchanged; :meth:`WeightSpace.permute` applies such permutations.
+Symmetry contract: permuting the neurons (channels) of hidden layer ``k`` (rows of
+``weights[k-1]`` and entries of ``biases[k-1]``, columns of ``weights[k]``) leaves every
+network's function unchanged; :meth:`WeightSpace.permute` applies such permutations.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .layout import WeightSpaceLayout
+from .layout import WeightSpaceLayout, as_layout, permute_tensors, random_permutations
 
-__all__ = ["WeightSpace", "WeightSpaceError"]
+__all__ = ["WeightSpace", "WeightSpaceError", "random_hidden_permutations"]
 
 
 class WeightSpaceError(ValueError):
@@ -29,10 +32,10 @@ class WeightSpaceError(ValueError):
 
 
 class WeightSpace:
-    """Immutable batch of MLP weights and biases with feature channels.
+    """Immutable batch of network weights and biases with feature channels.
 
     Args:
-        weights: ``M`` tensors, ``weights[m]`` of shape ``(B, C, d_{m+1}, d_m)``.
+        weights: ``M`` tensors, ``weights[m]`` of shape ``(B, C, d_{m+1}, d_m, *kernel_m)``.
         biases: ``M`` tensors, ``biases[m]`` of shape ``(B, C, d_{m+1})``.
 
     Both are stored as tuples; the object cannot be modified after construction (apply
@@ -85,9 +88,14 @@ class WeightSpace:
         return self.weights[0].device
 
     @property
+    def kernel_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The fixed trailing axes of each weight (``()`` for linear layers)."""
+        return tuple(tuple(w.shape[4:]) for w in self.weights)
+
+    @property
     def layout(self) -> WeightSpaceLayout:
-        """Axis description of this space (:meth:`WeightSpaceLayout.mlp`)."""
-        return WeightSpaceLayout.mlp(self.layer_sizes)
+        """Axis description of this space (:meth:`WeightSpaceLayout.feedforward`)."""
+        return WeightSpaceLayout.feedforward(self.layer_sizes, self.kernel_shapes)
 
     @property
     def tensors(self) -> tuple[Tensor, ...]:
@@ -106,10 +114,29 @@ class WeightSpace:
     def __len__(self) -> int:
         return self.batch_size
 
+    @classmethod
+    def from_parameters(cls, params: Sequence[Tensor]) -> "WeightSpace":
+        """One-channel space from stacked parameters ``[W1, b1, W2, b2, ...]`` with
+        ``W_m: (B, d_m, d_{m-1}, *kernel)`` and ``b_m: (B, d_m)`` (the layout batched
+        fitters and zoo files use)."""
+        params = list(params)
+        if len(params) % 2 or not params:
+            raise WeightSpaceError(f"expected alternating weights and biases, got {len(params)} tensors")
+        return cls([w.unsqueeze(1) for w in params[0::2]], [b.unsqueeze(1) for b in params[1::2]])
+
+    def to_parameters(self) -> list[Tensor]:
+        """Inverse of :meth:`from_parameters` (requires ``C = 1``): ``[W1, b1, W2, b2, ...]``."""
+        self._require_single_channel()
+        out: list[Tensor] = []
+        for w, b in zip(self.weights, self.biases):
+            out += [w[:, 0], b[:, 0]]
+        return out
+
     def __repr__(self) -> str:
+        kernels = "" if all(k == () for k in self.kernel_shapes) else f", kernel_shapes={self.kernel_shapes}"
         return (
             f"WeightSpace(batch_size={self.batch_size}, channels={self.channels}, "
-            f"layer_sizes={self.layer_sizes}, dtype={self.dtype}, device={self.device})"
+            f"layer_sizes={self.layer_sizes}{kernels}, dtype={self.dtype}, device={self.device})"
         )
 
     # ------------------------------------------------------------------ tensor-like ops
@@ -150,9 +177,10 @@ class WeightSpace:
             raise ValueError(f"dim must be 'batch' or 'channel', got {dim!r}")
         first = spaces[0]
         for i, s in enumerate(spaces[1:], 1):
-            if s.layer_sizes != first.layer_sizes:
+            if s.layout != first.layout:
                 raise WeightSpaceError(
-                    f"cannot concatenate: space 0 has layer sizes {first.layer_sizes}, space {i} has {s.layer_sizes}"
+                    f"cannot concatenate: space 0 has layer sizes {first.layer_sizes}{_kernels(first)}, "
+                    f"space {i} has {s.layer_sizes}{_kernels(s)}"
                 )
             if dim == "batch" and s.channels != first.channels:
                 raise WeightSpaceError(
@@ -171,9 +199,9 @@ class WeightSpace:
 
     def _binary(self, other: Any, op: Callable[[Tensor, Any], Tensor]) -> "WeightSpace":
         if isinstance(other, WeightSpace):
-            if other.layer_sizes != self.layer_sizes:
+            if other.layout != self.layout:
                 raise WeightSpaceError(
-                    f"layer sizes differ: {self.layer_sizes} and {other.layer_sizes}"
+                    f"layer sizes differ: {self.layer_sizes}{_kernels(self)} and {other.layer_sizes}{_kernels(other)}"
                 )
             return WeightSpace.from_tensors([op(a, b) for a, b in zip(self.tensors, other.tensors)])
         return self.map(lambda t: op(t, other))
@@ -198,7 +226,7 @@ class WeightSpace:
         return self.map(torch.neg)
 
     def allclose(self, other: "WeightSpace", rtol: float = 1e-5, atol: float = 1e-8) -> bool:
-        if self.layer_sizes != other.layer_sizes or self.channels != other.channels:
+        if self.layout != other.layout or self.channels != other.channels:
             return False
         return all(torch.allclose(a, b, rtol=rtol, atol=atol) for a, b in zip(self.tensors, other.tensors))
 
@@ -218,9 +246,8 @@ class WeightSpace:
         return self
 
     def layout_names(self) -> list[str]:
-        return [f"weight{m + 1}" for m in range(self.num_layers)] + [
-            f"bias{m + 1}" for m in range(self.num_layers)
-        ]
+        """Tensor names in layout order (``weight1``, ..., ``bias1``, ...)."""
+        return [t.name for t in self.layout.tensors]
 
     # ------------------------------------------------------------------ flat vectors
 
@@ -230,13 +257,16 @@ class WeightSpace:
         return torch.cat([t.reshape(b, c, -1) for t in self.tensors], dim=2).reshape(b, -1)
 
     @classmethod
-    def from_flat(cls, flat: Tensor, layer_sizes: Sequence[int], channels: int = 1) -> "WeightSpace":
-        """Inverse of :meth:`flatten`: ``flat`` of shape ``(B, channels * P)``."""
-        layout = WeightSpaceLayout.mlp(layer_sizes)
+    def from_flat(
+        cls, flat: Tensor, layout: WeightSpaceLayout | Sequence[int], channels: int = 1
+    ) -> "WeightSpace":
+        """Inverse of :meth:`flatten`: ``flat`` of shape ``(B, channels * P)``; ``layout``
+        is a feed-forward layout or MLP layer sizes."""
+        layout = _feedforward(layout)
         if flat.dim() != 2 or flat.shape[1] != channels * layout.numel:
             raise WeightSpaceError(
                 f"expected a flat tensor of shape (B, {channels * layout.numel}) for layer sizes "
-                f"{tuple(layer_sizes)} and {channels} channel(s), got {tuple(flat.shape)}"
+                f"{layout.layer_sizes} and {channels} channel(s), got {tuple(flat.shape)}"
             )
         b = flat.shape[0]
         parts = torch.split(flat.reshape(b, channels, -1), [t.numel for t in layout.tensors], dim=2)
@@ -245,7 +275,7 @@ class WeightSpace:
     @classmethod
     def randn(
         cls,
-        layer_sizes: Sequence[int],
+        layout: WeightSpaceLayout | Sequence[int],
         batch_size: int,
         channels: int = 1,
         *,
@@ -253,8 +283,9 @@ class WeightSpace:
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> "WeightSpace":
-        """Standard-normal entries; handy for tests and benchmarks."""
-        layout = WeightSpaceLayout.mlp(layer_sizes)
+        """Standard-normal entries for a feed-forward layout or MLP layer sizes; handy for
+        tests and benchmarks."""
+        layout = _feedforward(layout)
         return cls.from_tensors(
             [
                 torch.randn(batch_size, channels, *t.shape, generator=generator, dtype=dtype, device=device)
@@ -271,31 +302,26 @@ class WeightSpace:
             perms: ``M - 1`` index tensors; ``perms[k-1]`` permutes hidden layer ``k`` and has
                 shape ``(d_k,)`` (same for the whole batch) or ``(B, d_k)`` (one per network).
 
-        Returns the space with ``W_k[i, :] <- W_k[p[i], :]``, ``b_k[i] <- b_k[p[i]]`` and
-        ``W_{k+1}[:, i] <- W_{k+1}[:, p[i]]``, i.e. ``W_m -> P_m W_m P_{m-1}^T``. Every network
-        computes the same function afterwards.
+        Returns the space with ``W_k[i, ...] <- W_k[p[i], ...]``, ``b_k[i] <- b_k[p[i]]`` and
+        ``W_{k+1}[:, i, ...] <- W_{k+1}[:, p[i], ...]``, i.e. ``W_m -> P_m W_m P_{m-1}^T``
+        (kernel axes untouched). Every network computes the same function afterwards.
         """
-        perms = list(perms)
+        perms = [torch.as_tensor(p, device=self.device) for p in perms]
         hidden = self.layer_sizes[1:-1]
         if len(perms) != len(hidden):
             raise WeightSpaceError(
                 f"expected {len(hidden)} permutation(s), one per hidden layer of {self.layer_sizes}, got {len(perms)}"
             )
-        weights, biases = list(self.weights), list(self.biases)
         for k, (p, d) in enumerate(zip(perms, hidden), start=1):
-            p = torch.as_tensor(p, device=self.device)
             _check_permutation(p, d, self.batch_size, k)
-            weights[k - 1] = _take(weights[k - 1], p, axis=2)
-            biases[k - 1] = _take(biases[k - 1], p, axis=2)
-            weights[k] = _take(weights[k], p, axis=3)
-        return WeightSpace(weights, biases)
+        return WeightSpace.from_tensors(permute_tensors(self.layout, self.tensors, perms))
 
     def random_permutations(
         self, generator: torch.Generator | None = None, per_network: bool = False
     ) -> list[Tensor]:
         """Random permutations of every hidden layer, shaped for :meth:`permute`."""
-        return random_hidden_permutations(
-            self.layer_sizes, self.batch_size if per_network else None, generator=generator, device=self.device
+        return self.layout.random_permutations(
+            self.batch_size if per_network else None, generator=generator, device=self.device
         )
 
     # ------------------------------------------------------------------ PyTorch modules
@@ -304,19 +330,12 @@ class WeightSpace:
     def from_modules(
         cls, modules: nn.Module | Sequence[nn.Module], *, dtype: torch.dtype | None = None
     ) -> "WeightSpace":
-        """Stack MLPs (``nn.Sequential`` or any module whose parametrised parts are
-        ``nn.Linear`` layers, applied in registration order) into a weight space with ``C = 1``.
+        """Stack networks whose parametrised parts are ``nn.Linear`` or ``nn.ConvNd`` layers
+        (applied in registration order) into a weight space with ``C = 1``; see
+        :func:`dwsnets.core.convert.from_modules`."""
+        from .convert import from_modules
 
-        Activations and other parameter-free modules in between are allowed and ignored.
-        """
-        if isinstance(modules, nn.Module):
-            modules = [modules]
-        state_dicts = []
-        for i, module in enumerate(modules):
-            if not isinstance(module, nn.Module):
-                raise WeightSpaceError(f"network {i} is a {type(module).__name__}, not a torch.nn.Module")
-            state_dicts.append(_linear_state(module, i))
-        return cls._stack(state_dicts, dtype=dtype, what="network")
+        return from_modules(modules, dtype=dtype)
 
     @classmethod
     def from_state_dicts(
@@ -325,52 +344,16 @@ class WeightSpace:
         *,
         dtype: torch.dtype | None = None,
     ) -> "WeightSpace":
-        """Stack MLP ``state_dict``s (2-D ``*.weight`` and 1-D ``*.bias`` entries, in order)."""
-        if isinstance(state_dicts, Mapping):
-            state_dicts = [state_dicts]
-        layers = [_state_dict_layers(sd, i) for i, sd in enumerate(state_dicts)]
-        return cls._stack(layers, dtype=dtype, what="state dict")
+        """Stack ``state_dict``s of such networks; see :func:`dwsnets.core.convert.from_state_dicts`."""
+        from .convert import from_state_dicts
 
-    @classmethod
-    def _stack(
-        cls, nets: list[list[tuple[Tensor, Tensor]]], dtype: torch.dtype | None, what: str
-    ) -> "WeightSpace":
-        if not nets:
-            raise WeightSpaceError(f"no {what}s given")
-        sizes0 = _chain_sizes(nets[0], 0, what)
-        for i, layers in enumerate(nets[1:], 1):
-            sizes = _chain_sizes(layers, i, what)
-            if sizes != sizes0:
-                raise WeightSpaceError(
-                    f"mismatched architectures: {what} 0 has layer sizes {sizes0}, {what} {i} has {sizes}"
-                )
-        n_layers = len(nets[0])
-        weights, biases = [], []
-        for m in range(n_layers):
-            w = torch.stack([layers[m][0].detach() for layers in nets]).unsqueeze(1)
-            b = torch.stack([layers[m][1].detach() for layers in nets]).unsqueeze(1)
-            if dtype is not None:
-                w, b = w.to(dtype), b.to(dtype)
-            weights.append(w)
-            biases.append(b)
-        return cls(weights, biases).check_finite(f"{what}s")
+        return from_state_dicts(state_dicts, dtype=dtype)
 
     def to_state_dicts(self, prefix_indices: Sequence[int] | None = None) -> list[dict[str, Tensor]]:
-        """One ``state_dict`` per network (requires ``C = 1``).
+        """One ``state_dict`` per network; see :func:`dwsnets.core.convert.to_state_dicts`."""
+        from .convert import to_state_dicts
 
-        Keys are ``"{i}.weight"``/``"{i}.bias"`` with ``i = prefix_indices[m]`` (default
-        ``0, 2, 4, ...``: a ``nn.Sequential`` alternating Linear and activation).
-        """
-        self._require_single_channel()
-        idx = list(prefix_indices) if prefix_indices is not None else [2 * m for m in range(self.num_layers)]
-        out = []
-        for n in range(self.batch_size):
-            sd: dict[str, Tensor] = {}
-            for m in range(self.num_layers):
-                sd[f"{idx[m]}.weight"] = self.weights[m][n, 0].detach().clone()
-                sd[f"{idx[m]}.bias"] = self.biases[m][n, 0].detach().clone()
-            out.append(sd)
-        return out
+        return to_state_dicts(self, prefix_indices)
 
     def to_modules(
         self,
@@ -378,48 +361,10 @@ class WeightSpace:
         *,
         template: nn.Module | None = None,
     ) -> list[nn.Module]:
-        """Rebuild one module per network (requires ``C = 1``).
+        """One module per network; see :func:`dwsnets.core.convert.to_modules`."""
+        from .convert import to_modules
 
-        With ``template`` (e.g. one of the modules given to :meth:`from_modules`), each network
-        is a deep copy of it with its ``nn.Linear`` parameters replaced, so custom activations
-        are kept. Otherwise an ``nn.Sequential`` of ``Linear`` layers with ``activation()``
-        between them (``activation=None`` for none).
-        """
-        self._require_single_channel()
-        modules: list[nn.Module] = []
-        for n in range(self.batch_size):
-            if template is not None:
-                net = copy.deepcopy(template)
-                linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-                if len(linears) != self.num_layers:
-                    raise WeightSpaceError(
-                        f"template has {len(linears)} Linear layers, the weight space has {self.num_layers}"
-                    )
-            else:
-                parts: list[nn.Module] = []
-                sizes = self.layer_sizes
-                linears = []
-                for m in range(self.num_layers):
-                    lin = nn.Linear(sizes[m], sizes[m + 1])
-                    linears.append(lin)
-                    parts.append(lin)
-                    if m < self.num_layers - 1 and activation is not None:
-                        parts.append(activation())
-                net = nn.Sequential(*parts)
-            for m, lin in enumerate(linears):
-                w, b = self.weights[m][n, 0], self.biases[m][n, 0]
-                if lin.weight.shape != w.shape:
-                    raise WeightSpaceError(
-                        f"template layer {m} has weight shape {tuple(lin.weight.shape)}, expected {tuple(w.shape)}"
-                    )
-                if lin.bias is None:
-                    raise WeightSpaceError(f"template layer {m} has no bias")
-                with torch.no_grad():
-                    lin.weight.data = w.detach().clone().to(lin.weight.dtype)
-                    lin.bias.data = b.detach().clone().to(lin.bias.dtype)
-            net.to(self.device)
-            modules.append(net)
-        return modules
+        return to_modules(self, activation, template=template)
 
     def _require_single_channel(self) -> None:
         if self.channels != 1:
@@ -439,14 +384,19 @@ def random_hidden_permutations(
     device: torch.device | str | None = None,
 ) -> list[Tensor]:
     """One random permutation per hidden layer: ``(d_k,)`` each, or ``(batch_size, d_k)``."""
-    out = []
-    for d in tuple(layer_sizes)[1:-1]:
-        if batch_size is None:
-            p = torch.randperm(d, generator=generator)
-        else:
-            p = torch.argsort(torch.rand(batch_size, d, generator=generator), dim=1)
-        out.append(p.to(device) if device is not None else p)
-    return out
+    return random_permutations(tuple(layer_sizes)[1:-1], batch_size, generator=generator, device=device)
+
+
+def _feedforward(layout: WeightSpaceLayout | Sequence[int]) -> WeightSpaceLayout:
+    layout = as_layout(layout)
+    if not layout.is_feedforward:
+        raise WeightSpaceError(f"a WeightSpace holds feed-forward networks (MLPs, CNNs); got {layout!r}")
+    return layout
+
+
+def _kernels(ws: "WeightSpace") -> str:
+    kernels = ws.kernel_shapes
+    return "" if all(k == () for k in kernels) else f" with kernels {kernels}"
 
 
 def _validate(weights: tuple[Tensor, ...], biases: tuple[Tensor, ...]) -> None:
@@ -457,9 +407,9 @@ def _validate(weights: tuple[Tensor, ...], biases: tuple[Tensor, ...]) -> None:
     for m, (w, b) in enumerate(zip(weights, biases)):
         if not isinstance(w, Tensor) or not isinstance(b, Tensor):
             raise WeightSpaceError(f"layer {m}: weights and biases must be torch tensors")
-        if w.dim() != 4:
+        if w.dim() < 4:
             raise WeightSpaceError(
-                f"weights[{m}] must have shape (B, C, d_out, d_in), got {tuple(w.shape)}"
+                f"weights[{m}] must have shape (B, C, d_out, d_in, *kernel), got {tuple(w.shape)}"
             )
         if b.dim() != 3:
             raise WeightSpaceError(f"biases[{m}] must have shape (B, C, d_out), got {tuple(b.shape)}")
@@ -503,76 +453,3 @@ def _check_permutation(p: Tensor, d: int, batch: int, k: int) -> None:
     expected = torch.arange(d, device=p.device)
     if not bool((rows.sort(dim=1).values == expected).all()):
         raise WeightSpaceError(f"the index tensor for hidden layer {k} is not a permutation of 0..{d - 1}")
-
-
-def _take(t: Tensor, p: Tensor, axis: int) -> Tensor:
-    """Reorder ``t`` along ``axis`` by ``p`` (shared ``(d,)`` or per network ``(B, d)``)."""
-    p = p.long()
-    if p.dim() == 1:
-        return t.index_select(axis, p)
-    shape = [1] * t.dim()
-    shape[0], shape[axis] = p.shape[0], p.shape[1]
-    index = p.reshape(shape).expand(*t.shape[:axis], p.shape[1], *t.shape[axis + 1 :])
-    return torch.gather(t, axis, index)
-
-
-_ALLOWED_PARAMETERISED = (nn.Linear,)
-
-
-def _linear_state(module: nn.Module, i: int) -> list[tuple[Tensor, Tensor]]:
-    layers = []
-    for name, sub in module.named_modules():
-        own = list(sub.parameters(recurse=False))
-        if isinstance(sub, nn.Linear):
-            bias = sub.bias if sub.bias is not None else torch.zeros(sub.out_features, dtype=sub.weight.dtype, device=sub.weight.device)
-            layers.append((sub.weight, bias))
-        elif own:
-            raise WeightSpaceError(
-                f"network {i} is not an MLP: module '{name or type(module).__name__}' "
-                f"({type(sub).__name__}) has parameters; only nn.Linear layers may"
-            )
-    if not layers:
-        raise WeightSpaceError(f"network {i} has no nn.Linear layer")
-    return layers
-
-
-def _state_dict_layers(sd: Mapping[str, Tensor], i: int) -> list[tuple[Tensor, Tensor]]:
-    if not isinstance(sd, Mapping):
-        raise WeightSpaceError(f"state dict {i} is a {type(sd).__name__}, not a mapping")
-    layers = []
-    for key, value in sd.items():
-        if not isinstance(value, Tensor):
-            raise WeightSpaceError(f"state dict {i}: entry '{key}' is not a tensor")
-        if key.endswith("weight"):
-            if value.dim() != 2:
-                raise WeightSpaceError(
-                    f"state dict {i} is not an MLP: '{key}' has shape {tuple(value.shape)}, expected a 2-D Linear weight"
-                )
-            bias_key = key[: -len("weight")] + "bias"
-            bias = sd.get(bias_key)
-            if bias is None:
-                bias = torch.zeros(value.shape[0], dtype=value.dtype, device=value.device)
-            elif bias.shape != (value.shape[0],):
-                raise WeightSpaceError(
-                    f"state dict {i}: '{bias_key}' has shape {tuple(bias.shape)}, expected ({value.shape[0]},)"
-                )
-            layers.append((value, bias))
-        elif key.endswith("bias"):
-            if key[: -len("bias")] + "weight" not in sd:
-                raise WeightSpaceError(f"state dict {i}: '{key}' has no matching weight")
-        else:
-            raise WeightSpaceError(f"state dict {i} is not an MLP: unexpected entry '{key}'")
-    if not layers:
-        raise WeightSpaceError(f"state dict {i} has no weight entries")
-    return layers
-
-
-def _chain_sizes(layers: list[tuple[Tensor, Tensor]], i: int, what: str) -> tuple[int, ...]:
-    sizes = [layers[0][0].shape[1]]
-    for m, (w, _) in enumerate(layers):
-        if w.shape[1] != sizes[-1]:
-            raise WeightSpaceError(
-                f"{what} {i}: layer {m} takes {w.shape[1]} inputs but the previous layer has {sizes[-1]} outputs"
-            )
-        sizes.append(w.shape[0])
-    return tuple(sizes)

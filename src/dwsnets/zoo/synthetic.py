@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..weight_space import WeightSpace
+from ..core.weight_space import WeightSpace
 
 __all__ = ["SineMLPZoo", "make_sine_mlp_zoo"]
 

@@ -18,11 +18,12 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from .blocks import Entrywise, InputNormalization, WSBatchNorm, WSDropout, make_activation
-from .equivariant import DWSLayer, as_layout
+from ..core.layout import WeightSpaceLayout, as_layout
+from ..core.weight_space import WeightSpace
+from .equivariant import DWSLayer
 from .invariant import InvariantHead
-from .layout import WeightSpaceLayout
-from .weight_space import WeightSpace
+from .norm import InputNormalization, WSBatchNorm
+from .pointwise import Entrywise, WSDropout, make_activation
 
 __all__ = ["DWSBackbone", "DWSNet", "EquivariantDWSNet"]
 
@@ -123,11 +124,13 @@ class DWSNet(nn.Module):
 
     def embed(self, ws: WeightSpace) -> Tensor:
         """Invariant features before the head's MLP: ``(B, hidden_channels * n_invariant)``
-        (in slot order; see :meth:`InvariantPooling.forward_packed`)."""
+        (feature order of :class:`~dwsnets.InvariantPooling`)."""
         return self.head.pool.forward_packed(self.backbone.forward_packed(self.input_norm(ws)))
 
     def forward(self, ws: WeightSpace) -> Tensor:
-        return self.head.mlp(self.embed(ws))
+        """``WeightSpace (B, in_channels, ...)`` -> ``(B, out_features)``. The same as
+        ``self.head(self.backbone(self.input_norm(ws)))``, without unpacking in between."""
+        return self.head.forward_packed(self.backbone.forward_packed(self.input_norm(ws)))
 
 
 class EquivariantDWSNet(nn.Module):

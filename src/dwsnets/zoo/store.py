@@ -40,7 +40,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..weight_space import WeightSpace
+from ..core.layout import WeightSpaceLayout
+from ..core.weight_space import WeightSpace
+from ..utils import atomic_write_bytes
 
 __all__ = [
     "ZooConfig",
@@ -153,7 +155,7 @@ def plan_zoo(config: ZooConfig) -> tuple[ZooPlan, dict[str, Any]]:
         sizes = (1, *config.hidden, 1)
         shape = None
     else:
-        from .images import load_images
+        from .sources import load_images
 
         train = load_images(config.source, "train", config.data_dir)
         test = load_images(config.source, "test", config.data_dir)
@@ -184,17 +186,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _atomic_write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _manifest(plan: ZooPlan) -> dict[str, Any]:
@@ -330,7 +323,7 @@ def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id
                        "start": shard.start, "count": shard.count}, sort_keys=True)
     blob = save(tensors, metadata={"dwsnets": info})
     path = out / "shards" / f"{shard.name}.safetensors"
-    _atomic_write_bytes(path, blob)
+    atomic_write_bytes(path, blob)
     psnr = tensors["psnr"].double()
     record = {
         "shard": shard.name, "split": shard.split, "start": shard.start, "count": shard.count,
@@ -367,14 +360,29 @@ def _diff(a: dict, b: dict) -> str:
 
 @dataclass
 class ZooSplit:
-    """One split of a zoo: the INRs as a weight space, labels and per-INR information."""
+    """One split of a zoo: the networks as a weight space ``(N, 1, ...)``, their labels
+    ``(N,)`` (-1 where a zoo has none) and per-network information (``psnr``,
+    ``frequency``, ...: tensors with ``N`` rows)."""
 
     weights: WeightSpace
     labels: Tensor
     info: dict[str, Tensor]
 
+    def __post_init__(self) -> None:
+        n = self.weights.batch_size
+        for key, value in {"labels": self.labels, **self.info}.items():
+            if value.shape[0] != n:
+                raise ZooError(f"split information {key!r} has {value.shape[0]} rows for {n} networks")
+
     def __len__(self) -> int:
         return len(self.labels)
+
+    def __getitem__(self, index: slice | Tensor) -> "ZooSplit":
+        """The networks at ``index`` (a slice or an index tensor), with their information."""
+        return ZooSplit(self.weights[index], self.labels[index], {k: v[index] for k, v in self.info.items()})
+
+    def to(self, device: str | torch.device) -> "ZooSplit":
+        return ZooSplit(self.weights.to(device), self.labels.to(device), {k: v.to(device) for k, v in self.info.items()})
 
 
 class Zoo:
@@ -395,7 +403,28 @@ class Zoo:
             raise ZooError(f"{manifest_path} is not a dwsnets INR zoo manifest (format {self.manifest.get('format')!r})")
         self.zoo_id: str = self.manifest["zoo_id"]
         self.layer_sizes = tuple(self.manifest["layer_sizes"])
+        self.layout = WeightSpaceLayout.mlp(self.layer_sizes)
         self.shards = [ShardPlan(**s) for s in self.manifest["shards"]]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def data_id(self) -> str:
+        """Identity of the contents (the hash of the settings that made them)."""
+        return self.zoo_id
+
+    @property
+    def source(self) -> str:
+        return self.config.get("source", "")
+
+    def shard_parameters(self, tensors: dict[str, Tensor]) -> list[Tensor]:
+        """A shard's INRs as stacked ``[W1, b1, W2, b2, ...]``."""
+        params: list[Tensor] = []
+        for m in range(len(self.layer_sizes) - 1):
+            params += [tensors[f"weight{m + 1}"], tensors[f"bias{m + 1}"]]
+        return params
 
     @property
     def config(self) -> dict[str, Any]:
@@ -485,23 +514,21 @@ class Zoo:
                 "command again to finish it"
             )
         n = self.split_size(split)
-        sizes = self.layer_sizes
-        m_layers = len(sizes) - 1
-        weights = [torch.empty(n, 1, sizes[m + 1], sizes[m], dtype=dtype) for m in range(m_layers)]
-        biases = [torch.empty(n, 1, sizes[m + 1], dtype=dtype) for m in range(m_layers)]
+        layout = self.layout
+        buffers = [torch.empty(n, 1, *t.shape, dtype=dtype) for t in layout.tensors]
+        names = {t.name for t in layout.tensors}
         info: dict[str, Tensor] = {}
         for shard, tensors in self.iter_shards(split, verify):
             sl = slice(shard.start, shard.start + shard.count)
-            for m in range(m_layers):
-                weights[m][sl, 0] = tensors[f"weight{m + 1}"]
-                biases[m][sl, 0] = tensors[f"bias{m + 1}"]
+            for t, buffer in zip(layout.tensors, buffers):
+                buffer[sl, 0] = tensors[t.name]
             for key, value in tensors.items():
-                if key.startswith(("weight", "bias")):
+                if key in names:
                     continue
                 if key not in info:
                     info[key] = torch.empty((n, *value.shape[1:]), dtype=value.dtype)
                 info[key][sl] = value
-        ws = WeightSpace(weights, biases).check_finite(f"zoo {self.path} split {split!r}")
+        ws = WeightSpace.from_tensors(buffers).check_finite(f"zoo {self.path} split {split!r}")
         return ZooSplit(ws, info.pop("label"), info)
 
     def recheck_psnr(self, data_dir: str | None = None, chunk: int = 512) -> dict[str, Any]:
@@ -517,9 +544,7 @@ class Zoo:
                 continue
             tensors = self.open_shard(shard)
             coords, targets, _ = _shard_targets(plan, data, shard)
-            params = []
-            for m in range(len(self.layer_sizes) - 1):
-                params += [tensors[f"weight{m + 1}"], tensors[f"bias{m + 1}"]]
+            params = self.shard_parameters(tensors)
             again = psnr(evaluate_sirens(coords, targets, params, w0=config.w0, chunk=chunk))
             worst = max(worst, float((again - tensors["psnr"]).abs().max()))
             count += shard.count
@@ -579,6 +604,6 @@ def merge_zoos(out_dir: str | Path, parts: Sequence[str | Path]) -> Zoo:
             rec = src.with_suffix(".json")
             if rec.exists() and src.exists() and not (out / "shards" / rec.name).exists():
                 z.open_shard(shard)  # verify before copying
-                _atomic_write_bytes(out / "shards" / src.name, src.read_bytes())
-                _atomic_write_bytes(out / "shards" / rec.name, rec.read_bytes())
+                atomic_write_bytes(out / "shards" / src.name, src.read_bytes())
+                atomic_write_bytes(out / "shards" / rec.name, rec.read_bytes())
     return Zoo(out)

@@ -14,10 +14,9 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .blocks import make_activation
-from .equivariant import as_layout
-from .layout import WeightSpaceLayout
-from .weight_space import WeightSpace, WeightSpaceError
+from ..core.layout import WeightSpaceLayout, as_layout
+from ..core.weight_space import WeightSpace, WeightSpaceError
+from .pointwise import make_activation
 
 __all__ = ["InvariantPooling", "InvariantHead"]
 
@@ -27,6 +26,10 @@ class InvariantPooling(nn.Module):
 
     Shapes: ``WeightSpace`` with ``C`` channels -> ``(B, C * n)``, with
     ``n = layout.invariant_dimension()`` (``2M - 3 + d_0 + 2 d_M`` for an MLP with ``M >= 2``).
+    Feature order: the slots of the layout's :class:`~dwsnets.core.layout.Packing` in
+    order, within a slot its tensors, each tensor's fixed entries, then channels. There is
+    one code path: :meth:`forward` packs and calls :meth:`forward_packed`, which models
+    that keep their activations packed call directly, so both give identical features.
 
     Symmetry contract: the output is unchanged by any permutation of hidden neurons, and
     with one dense map after it every invariant linear functional is expressible.
@@ -39,27 +42,24 @@ class InvariantPooling(nn.Module):
         self.out_features = self.layout.invariant_dimension(self.channels)
 
     def forward(self, ws: WeightSpace) -> Tensor:
+        """``WeightSpace (B, C, ...)`` -> ``(B, out_features)``."""
         return self.forward_tensors(ws.tensors)
 
     def forward_tensors(self, xs: Sequence[Tensor]) -> Tensor:
+        """The same on the layout's tensors ``(B, C, *shape)`` in layout order."""
         tensors = self.layout.tensors
         if len(xs) != len(tensors):
             raise WeightSpaceError(f"InvariantPooling expects {len(tensors)} tensors, got {len(xs)}")
-        pooled = []
         for t, x in zip(tensors, xs):
             if tuple(x.shape[2:]) != t.shape or x.shape[1] != self.channels:
                 raise WeightSpaceError(
                     f"InvariantPooling expects {t.name} of shape (B, {self.channels}, "
                     f"{', '.join(map(str, t.shape))}), got {tuple(x.shape)}"
                 )
-            y = t.to_internal(x)  # (B, *hidden, fixed * C)
-            if t.hidden_axes:
-                y = y.mean(dim=tuple(range(1, 1 + len(t.hidden_axes))))
-            pooled.append(y)
-        return torch.cat(pooled, dim=1)
+        return self.forward_packed(self.layout.packing.pack(xs))
 
     def forward_packed(self, slots: Sequence[Tensor]) -> Tensor:
-        """The same invariant features from packed slots (features in slot order)."""
+        """The invariant features from packed slots ``(B, *slot_sizes, F)``."""
         pooled = []
         for x in slots:
             if x.dim() > 2:
@@ -108,3 +108,7 @@ class InvariantHead(nn.Module):
 
     def forward(self, ws: WeightSpace) -> Tensor:
         return self.mlp(self.pool(ws))
+
+    def forward_packed(self, slots: Sequence[Tensor]) -> Tensor:
+        """The same from packed slots (what :class:`~dwsnets.DWSNet` calls)."""
+        return self.mlp(self.pool.forward_packed(slots))

@@ -23,12 +23,21 @@ view is free (a ``permute`` plus a ``view``) inside a stack of layers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 
-__all__ = ["Packing", "Slot", "TensorLayout", "WeightSpaceLayout"]
+__all__ = [
+    "Packing",
+    "Slot",
+    "TensorLayout",
+    "WeightSpaceLayout",
+    "as_layout",
+    "describe_layout",
+    "permute_tensors",
+    "random_permutations",
+]
 
 
 @dataclass(frozen=True)
@@ -108,13 +117,23 @@ class TensorLayout:
 class WeightSpaceLayout:
     """The axes of every tensor of a weight space, and the sizes of the hidden indices.
 
-    For an MLP with layer sizes ``d_0, ..., d_M`` (:meth:`mlp`), the tensors are
-    ``weight1..weightM`` of shape ``(d_m, d_{m-1})`` followed by ``bias1..biasM`` of shape
-    ``(d_m,)``; hidden index ``k`` (``1 <= k <= M-1``) labels the neurons of hidden layer
-    ``k``. The group acting is ``S_{d_1} x ... x S_{d_{M-1}}``.
+    Build one with :meth:`mlp`, :meth:`cnn` or :meth:`feedforward`, or list the tensors
+    yourself for another architecture. For a feed-forward network with layer sizes
+    ``d_0, ..., d_M`` the tensors are ``weight1..weightM`` of shape
+    ``(d_m, d_{m-1}, *kernel_m)`` followed by ``bias1..biasM`` of shape ``(d_m,)``; hidden
+    index ``k`` (``1 <= k <= M-1``) labels the neurons (or channels) of hidden layer ``k``
+    and the group acting is ``S_{d_1} x ... x S_{d_{M-1}}``. Kernel axes are fixed.
+
+    Attributes:
+        tensors: one :class:`TensorLayout` per tensor, in storage order.
+        layer_sizes: ``(d_0, ..., d_M)`` for feed-forward layouts, else ``None``.
+        kernel_shapes: the fixed trailing axes of each weight (``()`` for a linear layer)
+            for feed-forward layouts, else ``None``.
     """
 
     tensors: tuple[TensorLayout, ...]
+    layer_sizes: tuple[int, ...] | None = field(default=None, compare=False)
+    kernel_shapes: tuple[tuple[int, ...], ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         sizes: dict[int, int] = {}
@@ -146,27 +165,85 @@ class WeightSpaceLayout:
         """Number of scalar entries per channel (all tensors together)."""
         return sum(t.numel for t in self.tensors)
 
+    @property
+    def is_feedforward(self) -> bool:
+        """True for layouts built by :meth:`feedforward` (MLPs and CNNs)."""
+        return self.layer_sizes is not None
+
+    @property
+    def is_mlp(self) -> bool:
+        """True for a feed-forward layout without kernel axes."""
+        return self.kernel_shapes is not None and all(k == () for k in self.kernel_shapes)
+
     @classmethod
-    def mlp(cls, layer_sizes: Sequence[int]) -> "WeightSpaceLayout":
-        """Layout of an MLP with layer sizes ``(d_0, d_1, ..., d_M)``."""
+    def feedforward(
+        cls, layer_sizes: Sequence[int], kernel_shapes: Sequence[Sequence[int]] | None = None
+    ) -> "WeightSpaceLayout":
+        """Layout of a feed-forward network with layer sizes ``(d_0, ..., d_M)``.
+
+        ``kernel_shapes[m-1]`` are the fixed trailing axes of ``weight{m}``: ``()`` for a
+        linear layer, ``(k, k)`` for a 2-D convolution. Default: an MLP.
+        """
         sizes = tuple(int(s) for s in layer_sizes)
         if len(sizes) < 2:
-            raise ValueError(f"an MLP needs at least an input and an output size, got layer sizes {sizes}")
+            raise ValueError(f"a network needs at least an input and an output size, got layer sizes {sizes}")
         if any(s < 1 for s in sizes):
             raise ValueError(f"layer sizes must be positive, got {sizes}")
         m_layers = len(sizes) - 1
+        kernels = tuple(() for _ in range(m_layers)) if kernel_shapes is None else tuple(
+            tuple(int(k) for k in shape) for shape in kernel_shapes
+        )
+        if len(kernels) != m_layers:
+            raise ValueError(f"got {len(kernels)} kernel shapes for {m_layers} layers (layer sizes {sizes})")
+        if any(k < 1 for shape in kernels for k in shape):
+            raise ValueError(f"kernel sizes must be positive, got {kernels}")
 
         def label(k: int) -> int | None:
             return k if 1 <= k <= m_layers - 1 else None
 
         weights = tuple(
-            TensorLayout(f"weight{m}", (sizes[m], sizes[m - 1]), (label(m), label(m - 1)))
+            TensorLayout(
+                f"weight{m}",
+                (sizes[m], sizes[m - 1], *kernels[m - 1]),
+                (label(m), label(m - 1), *(None,) * len(kernels[m - 1])),
+            )
             for m in range(1, m_layers + 1)
         )
-        biases = tuple(
-            TensorLayout(f"bias{m}", (sizes[m],), (label(m),)) for m in range(1, m_layers + 1)
-        )
-        return cls(weights + biases)
+        biases = tuple(TensorLayout(f"bias{m}", (sizes[m],), (label(m),)) for m in range(1, m_layers + 1))
+        return cls(weights + biases, layer_sizes=sizes, kernel_shapes=kernels)
+
+    @classmethod
+    def mlp(cls, layer_sizes: Sequence[int]) -> "WeightSpaceLayout":
+        """Layout of an MLP with layer sizes ``(d_0, d_1, ..., d_M)``."""
+        return cls.feedforward(layer_sizes)
+
+    @classmethod
+    def cnn(
+        cls,
+        channels: Sequence[int],
+        kernel_shapes: Sequence[Sequence[int]],
+        linear_sizes: Sequence[int] = (),
+    ) -> "WeightSpaceLayout":
+        """Layout of a CNN: convolutions, global average pooling, then linear layers.
+
+        Args:
+            channels: ``(c_0, c_1, ..., c_L)``: input channels, then each convolution's
+                output channels.
+            kernel_shapes: the ``L`` kernel shapes (``(3, 3)`` for a 3x3 2-D convolution).
+            linear_sizes: the output sizes of the linear layers after pooling; their first
+                input is ``c_L``. Empty: the last convolution is the output.
+
+        Global average pooling keeps the channel order, so the last convolution's output
+        channels and the first linear layer's inputs carry the same hidden index; every
+        hidden channel and hidden neuron is permuted, the input channels and the outputs
+        are not, and kernel positions are fixed axes.
+        """
+        channels = tuple(channels)
+        if len(kernel_shapes) != len(channels) - 1:
+            raise ValueError(f"{len(channels) - 1} convolution(s) need as many kernel shapes, got {len(kernel_shapes)}")
+        sizes = channels + tuple(linear_sizes)
+        kernels = tuple(tuple(k) for k in kernel_shapes) + tuple(() for _ in linear_sizes)
+        return cls.feedforward(sizes, kernels)
 
     def equivariant_dimension(self, in_channels: int = 1, out_channels: int = 1) -> int:
         """Dimension of the space of linear equivariant maps, by the characterisation.
@@ -185,6 +262,16 @@ class WeightSpaceLayout:
     def invariant_dimension(self, channels: int = 1) -> int:
         """Number of invariant linear functionals (= number of equivariant bias vectors)."""
         return sum(t.fixed_size for t in self.tensors) * channels
+
+    def random_permutations(
+        self,
+        batch_size: int | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> list[torch.Tensor]:
+        """One random permutation per hidden index, in increasing index order."""
+        return random_permutations(list(self.hidden_sizes.values()), batch_size, generator=generator, device=device)
 
     def __repr__(self) -> str:
         parts = []
@@ -280,3 +367,70 @@ class Packing:
             for s in self.slots
         ]
         return f"Packing({' '.join(names)})"
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def as_layout(layout: "WeightSpaceLayout | Sequence[int]") -> WeightSpaceLayout:
+    """Accept a :class:`WeightSpaceLayout` or MLP layer sizes."""
+    if isinstance(layout, WeightSpaceLayout):
+        return layout
+    return WeightSpaceLayout.mlp(layout)
+
+
+def describe_layout(layout: WeightSpaceLayout) -> str:
+    """``layer_sizes=(...)`` (plus kernels, if any) for feed-forward layouts, the full
+    layout repr otherwise."""
+    if layout.layer_sizes is None:
+        return repr(layout)
+    if layout.is_mlp:
+        return f"layer_sizes={layout.layer_sizes}"
+    return f"layer_sizes={layout.layer_sizes}, kernel_shapes={layout.kernel_shapes}"
+
+
+def random_permutations(
+    sizes: Sequence[int],
+    batch_size: int | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> list[torch.Tensor]:
+    """One random permutation of ``range(d)`` per size ``d``: ``(d,)`` each, or
+    ``(batch_size, d)`` (one per network). Drawn on the CPU from ``generator``, so the
+    draw is reproducible and the same on every device."""
+    out = []
+    for d in sizes:
+        if batch_size is None:
+            p = torch.randperm(d, generator=generator)
+        else:
+            p = torch.argsort(torch.rand(batch_size, d, generator=generator), dim=1)
+        out.append(p.to(device) if device is not None else p)
+    return out
+
+
+def permute_tensors(
+    layout: WeightSpaceLayout, xs: Sequence[torch.Tensor], perms: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    """Apply one permutation per hidden index (increasing index order) to tensors
+    ``(B, C, *shape)`` of ``layout``: every axis carrying hidden index ``h`` is reordered
+    by the permutation of ``h`` (``(d_h,)`` shared, or ``(B, d_h)`` per network)."""
+    index = {h: i for i, h in enumerate(layout.hidden_sizes)}
+    out = []
+    for t, x in zip(layout.tensors, xs):
+        for axis, h in enumerate(t.hidden):
+            if h is not None:
+                x = _take(x, perms[index[h]], 2 + axis)
+        out.append(x)
+    return out
+
+
+def _take(t: torch.Tensor, p: torch.Tensor, axis: int) -> torch.Tensor:
+    """Reorder ``t`` along ``axis`` by ``p`` (shared ``(d,)`` or per network ``(B, d)``)."""
+    p = p.long()
+    if p.dim() == 1:
+        return t.index_select(axis, p)
+    shape = [1] * t.dim()
+    shape[0], shape[axis] = p.shape[0], p.shape[1]
+    index = p.reshape(shape).expand(*t.shape[:axis], p.shape[1], *t.shape[axis + 1 :])
+    return torch.gather(t, axis, index)

@@ -1,0 +1,38 @@
+"""Pieces the baselines share."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import nn
+
+from ..core.layout import WeightSpaceLayout, as_layout
+
+__all__ = ["BaselineError", "mlp", "mlp_sizes"]
+
+
+class BaselineError(ValueError):
+    """A baseline cannot be built for this architecture."""
+
+
+def mlp(widths: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers of the given widths with ReLU (and dropout) between them."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def mlp_sizes(layout: WeightSpaceLayout | Sequence[int], model: str) -> tuple[int, ...]:
+    """The layer sizes of an MLP layout; a clear error for other architectures."""
+    layout = as_layout(layout)
+    if not layout.is_mlp:
+        raise BaselineError(
+            f"the {model} baseline reads MLP weights neuron by neuron and does not support {layout!r}; "
+            "use dwsnet, mlp or mlp-aug for CNN weight spaces"
+        )
+    return layout.layer_sizes  # type: ignore[return-value]

@@ -1,0 +1,60 @@
+"""Command-line interface: ``dwsnets <command>``.
+
+Commands (one module per family):
+    demo        the main job: fit a digits INR zoo, train DWSNet and the MLP baseline (:mod:`.demo`)
+    fit-inrs    fit one SIREN per image (or sine wave) into a sharded, resumable zoo (:mod:`.zoo`)
+    zoo-info    verify a zoo and print its splits and PSNR statistics
+    merge-zoos  join zoo parts fitted in separate directories
+    train       train a model for a task (``dwsnets train classify|regress ...``) (:mod:`.train`)
+    evaluate    the test metrics of a trained run
+    table       every model over several seeds, as a markdown table beside the paper's numbers
+
+User errors (bad arguments, missing or corrupt data, mismatched runs) are reported here,
+once, as one line naming the problem and the fix, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..baselines import BaselineError
+from ..core.weight_space import WeightSpaceError
+from ..tasks import TaskError
+from ..training.trainer import TrainingError
+from ..zoo.sources import DataNotFoundError
+from ..zoo.store import ZooError
+from . import demo, train, zoo
+from .common import UsageError
+
+__all__ = ["USER_ERRORS", "build_parser", "main"]
+
+# errors that mean bad input or state: reported in one line, never as a traceback
+USER_ERRORS = (UsageError, TrainingError, ZooError, WeightSpaceError, DataNotFoundError, TaskError, BaselineError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dwsnets", description="Learning on the weights of neural networks.")
+    parser.add_argument("--version", action="version", version=f"dwsnets {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo.add_parsers(sub)
+    zoo.add_parsers(sub)
+    train.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..utils import tune_cpu_allocator
+
+    args = build_parser().parse_args(argv)
+    tune_cpu_allocator()
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished work is saved (zoo shards, epoch checkpoints); "
+              "run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,47 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+
+import torch
+
+__all__ = ["UsageError", "add_runtime_args", "default_device", "hardware", "progress", "setup_runtime"]
+
+
+class UsageError(ValueError):
+    """A command-line argument that cannot work (reported before any work starts)."""
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=default_device(), help="cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
+
+
+def setup_runtime(args: argparse.Namespace) -> None:
+    if args.threads < 0:
+        raise UsageError(f"--threads must be 0 (torch's choice) or positive, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: this torch build sees no CUDA device; use --device cpu")
+
+
+def progress(iterable=None, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kwargs)
+
+
+def hardware(device: str) -> str:
+    """A one-line description of where a run happened."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()}-core {cpu} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"

@@ -1,0 +1,212 @@
+"""``dwsnets train``, ``evaluate`` and ``table``: runs of any model on any task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..baselines import MODELS, model_spec
+from ..tasks import TASKS, Task, make_task
+from ..training.distributed import init_distributed
+from ..training.logging import save_confusion_png
+from ..training.trainer import TrainConfig, Trainer
+from ..zoo.dataset import WeightDataset
+from ..zoo.store import Zoo
+from .common import UsageError, add_runtime_args, hardware, setup_runtime
+
+__all__ = ["add_parsers", "markdown_table", "run_table", "train_config"]
+
+
+def train_config(args: argparse.Namespace, model: str, seed: int) -> TrainConfig:
+    """The :class:`TrainConfig` of one run from the command line's settings."""
+    augment = None if args.augment is None else args.augment == "on"
+    options: dict[str, Any] = {}
+    if args.task == "regress":
+        options["targets"] = [t.strip() for t in args.target.split(",") if t.strip()]
+    return TrainConfig(model=model, task=args.task, task_options=options, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       augment_permute=augment, noise=args.noise, entry_dropout=args.entry_dropout, seed=seed,
+                       max_train=args.max_train).resolved()
+
+
+def _parse_models(text: str) -> list[str]:
+    models = list(MODELS) if text.strip() == "all" else [m.strip() for m in text.split(",") if m.strip()]
+    if not models:
+        raise UsageError("--models names no model; give a comma-separated list or 'all'")
+    for m in models:
+        model_spec(m)  # raises with the list of choices
+    return models
+
+
+def _setup(args: argparse.Namespace) -> None:
+    setup_runtime(args)
+    init_distributed(args.device)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _setup(args)
+    config = train_config(args, args.model, args.seed)
+    out = args.out or f"runs/{Path(args.zoo).name}-{args.task}-{args.model}-seed{args.seed}"
+    trainer = Trainer(args.zoo, out, config, args.device)
+    result = trainer.fit()
+    if trainer.rank == 0:
+        test = trainer.evaluate("test")
+        task = trainer.task
+        print(f"{args.model}: best validation {task.metric} {_format(task, result['best'])}, "
+              f"test {task.describe(test)}  ({out})")
+    return 0
+
+
+def _format(task: Task, value: float) -> str:
+    return f"{value * 100:.2f}%" if task.name == "classify" else f"{value:.4g}"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    run = Path(args.run)
+    cfg_path = run / "config.json"
+    if not cfg_path.exists():
+        raise UsageError(f"{run} is not a training run (config.json missing)")
+    saved = json.loads(cfg_path.read_text())
+    config = TrainConfig(**saved["config"])
+    setup_runtime(args)
+    trainer = Trainer(args.zoo or saved["data"], run, config, args.device, progress=False)
+    result = trainer.evaluate(args.split, args.checkpoint)
+    task = trainer.task
+    print(f"{config.model} on {args.split}: {task.describe(result)}, loss {result['loss']:.4f}")
+    confusion = result.get("confusion")
+    if confusion is not None:
+        print(f"correct: {int(confusion.trace())}/{int(confusion.sum())}")
+        print("confusion matrix (rows: true class, columns: predicted):")
+        for row in confusion.tolist():
+            print(" ".join(f"{v:5d}" for v in row))
+        png = run / f"confusion-{args.split}.png"
+        save_confusion_png(confusion, png, f"{config.model} on {args.split}: {task.describe(result)}")
+        print(f"picture: {png}")
+    return 0
+
+
+def run_table(data: WeightDataset | str, models: list[str], seeds: int, args: argparse.Namespace,
+              out: Path) -> dict[str, list[tuple[float, float]]]:
+    """Train (or resume, or reuse when finished) every (model, seed) run under ``out``;
+    returns ``{model: [(test metric, training seconds), ...]}``."""
+    configs = {(m, s): train_config(args, m, s) for m in models for s in range(seeds)}  # all checked first
+    results: dict[str, list[tuple[float, float]]] = {}
+    for (model, seed), config in configs.items():
+        run = out / f"{model}-seed{seed}"
+        trainer = Trainer(data, run, config, args.device)
+        history = trainer.fit()["history"]
+        if trainer.rank != 0:
+            continue
+        test = trainer.evaluate("test")
+        value = test[trainer.task.metric]
+        # training time summed over epochs, so a resumed run reports its real cost
+        seconds = float(sum(h["epoch_seconds"] for h in history))
+        results.setdefault(model, []).append((value, seconds))
+        record = {f"test_{k}": v for k, v in test.items() if isinstance(v, float)}
+        (run / "test.json").write_text(json.dumps(
+            {**record, "train_seconds": seconds, "hardware": hardware(args.device)}) + "\n")
+        print(f"  {model} seed {seed}: test {trainer.task.describe(test)} ({seconds:.0f}s of training)", flush=True)
+    return results
+
+
+def markdown_table(results: dict[str, list[tuple[float, float]]], task: Task, source: str, note: str,
+                   hardware_line: str) -> str:
+    """The table of :func:`run_table`'s results, beside the paper's numbers where it has them."""
+    percent = task.name == "classify"
+    unit = f"test {task.metric}" + (" (%)" if percent else "")
+    what = "INR classification" if percent else f"{task.name} ({', '.join(task.config().get('targets', []))})"
+    lines = [f"{what} on {source or 'these networks'} ({note}).", "", f"Hardware: {hardware_line}.", "",
+             f"| model | {unit}, mean ± std | seeds | training time per run | paper |", "|---|---|---|---|---|"]
+    for model, runs in results.items():
+        values = torch.tensor([v for v, _ in runs], dtype=torch.float64) * (100 if percent else 1)
+        spread = f"± {float(values.std()):.2f}" if len(runs) > 1 else "(one seed, no spread)"
+        paper = MODELS[model].paper.get(source) if percent else None
+        ref = f"{paper:.2f}" if paper is not None else "-"
+        minutes = sum(sec for _, sec in runs) / len(runs) / 60
+        mean = f"{float(values.mean()):.2f}" if percent else f"{float(values.mean()):.4g}"
+        lines.append(f"| {MODELS[model].label} | {mean} {spread} | {len(runs)} | {minutes:.1f} min | {ref} |")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    models = _parse_models(args.models)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    _setup(args)
+    zoo = Zoo(args.zoo)
+    out = Path(args.out or f"runs/table-{zoo.path.name}-{args.task}")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    results = run_table(zoo, models, args.seeds, args, out)
+    if not results:  # not rank 0 under torchrun
+        return 0
+    task = make_task(args.task, **train_config(args, models[0], 0).task_options)
+    n_train = zoo.split_size("train") if args.max_train is None else min(args.max_train, zoo.split_size("train"))
+    note = (f"{n_train} training networks, {zoo.split_size('test')} test networks, {args.epochs} epochs, "
+            f"batch {args.batch_size}, {time.perf_counter() - t0:.0f}s for this invocation; "
+            f"finished runs found in {out} are reused")
+    md = markdown_table(results, task, zoo.source, note, hardware(args.device))
+    (out / "table.md").write_text(md)
+    print("\n" + md)
+    print(f"written to {out / 'table.md'}")
+    return 0
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zoo", required=True, help="zoo directory (dwsnets fit-inrs)")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=128, help="networks per optimiser step")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the model's own, see dwsnets.baselines)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW weight decay")
+    p.add_argument("--augment", choices=["on", "off"], help="random hidden permutations (default: per model)")
+    p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise, fraction of each tensor's std")
+    p.add_argument("--entry-dropout", type=float, default=0.0, help="probability of zeroing a weight entry")
+    p.add_argument("--max-train", type=int, help="train on the first N training networks only")
+    add_runtime_args(p)
+
+
+def _add_task_args(p: argparse.ArgumentParser, task: str) -> None:
+    p.set_defaults(task=task)
+    if task == "regress":
+        p.add_argument("--target", default="frequency",
+                       help="comma-separated per-network quantities to predict (sine zoos: frequency, amplitude)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    train = sub.add_parser("train", help="train a model for a task on a zoo")
+    train_sub = train.add_subparsers(dest="task_command", required=True)
+    helps = {"classify": "classify networks by their label (INR image classes)",
+             "regress": "regress a per-network quantity (a sine INR's frequency)"}
+    for name in TASKS:
+        p = train_sub.add_parser(name, help=helps.get(name, name), formatter_class=fmt)
+        add_training_args(p)
+        _add_task_args(p, name)
+        p.add_argument("--model", default="dwsnet", choices=list(MODELS), help="model to train")
+        p.add_argument("--seed", type=int, default=0, help="seed of the model's initialisation and the data order")
+        p.add_argument("--out", help="run directory (default runs/ZOO-TASK-MODEL-seedN); resumed if it exists")
+        p.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="the test metrics of a trained run", formatter_class=fmt)
+    evaluate.add_argument("--run", required=True, help="run directory")
+    evaluate.add_argument("--zoo", help="zoo to evaluate on (default: the one the run was trained on; "
+                                        "any zoo whose networks have the same layout works)")
+    evaluate.add_argument("--split", default="test", help="split to evaluate")
+    evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint")
+    add_runtime_args(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    table = sub.add_parser("table", help="every model over several seeds, markdown beside the paper",
+                           formatter_class=fmt)
+    add_training_args(table)
+    table.add_argument("--task", default="classify", choices=list(TASKS), help="what the models learn")
+    table.add_argument("--target", default="frequency", help="regression targets (--task regress)")
+    table.add_argument("--models", default="all", help="comma-separated model names, or all")
+    table.add_argument("--seeds", type=int, default=3, help="seeds per model")
+    table.add_argument("--out", help="default runs/table-ZOO-TASK")
+    table.set_defaults(func=cmd_table)

@@ -1,0 +1,37 @@
+"""The objects every other part of dwsnets is built on.
+
+* :mod:`~dwsnets.core.layout`: which axis of which tensor is hidden (permuted) or fixed;
+  builds MLP and CNN layouts, packs tensors into slots, draws and applies permutations;
+* :mod:`~dwsnets.core.weight_space`: :class:`WeightSpace`, an immutable batch of networks
+  that follows its layout;
+* :mod:`~dwsnets.core.convert`: to and from PyTorch modules and ``state_dict``s.
+"""
+
+from .convert import from_modules, from_state_dicts, to_modules, to_state_dicts
+from .layout import (
+    Packing,
+    TensorLayout,
+    WeightSpaceLayout,
+    as_layout,
+    describe_layout,
+    permute_tensors,
+    random_permutations,
+)
+from .weight_space import WeightSpace, WeightSpaceError, random_hidden_permutations
+
+__all__ = [
+    "Packing",
+    "TensorLayout",
+    "WeightSpace",
+    "WeightSpaceError",
+    "WeightSpaceLayout",
+    "as_layout",
+    "describe_layout",
+    "from_modules",
+    "from_state_dicts",
+    "permute_tensors",
+    "random_hidden_permutations",
+    "random_permutations",
+    "to_modules",
+    "to_state_dicts",
+]

@@ -1,0 +1,28 @@
+"""Layers and models on weight spaces, each with a stated symmetry contract.
+
+* :mod:`~dwsnets.nn.equivariant`: :class:`DWSLayer`, the complete affine equivariant layer;
+* :mod:`~dwsnets.nn.invariant`: :class:`InvariantPooling` and :class:`InvariantHead`;
+* :mod:`~dwsnets.nn.norm`: :class:`WSBatchNorm` and :class:`InputNormalization`;
+* :mod:`~dwsnets.nn.pointwise`: :class:`Entrywise` activations and :class:`WSDropout`;
+* :mod:`~dwsnets.nn.models`: :class:`DWSNet`, :class:`EquivariantDWSNet`, :class:`DWSBackbone`.
+"""
+
+from .equivariant import DWSLayer
+from .invariant import InvariantHead, InvariantPooling
+from .models import DWSBackbone, DWSNet, EquivariantDWSNet
+from .norm import InputNormalization, WSBatchNorm
+from .pointwise import Entrywise, WSDropout, make_activation
+
+__all__ = [
+    "DWSBackbone",
+    "DWSLayer",
+    "DWSNet",
+    "Entrywise",
+    "EquivariantDWSNet",
+    "InputNormalization",
+    "InvariantHead",
+    "InvariantPooling",
+    "WSBatchNorm",
+    "WSDropout",
+    "make_activation",
+]

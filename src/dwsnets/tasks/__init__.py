@@ -1,0 +1,27 @@
+"""Tasks: what a run learns from networks. One module per task, one registry.
+
+* ``classify`` (:class:`Classify`): a class label per network (INR image classes);
+* ``regress`` (:class:`Regress`): per-network quantities (a sine INR's frequency).
+
+``make_task(name, **options)`` builds one; a new task subclasses :class:`Task` and adds
+itself to :data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Task, TaskError
+from .classify import Classify
+from .regress import Regress
+
+__all__ = ["TASKS", "Classify", "Regress", "Task", "TaskError", "make_task"]
+
+TASKS: dict[str, type[Task]] = {"classify": Classify, "regress": Regress}
+
+
+def make_task(name: str, **options: Any) -> Task:
+    """A task by its command-line name, e.g. ``make_task("regress", targets=["frequency"])``."""
+    if name not in TASKS:
+        raise TaskError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    return TASKS[name](**options)

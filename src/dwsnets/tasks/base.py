@@ -1,0 +1,91 @@
+"""The Task protocol: what a training run optimises and how it is judged.
+
+A task turns a split of networks into targets, says how many outputs the model needs,
+gives the loss of a batch and the metrics of a whole split, and names the metric that
+picks the best checkpoint. The :class:`~dwsnets.training.Trainer` knows nothing else
+about the task, so a new task (regression, contrastive embeddings, weight editing) is one
+new module registered in :mod:`dwsnets.tasks`.
+
+Tasks may hold statistics of the training split (for example the mean and spread of
+regression targets): :meth:`Task.prepare` measures them once, :meth:`Task.state_dict`
+stores them in every checkpoint, and :meth:`Task.load_state_dict` restores them, so a
+resumed or re-evaluated run uses exactly the same targets.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from ..zoo.store import ZooSplit
+
+__all__ = ["Task", "TaskError"]
+
+
+class TaskError(ValueError):
+    """The data cannot serve this task (no labels, a missing target, ...)."""
+
+
+class Task(ABC):
+    """One kind of learning problem on networks.
+
+    Class attributes:
+        name: the command-line name (``dwsnets train NAME``).
+        metric: the metric that selects the best checkpoint (a key of :meth:`metrics`).
+        higher_is_better: whether a larger ``metric`` is better.
+    """
+
+    name: ClassVar[str]
+    metric: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+
+    @abstractmethod
+    def prepare(self, train: ZooSplit) -> None:
+        """Check that the training split serves this task and measure what the task needs
+        from it (classes, target statistics). Raises :class:`TaskError`."""
+
+    @property
+    @abstractmethod
+    def output_size(self) -> int:
+        """Outputs per network the model must produce (after :meth:`prepare`)."""
+
+    @abstractmethod
+    def targets(self, split: ZooSplit) -> Tensor:
+        """The training targets of every network of a split, one row each."""
+
+    @abstractmethod
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Scalar loss of a batch (``output`` from the model, ``target`` rows of :meth:`targets`)."""
+
+    @abstractmethod
+    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
+        """Metrics of a whole split: floats (``"loss"`` and :attr:`metric` among them), and
+        optionally tensors (a confusion matrix) that are reported but not logged per epoch."""
+
+    def describe(self, metrics: dict[str, Any]) -> str:
+        """A short human-readable summary of :meth:`metrics`."""
+        return f"{self.metric} {metrics[self.metric]:.4g}"
+
+    def better(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` of :attr:`metric` improves on ``best``."""
+        if best is None:
+            return True
+        return value > best if self.higher_is_better else value < best
+
+    def state_dict(self) -> dict[str, Any]:
+        """What :meth:`prepare` measured (JSON-serialisable)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`prepare` measured."""
+
+    def config(self) -> dict[str, Any]:
+        """The task's settings, stored with a run (they change the result)."""
+        return {"task": self.name}
+
+    @staticmethod
+    def _float(x: Tensor) -> float:
+        return float(x.detach().double().item()) if isinstance(x, torch.Tensor) else float(x)

@@ -1,0 +1,79 @@
+"""Classification of networks by a label of what they represent (an INR's image class)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..zoo.store import ZooSplit
+from .base import Task, TaskError
+
+__all__ = ["Classify"]
+
+
+class Classify(Task):
+    """Cross-entropy on the split's labels; metrics: accuracy, loss, confusion matrix.
+
+    The number of classes is read from the training split (largest label + 1) unless
+    given, so the same task serves 10-class images and other label sets.
+    """
+
+    name = "classify"
+    metric = "accuracy"
+    higher_is_better = True
+
+    def __init__(self, num_classes: int | None = None) -> None:
+        self.num_classes = num_classes
+
+    def prepare(self, train: ZooSplit) -> None:
+        labels = train.labels
+        if labels.numel() == 0:
+            raise TaskError("the training split is empty")
+        if int(labels.min()) < 0:
+            raise TaskError(
+                "these networks have no class labels (a sine zoo, for instance); "
+                "use a task that fits them, such as `dwsnets train regress`"
+            )
+        found = int(labels.max()) + 1
+        if self.num_classes is None:
+            self.num_classes = found
+        elif found > self.num_classes:
+            raise TaskError(f"labels go up to {found - 1}, more than the {self.num_classes} classes this run uses")
+
+    @property
+    def output_size(self) -> int:
+        if self.num_classes is None:
+            raise TaskError("Classify.prepare() has not seen a training split yet")
+        return self.num_classes
+
+    def targets(self, split: ZooSplit) -> Tensor:
+        return split.labels.long()
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        return nn.functional.cross_entropy(output.float(), target)
+
+    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
+        output = output.float()
+        pred = output.argmax(1)
+        n = self.output_size
+        confusion = torch.zeros(n, n, dtype=torch.long)
+        confusion.index_put_((target.cpu(), pred.cpu()), torch.ones(len(target), dtype=torch.long), accumulate=True)
+        return {
+            "loss": self._float(nn.functional.cross_entropy(output, target)),
+            "accuracy": self._float((pred == target).double().mean()),
+            "confusion": confusion,
+        }
+
+    def describe(self, metrics: dict[str, Any]) -> str:
+        return f"accuracy {metrics['accuracy'] * 100:.2f}%"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.num_classes = state["num_classes"]
+
+    def config(self) -> dict[str, Any]:
+        return {"task": self.name}

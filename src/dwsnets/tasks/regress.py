@@ -1,0 +1,106 @@
+"""Regression of a per-network quantity (a sine INR's frequency or amplitude)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..zoo.store import ZooSplit
+from .base import Task, TaskError
+
+__all__ = ["Regress"]
+
+
+class Regress(Task):
+    """Mean squared error on standardised targets read from the split's information.
+
+    Args:
+        targets: keys of :attr:`ZooSplit.info` to predict (``("frequency",)`` for sine
+            zoos), one output each.
+
+    The targets are standardised with the mean and standard deviation of the training
+    split (stored with the run), so the loss is scale-free; the reported ``mse`` and
+    ``mae`` are in the targets' own units. The best checkpoint has the lowest validation
+    ``mse``.
+    """
+
+    name = "regress"
+    metric = "mse"
+    higher_is_better = False
+
+    def __init__(self, targets: Sequence[str] = ("frequency",)) -> None:
+        if isinstance(targets, str):
+            targets = (targets,)
+        if not targets:
+            raise TaskError("regression needs at least one target")
+        self.keys = tuple(targets)
+        self.mean: Tensor | None = None
+        self.std: Tensor | None = None
+
+    def _raw(self, split: ZooSplit) -> Tensor:
+        missing = [k for k in self.keys if k not in split.info]
+        if missing:
+            available = ", ".join(sorted(split.info)) or "none"
+            raise TaskError(f"these networks have no {', '.join(missing)} to regress (available: {available})")
+        return torch.stack([split.info[k].double().reshape(len(split)) for k in self.keys], dim=1)
+
+    def prepare(self, train: ZooSplit) -> None:
+        raw = self._raw(train)
+        if raw.shape[0] < 2:
+            raise TaskError("regression needs at least two training networks")
+        if not torch.isfinite(raw).all():
+            raise TaskError(f"the training targets {self.keys} hold NaN or Inf values")
+        self.mean = raw.mean(0)
+        self.std = raw.std(0).clamp_min(1e-12)
+
+    @property
+    def output_size(self) -> int:
+        return len(self.keys)
+
+    def _stats(self) -> tuple[Tensor, Tensor]:
+        if self.mean is None or self.std is None:
+            raise TaskError("Regress.prepare() has not seen a training split yet")
+        return self.mean, self.std
+
+    def targets(self, split: ZooSplit) -> Tensor:
+        mean, std = self._stats()
+        return ((self._raw(split) - mean) / std).float()
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        return nn.functional.mse_loss(output.float(), target)
+
+    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
+        mean, std = self._stats()
+        std = std.to(output.device)
+        error = (output.double() - target.double()) * std  # in the targets' own units
+        out = {
+            "loss": self._float(nn.functional.mse_loss(output.float(), target)),
+            "mse": self._float(error.square().mean()),
+            "mae": self._float(error.abs().mean()),
+        }
+        if len(self.keys) > 1:
+            for i, key in enumerate(self.keys):
+                out[f"mse_{key}"] = self._float(error[:, i].square().mean())
+        return out
+
+    def predictions(self, output: Tensor) -> Tensor:
+        """Model outputs mapped back to the targets' units."""
+        mean, std = self._stats()
+        return output.double() * std.to(output.device) + mean.to(output.device)
+
+    def describe(self, metrics: dict[str, Any]) -> str:
+        return f"MSE {metrics['mse']:.4g}, MAE {metrics['mae']:.4g}"
+
+    def state_dict(self) -> dict[str, Any]:
+        mean, std = self._stats()
+        return {"targets": list(self.keys), "mean": mean.tolist(), "std": std.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.keys = tuple(state["targets"])
+        self.mean = torch.tensor(state["mean"], dtype=torch.float64)
+        self.std = torch.tensor(state["std"], dtype=torch.float64)
+
+    def config(self) -> dict[str, Any]:
+        return {"task": self.name, "targets": list(self.keys)}

@@ -1,0 +1,386 @@
+"""The trainer: any model of the registry, any task, any data set of networks.
+
+One :class:`Trainer` drives every run:
+
+* data: a :class:`~dwsnets.zoo.dataset.WeightDataset` (an INR zoo on disk, or networks
+  held in memory), each split read when first needed; an optional training subset;
+* the task (:mod:`dwsnets.tasks`) gives targets, the loss, the metrics and the metric
+  that picks the best checkpoint; the model comes from :mod:`dwsnets.baselines`;
+* per-tensor input normalisation fitted on the training split (equivariant); models that
+  preprocess their input (weight alignment) see every split after they are built;
+* weight-space augmentations (:mod:`~dwsnets.training.augment`);
+* AdamW, linear warm-up then cosine decay, gradient clipping, validation after every
+  epoch, the best-on-validation model kept;
+* checkpoints after every epoch (:mod:`~dwsnets.training.checkpoint`): a run resumes
+  from its last checkpoint with identical results;
+* data-parallel training over processes launched by ``torchrun`` (gloo on CPU, NCCL on
+  GPU). Every rank draws the same global batch and augmentation and takes its own slice,
+  so the result matches one process up to float rounding;
+* bf16 autocast on CUDA; metrics to ``metrics.jsonl``/``metrics.csv``, curves to
+  ``curves.png``, a progress bar with epoch, loss, throughput and the validation metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from ..baselines import BaselineError, build_model, model_spec
+from ..core.layout import describe_layout
+from ..core.weight_space import WeightSpace
+from ..tasks import Task, TaskError, make_task
+from ..utils import atomic_torch_save, rank_and_world
+from ..zoo.dataset import WeightDataset
+from ..zoo.store import Zoo, ZooError, ZooSplit
+from .augment import augment
+from .checkpoint import load_training_state, save_training_state
+from .logging import plot_curves, write_metrics
+
+__all__ = ["TrainConfig", "Trainer", "TrainingError"]
+
+
+class TrainingError(RuntimeError):
+    """A run cannot start or continue (mismatched data, bad settings, missing checkpoint)."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (stored in the run directory)."""
+
+    model: str = "dwsnet"
+    task: str = "classify"
+    task_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float | None = None  # None: the model's default (dwsnets.baselines.MODELS)
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.05
+    clip_grad: float = 10.0
+    augment_permute: bool | None = None  # None: the model's default
+    noise: float = 0.0  # Gaussian noise, as a fraction of each tensor's std
+    entry_dropout: float = 0.0
+    seed: int = 0
+    max_train: int | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    amp: bool = True  # bf16 autocast on CUDA
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the model's defaults filled in; checks every setting."""
+        try:
+            spec = model_spec(self.model)
+        except BaselineError as exc:
+            raise TrainingError(str(exc)) from None
+        out = TrainConfig(**asdict(self))
+        if out.lr is None:
+            out.lr = spec.lr
+        if out.augment_permute is None:
+            out.augment_permute = spec.augment_permute
+        problems = []
+        if out.epochs < 1:
+            problems.append(f"epochs must be at least 1, got {out.epochs}")
+        if out.batch_size < 1:
+            problems.append(f"batch size must be at least 1, got {out.batch_size}")
+        if not out.lr > 0:
+            problems.append(f"learning rate must be positive, got {out.lr}")
+        if out.weight_decay < 0:
+            problems.append(f"weight decay must not be negative, got {out.weight_decay}")
+        if not 0 <= out.warmup_fraction < 1:
+            problems.append(f"warm-up fraction must be in [0, 1), got {out.warmup_fraction}")
+        if out.noise < 0:
+            problems.append(f"noise must not be negative, got {out.noise}")
+        if not 0 <= out.entry_dropout < 1:
+            problems.append(f"entry dropout must be in [0, 1), got {out.entry_dropout}")
+        if out.max_train is not None and out.max_train < 1:
+            problems.append(f"max_train must be at least 1, got {out.max_train}")
+        if problems:
+            raise TrainingError("; ".join(problems))
+        return out
+
+
+class Trainer:
+    """Train and evaluate one model on one task into a run directory.
+
+    Args:
+        data: a zoo directory (:func:`dwsnets.zoo.store.build_zoo`) or any
+            :class:`~dwsnets.zoo.dataset.WeightDataset` (e.g. an
+            :class:`~dwsnets.zoo.dataset.InMemoryZoo`).
+        run_dir: where checkpoints, metrics and plots go; an existing run is resumed.
+        config: :class:`TrainConfig` (its ``task`` and ``task_options`` choose the task).
+        device: ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
+        progress: show a progress bar (rank 0 only).
+    """
+
+    def __init__(
+        self,
+        data: WeightDataset | str | Path,
+        run_dir: str | Path,
+        config: TrainConfig,
+        device: str = "cpu",
+        progress: bool = True,
+    ) -> None:
+        try:
+            self.data: WeightDataset = Zoo(data) if isinstance(data, (str, Path)) else data
+        except ZooError as exc:
+            raise TrainingError(str(exc)) from None
+        self.run_dir = Path(run_dir)
+        self.config = config.resolved()
+        try:
+            self.task: Task = make_task(self.config.task, **self.config.task_options)
+        except (TaskError, TypeError) as exc:
+            raise TrainingError(f"task {self.config.task!r}: {exc}") from None
+        self.device = device
+        self.progress = progress
+        self.rank, self.world = rank_and_world()
+        if self.device.startswith("cuda") and self.world > 1:
+            local = int(os.environ.get("LOCAL_RANK", self.rank))
+            self.device = f"cuda:{local}"
+            torch.cuda.set_device(self.device)
+        self.model: nn.Module | None = None
+        self._raw: dict[str, ZooSplit] = {}
+        self._inputs: dict[str, tuple[WeightSpace, Tensor]] = {}
+
+    # -------------------------------------------------------------- data
+
+    def split(self, name: str) -> ZooSplit:
+        """A split as stored (on the CPU, read on first use); ``train`` is cut to
+        ``max_train`` networks when set."""
+        if name not in self._raw:
+            try:
+                data = self.data.load(name)
+            except ZooError as exc:
+                raise TrainingError(str(exc)) from None
+            if name == "train" and self.config.max_train is not None:
+                data = data[: self.config.max_train]
+            self._raw[name] = data
+        return self._raw[name]
+
+    def inputs(self, name: str) -> tuple[WeightSpace, Tensor]:
+        """A split as the built model consumes it: weights after the model's own
+        preprocessing (if any) and the task's targets, on the training device."""
+        if self.model is None:
+            raise TrainingError("build the model first (Trainer.build)")
+        if name not in self._inputs:
+            split = self.split(name)
+            ws = split.weights
+            prep = getattr(self.model, "preprocess", None)
+            if prep is not None:
+                ws = prep(ws)
+            try:
+                targets = self.task.targets(split)
+            except TaskError as exc:
+                raise TrainingError(f"{name} split: {exc}") from None
+            self._inputs[name] = (ws.to(self.device), targets.to(self.device))
+        return self._inputs[name]
+
+    # -------------------------------------------------------------- model
+
+    def build(self, task_state: dict[str, Any] | None = None) -> nn.Module:
+        """Prepare the task (from ``task_state``, or by measuring the training split) and
+        build a fresh model. Model inputs are (re)made for this model on demand."""
+        try:
+            if task_state is not None:
+                self.task.load_state_dict(task_state)
+            else:
+                self.task.prepare(self.split("train"))
+            torch.manual_seed(self.config.seed)
+            self.model = build_model(
+                self.config.model, self.data.layout, self.task.output_size, **self.config.model_args
+            )
+        except (TaskError, BaselineError) as exc:
+            raise TrainingError(str(exc)) from None
+        self._inputs.clear()  # preprocessing depends on the model: never reuse another model's inputs
+        return self.model
+
+    def _run_record(self) -> dict[str, Any]:
+        return {
+            "data": str(getattr(self.data, "path", self.data.name)),
+            "data_id": self.data.data_id,
+            "layout": describe_layout(self.data.layout),
+            "layer_sizes": list(self.data.layout.layer_sizes or ()),
+            "task": self.task.config(),
+            "task_state": self.task.state_dict(),
+            "config": asdict(self.config),
+        }
+
+    def _check_run_dir(self) -> None:
+        """Refuse to continue a run made on other data or with other settings."""
+        cfg_path = self.run_dir / "config.json"
+        if not cfg_path.exists():
+            return
+        saved = json.loads(cfg_path.read_text())
+        if saved.get("data_id") != self.data.data_id:
+            raise TrainingError(
+                f"run {self.run_dir} was trained on other data (id {saved.get('data_id')}, this is "
+                f"{self.data.data_id}); use a new --out directory"
+            )
+        if saved.get("config") != json.loads(json.dumps(asdict(self.config))):
+            raise TrainingError(
+                f"run {self.run_dir} was started with other settings; use a new --out directory or the same settings"
+            )
+
+    # -------------------------------------------------------------- training
+
+    def fit(self, stop_after_epoch: int | None = None) -> dict[str, Any]:
+        """Train (or resume) to ``config.epochs``; ``stop_after_epoch`` ends this call early,
+        as an interruption would (used to test resuming).
+
+        Returns ``{"best": best validation metric, "metric": its name, "history": [...]}``.
+        """
+        cfg, task = self.config, self.task
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._check_run_dir()
+        model = self.build()
+        train_ws, train_y = self.inputs("train")
+        val_ws, val_y = self.inputs("val")
+        if hasattr(model, "input_norm"):
+            model.input_norm.fit(train_ws.to("cpu"))
+        model.to(self.device)
+        if self.rank == 0:
+            (self.run_dir / "config.json").write_text(json.dumps(self._run_record(), indent=1))
+
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = max(1, len(train_y) // cfg.batch_size)
+        total = steps_per_epoch * cfg.epochs
+        warmup = max(1, int(cfg.warmup_fraction * total))
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        start_epoch, best, history = 0, None, []
+        last = self.run_dir / "last.pt"
+        if last.exists():
+            state = load_training_state(last, model, opt, sched, gen)
+            start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
+            if self.rank == 0 and self.progress:
+                print(f"resuming {self.run_dir} after epoch {start_epoch} (best validation {task.metric} {best:.4g})")
+
+        net: nn.Module = model
+        if self.world > 1:
+            net = nn.parallel.DistributedDataParallel(model)
+        scale = [s for s in model.input_norm.std.cpu()] if hasattr(model, "input_norm") else None
+        use_amp = cfg.amp and self.device.startswith("cuda")
+
+        bar = None
+        if self.rank == 0 and self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"{cfg.model}", unit="epoch", dynamic_ncols=True)
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            order = torch.randperm(len(train_y), generator=gen)
+            t0 = time.perf_counter()
+            total_loss, seen = 0.0, 0
+            for b in range(steps_per_epoch):
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(self.device)
+                ws = augment(train_ws[idx], gen, permute=bool(cfg.augment_permute), noise=cfg.noise,
+                             entry_dropout=cfg.entry_dropout, scale=scale)
+                y = train_y[idx]
+                if self.world > 1:
+                    ws, y = ws[self.rank :: self.world], y[self.rank :: self.world]
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    output = net(ws)
+                loss = task.loss(output, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip_grad > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+                opt.step()
+                sched.step()
+                total_loss += float(loss.detach()) * len(y)
+                seen += len(y)
+                if bar is not None and b % 10 == 0:
+                    rate = seen * self.world / (time.perf_counter() - t0)
+                    bar.set_postfix_str(f"epoch {epoch + 1} batch {b + 1}/{steps_per_epoch} "
+                                        f"loss {float(loss.detach()):.3f} {rate:,.0f} INRs/s")
+            train_loss = total_loss / max(seen, 1)
+            if self.world > 1:
+                t = torch.tensor([total_loss, seen], dtype=torch.float64)
+                dist.all_reduce(t)
+                train_loss = float(t[0] / t[1])
+            epoch_time = time.perf_counter() - t0
+            val = self._evaluate(model, val_ws, val_y)
+            record = {"epoch": epoch + 1, "train_loss": train_loss,
+                      **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
+                      "lr": sched.get_last_lr()[0], "epoch_seconds": epoch_time,
+                      "inrs_per_second": len(train_y) / epoch_time, "world_size": self.world,
+                      "samples_per_rank": seen}
+            history.append(record)
+            improved = task.better(val[task.metric], best)
+            if improved:
+                best = val[task.metric]
+            if self.rank == 0:
+                if improved:
+                    atomic_torch_save({"model": model.state_dict(), "epoch": epoch + 1, task.metric: best},
+                                      self.run_dir / "best.pt")
+                save_training_state(last, model, opt, sched, gen, epoch=epoch, best=best, history=history)
+                write_metrics(self.run_dir, history)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"epoch {epoch + 1} loss {train_loss:.3f} val {task.describe(val)} "
+                                    f"{len(train_y) / epoch_time:,.0f} INRs/s")
+            if self.world > 1:
+                dist.barrier()
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                break
+        if bar is not None:
+            bar.close()
+        if self.rank == 0:
+            self.plot(history)
+        return {"best": best, "metric": task.metric, "history": history}
+
+    # -------------------------------------------------------------- evaluation
+
+    @torch.no_grad()
+    def _evaluate(self, model: nn.Module, ws: WeightSpace, y: Tensor, batch: int = 1024) -> dict[str, Any]:
+        model.eval()
+        output = torch.cat([model(ws[i : i + batch]).float() for i in range(0, len(y), batch)])
+        return self.task.metrics(output, y)
+
+    def evaluate(self, split: str = "test", checkpoint: str = "best") -> dict[str, Any]:
+        """The task's metrics of the run's ``best`` (or ``last``) model on a split.
+
+        The data may be another data set than the one trained on (a new test set), as long
+        as its networks have the same layout.
+        """
+        path = self.run_dir / f"{checkpoint}.pt"
+        cfg_path = self.run_dir / "config.json"
+        if not path.exists() or not cfg_path.exists():
+            raise TrainingError(f"no {checkpoint} checkpoint in {self.run_dir}; train first with `dwsnets train`")
+        saved = json.loads(cfg_path.read_text())
+        here = describe_layout(self.data.layout)
+        if saved.get("layout") != here:
+            raise TrainingError(
+                f"run {self.run_dir} was trained on networks with {saved.get('layout')}; "
+                f"{getattr(self.data, 'path', self.data.name)} holds networks with {here}"
+            )
+        model = self.build(task_state=saved["task_state"])
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        model.to(self.device)
+        ws, y = self.inputs(split)
+        return self._evaluate(model, ws, y)
+
+    # -------------------------------------------------------------- outputs
+
+    def plot(self, history: list[dict[str, Any]]) -> None:
+        """``curves.png``: losses and the validation metric per epoch."""
+        chance = None
+        if self.task.name == "classify":
+            chance = 1.0 / self.task.output_size
+        loss_name = {"classify": "cross-entropy", "regress": "MSE (standardised)"}.get(self.task.name, "loss")
+        plot_curves(self.run_dir / "curves.png", history, f"{self.config.model} on {self.data.name}",
+                    self.task.metric, loss_name, chance)
