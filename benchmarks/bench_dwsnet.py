@@ -67,7 +67,7 @@ class PeakRSS:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         gc.collect()
         self.base = self.peak = self._rss()
         self._stop = False
@@ -99,8 +99,13 @@ def worker(sizes: tuple[int, ...], name: str, args: argparse.Namespace) -> dict:
     ws = WeightSpace.randn(sizes, args.batch, device=device)
     labels = torch.randint(0, 10, (args.batch,), device=device)
     if name == "dwsnet":
-        model = DWSNet(sizes, 10, hidden_channels=args.channels, num_layers=args.layers,
-                       norm=None if args.norm == "none" else args.norm)
+        model = DWSNet(
+            sizes,
+            10,
+            hidden_channels=args.channels,
+            num_layers=args.layers,
+            norm=None if args.norm == "none" else args.norm,
+        )
     else:
         model = BareChannelStack(len(ws.tensors), args.channels, args.layers, 10)
     model.to(device)
@@ -146,15 +151,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--cases", default=",".join("-".join(map(str, c)) for c in CASES),
-                        help="comma-separated input MLP sizes, e.g. 2-32-32-1")
-    parser.add_argument("--norm", choices=["none", "batch"], default="none",
-                        help="DWSNet normalisation (batch: WSBatchNorm after every layer, as in `dwsnets train`)")
+    parser.add_argument(
+        "--cases",
+        default=",".join("-".join(map(str, c)) for c in CASES),
+        help="comma-separated input MLP sizes, e.g. 2-32-32-1",
+    )
+    parser.add_argument(
+        "--norm",
+        choices=["none", "batch"],
+        default="none",
+        help="DWSNet normalisation (batch: WSBatchNorm after every layer, as in `dwsnets train`)",
+    )
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
     parser.add_argument(
-        "--tuned-malloc", action="store_true",
+        "--tuned-malloc",
+        action="store_true",
         help="apply dwsnets.utils.tune_cpu_allocator() in both models' processes (CPU)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -168,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
         f"channels {args.channels}, {args.layers} equivariant layers, median of {args.repeats}, "
         f"allocator {'tuned' if args.tuned_malloc else 'default'}, dwsnet norm {args.norm}"
     )
-    passthrough = [f"--{k}={getattr(args, k)}" for k in ("device", "threads", "repeats", "batch", "channels", "layers", "norm")]
+    passthrough = [
+        f"--{k}={getattr(args, k)}" for k in ("device", "threads", "repeats", "batch", "channels", "layers", "norm")
+    ]
     if args.tuned_malloc:
         passthrough.append("--tuned-malloc")
     for sizes in [tuple(int(d) for d in case.split("-")) for case in args.cases.split(",")]:
@@ -177,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
             tag = "-".join(map(str, sizes))
             proc = subprocess.run(
                 [sys.executable, __file__, f"--worker={tag}:{name}", *passthrough],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode != 0:
                 print(f"{tag:>18}  {name:<10}  FAILED\n{proc.stderr[-2000:]}", flush=True)

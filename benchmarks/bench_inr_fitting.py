@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         tune_cpu_allocator()
     targets, name = images(args.inrs)
     coords = coordinate_grid(28, 28)
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, SIREN 2-32-32-1 on 28x28 {name}, "
-          f"{args.steps} steps, allocator {'default' if args.default_malloc else 'tuned'}")
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, SIREN 2-32-32-1 on 28x28 {name}, "
+        f"{args.steps} steps, allocator {'default' if args.default_malloc else 'tuned'}"
+    )
     ours(coords, targets[: args.chunk], 3, args.lr, args.chunk)  # warm-up
     results = {
         "per-INR loop": per_inr_loop(coords, targets[: args.loop_inrs], args.steps, args.lr),

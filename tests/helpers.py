@@ -38,8 +38,15 @@ def cnn_zoo(n: int, seed: int = 0) -> tuple[WeightSpace, torch.Tensor]:
         label = i % 2
         pattern = stripes[:, None].expand(8, 8) if label == 0 else stripes[None, :].expand(8, 8)
         torch.manual_seed(seed * 1000 + i)
-        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).float()
+        net = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 2),
+        ).float()
         opt = torch.optim.Adam(net.parameters(), lr=2e-2)
         for _ in range(25):
             y = torch.randint(0, 2, (32,), generator=gen)

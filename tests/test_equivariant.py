@@ -93,6 +93,7 @@ def test_backward_matches_finite_differences():
         return tuple(out)
 
     assert torch.autograd.gradcheck(fn, tuple(xs), eps=1e-6, atol=1e-6)
+
     # and with respect to the weights, through a scalar
     def loss_of(*weights):
         for p, w in zip(params, weights):
@@ -181,7 +182,9 @@ def test_generic_layout_conv_like():
     broken = list(xs)
     broken[0] = xs[0].index_select(2, torch.tensor([1, 0, 2, 3]))
     moved = layer.forward_tensors(broken)
-    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(moved, act(ys, torch.tensor([1, 0, 2, 3]), torch.arange(5))))
+    assert not all(
+        torch.allclose(a, b, atol=1e-6) for a, b in zip(moved, act(ys, torch.tensor([1, 0, 2, 3]), torch.arange(5)))
+    )
     # completeness on this layout too
     assert sum(p.numel() for p in layer.weight.values()) == layout.equivariant_dimension(2, 3)
 

@@ -65,9 +65,7 @@ def test_learns_a_symmetric_property():
     ws = WeightSpace.randn(sizes, n)
     labels = torch.arange(n) % 2
     scale = 0.5 + labels.to(torch.float64)  # class 1 has larger W_2
-    ws = WeightSpace(
-        [ws.weights[0], ws.weights[1] * scale[:, None, None, None], ws.weights[2]], list(ws.biases)
-    )
+    ws = WeightSpace([ws.weights[0], ws.weights[1] * scale[:, None, None, None], ws.weights[2]], list(ws.biases))
     ws = ws.permute(ws.random_permutations(per_network=True))
     model = DWSNet(sizes, 2, hidden_channels=8, num_layers=2, head_hidden=(16,))
     model.input_norm.fit(ws)
@@ -116,7 +114,7 @@ def test_bf16_autocast_forward_and_backward_match_float32(model_cls):
     out, grads = run(True)
     assert out.dtype == torch.float32
     assert float((out - ref).abs().max()) <= 0.05 * float(ref.abs().max())
-    for g, r in zip(grads, ref_grads):
+    for g in grads:
         assert g.dtype == torch.float32 and torch.isfinite(g).all()
     total = torch.cat([g.flatten() for g in grads])
     total_ref = torch.cat([g.flatten() for g in ref_grads])

@@ -52,8 +52,11 @@ def test_controls_catch_checks_that_cannot_fail():
 
 
 def test_non_symmetry_changes_what_networks_compute():
-    for layout in (WeightSpaceLayout.mlp((1, 3, 1)), WeightSpaceLayout.mlp(SIZES),
-                   WeightSpaceLayout.cnn((1, 3, 2), [(3, 3), (3, 3)], (1,))):
+    for layout in (
+        WeightSpaceLayout.mlp((1, 3, 1)),
+        WeightSpaceLayout.mlp(SIZES),
+        WeightSpaceLayout.cnn((1, 3, 2), [(3, 3), (3, 3)], (1,)),
+    ):
         ws = WeightSpace.randn(layout, 2)
         changed = non_symmetry(ws)
         assert changed.layout == layout and not changed.allclose(ws)

@@ -62,8 +62,15 @@ def test_train_evaluate_and_resume_identically(digits_zoo, tmp_path):
 def test_regression_is_a_task_of_the_same_trainer(sine_zoo, tmp_path):
     """Frequency regression on sine INRs: same trainer, checkpoints and resume; the loss
     falls; the reported MSE is in the target's own units."""
-    cfg = TrainConfig(model="dwsnet", task="regress", task_options={"targets": ["frequency"]}, epochs=4,
-                      batch_size=16, model_args=SMALL_MODEL, lr=3e-3)
+    cfg = TrainConfig(
+        model="dwsnet",
+        task="regress",
+        task_options={"targets": ["frequency"]},
+        epochs=4,
+        batch_size=16,
+        model_args=SMALL_MODEL,
+        lr=3e-3,
+    )
     full = Trainer(sine_zoo, tmp_path / "full", cfg, progress=False)
     history = full.fit()["history"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
@@ -86,17 +93,51 @@ def test_regression_is_a_task_of_the_same_trainer(sine_zoo, tmp_path):
 
 
 def test_torchrun_two_processes_match_one(digits_zoo, tmp_path):
-    args = ["train", "classify", "--zoo", str(digits_zoo), "--model", "dwsnet", "--epochs", "2", "--batch-size",
-            "16", "--device", "cpu", "--threads", "1"]
+    args = [
+        "train",
+        "classify",
+        "--zoo",
+        str(digits_zoo),
+        "--model",
+        "dwsnet",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RANK", None)
     env.pop("WORLD_SIZE", None)
-    one = subprocess.run([sys.executable, "-m", "dwsnets.cli", *args, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
+    one = subprocess.run(
+        [sys.executable, "-m", "dwsnets.cli", *args, "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "dwsnets.cli", *args, "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, env=env, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "dwsnets.cli",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a = torch.load(tmp_path / "one" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
@@ -152,8 +193,9 @@ def test_bad_inputs_give_clear_errors(digits_zoo, tmp_path):
         TrainConfig(lr=-1).resolved()
     with pytest.raises(TrainingError, match="unknown task"):
         Trainer(digits_zoo, tmp_path / "x", TrainConfig(task="segment"))
-    trainer = Trainer(digits_zoo, tmp_path / "r", TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL),
-                      progress=False)
+    trainer = Trainer(
+        digits_zoo, tmp_path / "r", TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL), progress=False
+    )
     with pytest.raises(TrainingError, match="no split 'holdout'"):
         trainer.split("holdout")
     with pytest.raises(TrainingError, match="no best checkpoint"):
@@ -162,11 +204,13 @@ def test_bad_inputs_give_clear_errors(digits_zoo, tmp_path):
     other = tmp_path / "other"
     build_zoo(other, ZooConfig(source="digits", hidden=(16, 16), max_per_split=8, shard_size=8, max_steps=20))
     with pytest.raises(TrainingError, match=r"layer_sizes=\(2, 32, 32, 1\).*layer_sizes=\(2, 16, 16, 1\)"):
-        Trainer(other, tmp_path / "r", TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL),
-                progress=False).evaluate()
+        Trainer(
+            other, tmp_path / "r", TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL), progress=False
+        ).evaluate()
     with pytest.raises(TrainingError, match="other settings"):
-        Trainer(digits_zoo, tmp_path / "r", TrainConfig(epochs=2, batch_size=16, model_args=SMALL_MODEL),
-                progress=False).fit()
+        Trainer(
+            digits_zoo, tmp_path / "r", TrainConfig(epochs=2, batch_size=16, model_args=SMALL_MODEL), progress=False
+        ).fit()
     sine = tmp_path / "sine"
     build_zoo(sine, ZooConfig(source="sine", sine_count=20, shard_size=20, max_steps=10))
     with pytest.raises(TrainingError, match="no class labels.*regress"):

@@ -36,7 +36,11 @@ def test_immutable():
 @pytest.mark.parametrize(
     "weights, biases, message",
     [
-        ([torch.randn(2, 1, 3, 2), torch.randn(2, 1, 1, 4)], [torch.randn(2, 1, 3), torch.randn(2, 1, 1)], "do not chain"),
+        (
+            [torch.randn(2, 1, 3, 2), torch.randn(2, 1, 1, 4)],
+            [torch.randn(2, 1, 3), torch.randn(2, 1, 1)],
+            "do not chain",
+        ),
         ([torch.randn(2, 1, 3, 2)], [torch.randn(3, 1, 3)], "batch size"),
         ([torch.randn(2, 1, 3, 2)], [torch.randn(2, 2, 3)], "channels"),
         ([torch.randn(2, 1, 3, 2)], [torch.randn(2, 1, 4)], "entries"),
@@ -194,9 +198,19 @@ def test_cnn_weight_space_follows_its_layout():
         assert torch.allclose(net(x), same(x), atol=1e-5)
         assert rebuilt[0].weight.shape == (4, 3, 3, 3)
     # the default rebuild (ReLU everywhere, 'same' padding) matches a network built that way
-    relu = [nn.Sequential(nn.Conv2d(3, 4, 3, padding="same"), nn.ReLU(), nn.Conv2d(4, 5, 3, padding="same"),
-                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 6), nn.ReLU(),
-                          nn.Linear(6, 2))]
+    relu = [
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding="same"),
+            nn.ReLU(),
+            nn.Conv2d(4, 5, 3, padding="same"),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(5, 6),
+            nn.ReLU(),
+            nn.Linear(6, 2),
+        )
+    ]
     again = WeightSpace.from_modules(relu).to_modules(nn.ReLU)[0]
     assert torch.allclose(again(x), relu[0](x), atol=1e-6)
     # state dicts of CNNs, flat vectors and concatenation follow the layout too

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from dwsnets.cli import main
+from dwsnets.inr import Siren, coordinate_grid, psnr
 from dwsnets.zoo.sources import DataNotFoundError, load_images
 from dwsnets.zoo.store import Zoo, ZooConfig, ZooError, build_zoo, merge_zoos, plan_zoo
-from dwsnets.inr import Siren, coordinate_grid, psnr
 
 SMALL = dict(source="digits", max_per_split=12, shard_size=5, max_steps=60, target_psnr=30.0)
 
@@ -79,7 +79,9 @@ def test_corrupt_and_foreign_shards_are_detected(tmp_path):
     # a shard from a zoo with other settings
     build_zoo(tmp_path / "b", ZooConfig(**{**SMALL, "seed": 1}))
     for suffix in (".safetensors", ".json"):
-        shutil.copy(tmp_path / "b" / "shards" / f"train-00000{suffix}", tmp_path / "a" / "shards" / f"train-00000{suffix}")
+        shutil.copy(
+            tmp_path / "b" / "shards" / f"train-00000{suffix}", tmp_path / "a" / "shards" / f"train-00000{suffix}"
+        )
     with pytest.raises(ZooError, match="another zoo"):
         Zoo(tmp_path / "a").load("train", verify=True)
     with pytest.raises(ZooError, match="other settings"):
@@ -144,8 +146,19 @@ def test_sine_zoo(tmp_path):
 
 
 def test_cli_fit_inrs(tmp_path, capsys):
-    args = ["fit-inrs", "--out", str(tmp_path / "z"), "--max-per-split", "6", "--shard-size", "4",
-            "--steps", "60", "--target-psnr", "30"]
+    args = [
+        "fit-inrs",
+        "--out",
+        str(tmp_path / "z"),
+        "--max-per-split",
+        "6",
+        "--shard-size",
+        "4",
+        "--steps",
+        "60",
+        "--target-psnr",
+        "30",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "PSNR median" in out and (tmp_path / "z" / "reconstructions.png").exists()
@@ -160,12 +173,38 @@ def test_cli_fit_inrs(tmp_path, capsys):
 def test_cli_preview_reads_images_from_data_dir(tmp_path, capsys):
     """The picture needs the source images: for --data-dir sources it must look there."""
     _write_idx(tmp_path, n_train=24, n_test=6)
-    args = ["fit-inrs", "--source", "idx", "--data-dir", str(tmp_path), "--out", str(tmp_path / "z"),
-            "--max-per-split", "4", "--shard-size", "4", "--steps", "20", "--target-psnr", "0"]
+    args = [
+        "fit-inrs",
+        "--source",
+        "idx",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "z"),
+        "--max-per-split",
+        "4",
+        "--shard-size",
+        "4",
+        "--steps",
+        "20",
+        "--target-psnr",
+        "0",
+    ]
     assert main(args) == 0
     assert "picture:" in capsys.readouterr().out and (tmp_path / "z" / "reconstructions.png").exists()
-    sine = ["fit-inrs", "--source", "sine", "--sine-count", "20", "--out", str(tmp_path / "s"),
-            "--shard-size", "8", "--steps", "20"]
+    sine = [
+        "fit-inrs",
+        "--source",
+        "sine",
+        "--sine-count",
+        "20",
+        "--out",
+        str(tmp_path / "s"),
+        "--shard-size",
+        "8",
+        "--steps",
+        "20",
+    ]
     assert main(sine) == 0
     assert (tmp_path / "s" / "reconstructions.png").exists()
 

@@ -17,7 +17,7 @@ Tolerances scale with the output's magnitude and the dtype: ``1e-9`` relative in
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -58,6 +58,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _tuned = False

@@ -18,8 +18,9 @@ training defaults, a readable label and the paper's published numbers:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -72,13 +73,21 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("dwsnet", "DWSNet", DWSNet, 2e-3, True,
-                  {"hidden_channels": 32, "num_layers": 5, "head_hidden": (256,), "dropout": 0.0, "norm": "batch"},
-                  {"fashion-mnist": 67.06, "mnist": 85.71}, invariant=True),
+        ModelSpec(
+            "dwsnet",
+            "DWSNet",
+            DWSNet,
+            2e-3,
+            True,
+            {"hidden_channels": 32, "num_layers": 5, "head_hidden": (256,), "dropout": 0.0, "norm": "batch"},
+            {"fashion-mnist": 67.06, "mnist": 85.71},
+            invariant=True,
+        ),
         ModelSpec("mlp", "MLP", FlatMLP, 1e-3, False, paper={"fashion-mnist": 19.91, "mnist": 17.55}),
         ModelSpec("mlp-aug", "MLP + permutation aug.", FlatMLP, 1e-3, True, paper={"fashion-mnist": 22.76}),
-        ModelSpec("mlp-align", "MLP + alignment", AlignedMLP, 1e-3, False,
-                  paper={"fashion-mnist": 47.79, "mnist": 58.98}),
+        ModelSpec(
+            "mlp-align", "MLP + alignment", AlignedMLP, 1e-3, False, paper={"fashion-mnist": 47.79, "mnist": 58.98}
+        ),
         ModelSpec("transformer", "Transformer", NeuronTransformer, 5e-4, False, paper={"fashion-mnist": 26.97}),
         ModelSpec("inr2vec", "inr2vec-style", Inr2VecEncoder, 1e-3, False, paper={"fashion-mnist": 22.33}),
         ModelSpec("deepsets", "DeepSets (neurons)", NeuronDeepSets, 1e-3, False, invariant=True),
@@ -93,9 +102,7 @@ def model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def build_model(
-    name: str, layout: WeightSpaceLayout | Sequence[int], out_features: int, **kwargs: Any
-) -> nn.Module:
+def build_model(name: str, layout: WeightSpaceLayout | Sequence[int], out_features: int, **kwargs: Any) -> nn.Module:
     """A model of the registry by name, for networks of ``layout`` (or MLP layer sizes)."""
     spec = model_spec(name)
     return spec.builder(as_layout(layout), out_features, **{**spec.defaults, **kwargs})

@@ -28,9 +28,7 @@ def matching_permutations(ws: WeightSpace, reference: WeightSpace, max_sweeps: i
     from scipy.optimize import linear_sum_assignment
 
     if reference.layer_sizes != ws.layer_sizes:
-        raise WeightSpaceError(
-            f"reference has layer sizes {reference.layer_sizes}, the networks {ws.layer_sizes}"
-        )
+        raise WeightSpaceError(f"reference has layer sizes {reference.layer_sizes}, the networks {ws.layer_sizes}")
     if ws.channels != 1 or reference.channels != 1 or reference.batch_size != 1:
         raise WeightSpaceError("alignment needs one-channel networks and a single reference network")
     hidden = ws.layer_sizes[1:-1]

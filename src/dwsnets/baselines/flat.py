@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,8 +20,13 @@ __all__ = ["AlignedMLP", "FlatMLP"]
 class FlatMLP(nn.Module):
     """MLP on the flattened (normalised) weights: ``(B, P) -> hidden -> classes``."""
 
-    def __init__(self, layout: WeightSpaceLayout | Sequence[int], num_classes: int,
-                 hidden: Sequence[int] = (512, 512, 512), dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        layout: WeightSpaceLayout | Sequence[int],
+        num_classes: int,
+        hidden: Sequence[int] = (512, 512, 512),
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.input_norm = InputNormalization(layout)
         n = self.input_norm.layout.numel

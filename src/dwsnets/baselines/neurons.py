@@ -3,7 +3,7 @@ inr2vec-style shared row encoder, and DeepSets over each layer's neurons."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -29,8 +29,15 @@ def _neuron_rows(ws: WeightSpace, width: int) -> Tensor:
 class NeuronTransformer(nn.Module):
     """Transformer encoder over neuron tokens, mean pooled (Transformer baseline)."""
 
-    def __init__(self, layout: WeightSpaceLayout | Sequence[int], num_classes: int, d_model: int = 64,
-                 layers: int = 3, heads: int = 4, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        layout: WeightSpaceLayout | Sequence[int],
+        num_classes: int,
+        d_model: int = 64,
+        layers: int = 3,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         sizes = mlp_sizes(layout, "transformer")
         self.input_norm = InputNormalization(sizes)
@@ -61,15 +68,19 @@ class Inr2VecEncoder(nn.Module):
     bias, zero-padded, with a one-hot layer index), batch-normalised over rows like
     inr2vec's kernel-size-1 convolutions, then max pooled over all rows."""
 
-    def __init__(self, layout: WeightSpaceLayout | Sequence[int], num_classes: int,
-                 hidden: Sequence[int] = (128, 256, 512), dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        layout: WeightSpaceLayout | Sequence[int],
+        num_classes: int,
+        hidden: Sequence[int] = (128, 256, 512),
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         sizes = mlp_sizes(layout, "inr2vec")
         self.input_norm = InputNormalization(sizes)
         self.width = max(sizes[:-1]) + 1
         layer_ids = torch.cat([torch.full((d,), m) for m, d in enumerate(sizes[1:])])
-        self.register_buffer("layer_onehot", nn.functional.one_hot(layer_ids, len(sizes) - 1).float(),
-                             persistent=False)
+        self.register_buffer("layer_onehot", nn.functional.one_hot(layer_ids, len(sizes) - 1).float(), persistent=False)
         layers: list[nn.Module] = []
         widths = [self.width + len(sizes) - 1, *hidden]
         for a, b in zip(widths[:-1], widths[1:]):

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished work is saved (zoo shards, epoch checkpoints); "
-              "run the same command again to resume", file=sys.stderr)
+        print(
+            "\ninterrupted: finished work is saved (zoo shards, epoch checkpoints); "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130

@@ -21,8 +21,18 @@ __all__ = ["add_parsers"]
 
 def _training_args(args: argparse.Namespace) -> argparse.Namespace:
     """The demo trains with the defaults of ``dwsnets train classify``."""
-    return argparse.Namespace(**{**vars(args), "task": "classify", "max_train": None, "lr": None,
-                                 "weight_decay": 5e-4, "noise": 0.0, "entry_dropout": 0.0, "augment": None})
+    return argparse.Namespace(
+        **{
+            **vars(args),
+            "task": "classify",
+            "max_train": None,
+            "lr": None,
+            "weight_decay": 5e-4,
+            "noise": 0.0,
+            "entry_dropout": 0.0,
+            "augment": None,
+        }
+    )
 
 
 def _report(title: str, results: dict[str, list[tuple[float, float]]], chance: float, out: str) -> None:
@@ -40,8 +50,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _demo_synthetic(args)
     t_start = time.perf_counter()
     zoo_dir = Path(args.zoo_dir)
-    print(f"[1/3] fitting {args.views} SIREN(s) per image of scikit-learn's digits (each from its own seed) "
-          f"into {zoo_dir} (resumes if interrupted)", flush=True)
+    print(
+        f"[1/3] fitting {args.views} SIREN(s) per image of scikit-learn's digits (each from its own seed) "
+        f"into {zoo_dir} (resumes if interrupted)",
+        flush=True,
+    )
     fit_progress = FitProgress(str(zoo_dir))
     try:
         build_zoo(zoo_dir, ZooConfig(source="digits", views=args.views), on_progress=fit_progress)
@@ -55,8 +68,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for step, model in ((2, "dwsnet"), (3, "mlp")):
         print(f"[{step}/3] training {MODELS[model].label} ({args.epochs} epochs)", flush=True)
         results.update(run_table(zoo, [model], 1, train_args, Path(args.out)))
-    _report(f"Digit classification from INR weights ({zoo.split_size('test')} test INRs), "
-            f"total {time.perf_counter() - t_start:.0f}s", results, 0.1, args.out)
+    _report(
+        f"Digit classification from INR weights ({zoo.split_size('test')} test INRs), "
+        f"total {time.perf_counter() - t_start:.0f}s",
+        results,
+        0.1,
+        args.out,
+    )
     return 0
 
 
@@ -64,36 +82,57 @@ def _demo_synthetic(args: argparse.Namespace) -> int:
     """ReLU MLPs fitted to sine waves of a few frequencies; classify the frequency."""
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    print(f"Fitting a zoo of {args.networks} ReLU MLPs 1-{args.hidden}-{args.hidden}-1 to sine waves "
-          f"({args.classes} frequency classes)...", flush=True)
+    print(
+        f"Fitting a zoo of {args.networks} ReLU MLPs 1-{args.hidden}-{args.hidden}-1 to sine waves "
+        f"({args.classes} frequency classes)...",
+        flush=True,
+    )
     made = make_sine_mlp_zoo(args.networks, hidden=args.hidden, n_classes=args.classes, seed=args.seed)
     print(f"  done in {time.perf_counter() - t0:.1f}s, median fit MSE {made.mse.median():.4f}", flush=True)
     everything = ZooSplit(made.weights, made.labels, {"amplitude": made.amplitudes, "mse": made.mse})
     n = len(everything)
     n_test = n // 5
     n_val = n // 10
-    data = InMemoryZoo({"train": everything[n_test + n_val :], "val": everything[n_test : n_test + n_val],
-                        "test": everything[:n_test]}, name=f"sine-mlps-{n}", source="sine-mlp")
+    data = InMemoryZoo(
+        {
+            "train": everything[n_test + n_val :],
+            "val": everything[n_test : n_test + n_val],
+            "test": everything[:n_test],
+        },
+        name=f"sine-mlps-{n}",
+        source="sine-mlp",
+    )
     train_args = _training_args(args)
     results = run_table(data, ["dwsnet", "mlp"], 1, train_args, Path(args.out))
     test_labels = data.load("test").labels
     chance = float(torch.bincount(test_labels).max()) / len(test_labels)
-    _report(f"Frequency classification from weights ({n - n_test - n_val} train / {n_test} test networks, "
-            f"{args.epochs} epochs)", results, chance, args.out)
+    _report(
+        f"Frequency classification from weights ({n - n_test - n_val} train / {n_test} test networks, "
+        f"{args.epochs} epochs)",
+        results,
+        chance,
+        args.out,
+    )
     return 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="main job: digits INR zoo, DWSNet vs MLP (minutes on a CPU)",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    demo = sub.add_parser(
+        "demo",
+        help="main job: digits INR zoo, DWSNet vs MLP (minutes on a CPU)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     demo.add_argument("--zoo-dir", default="zoos/digits-8views", help="where the digits zoo is fitted")
     demo.add_argument("--views", type=int, default=8, help="INRs per digit image (more training INRs)")
     demo.add_argument("--out", default="runs/demo", help="directory of the training runs")
     demo.add_argument("--batch-size", type=int, default=64, help="networks per optimiser step")
     demo.add_argument("--epochs", type=int, default=10, help="training epochs per model")
     demo.add_argument("--seed", type=int, default=0, help="seed of the training runs")
-    demo.add_argument("--synthetic", action="store_true",
-                      help="instead: a synthetic zoo of ReLU MLPs fitted to sine waves (no INR fitting)")
+    demo.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="instead: a synthetic zoo of ReLU MLPs fitted to sine waves (no INR fitting)",
+    )
     demo.add_argument("--networks", type=int, default=2000, help="networks of the synthetic zoo")
     demo.add_argument("--hidden", type=int, default=16, help="hidden width of the synthetic zoo's MLPs")
     demo.add_argument("--classes", type=int, default=4, help="frequency classes of the synthetic zoo")

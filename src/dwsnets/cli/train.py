@@ -28,10 +28,20 @@ def train_config(args: argparse.Namespace, model: str, seed: int) -> TrainConfig
     options: dict[str, Any] = {}
     if args.task == "regress":
         options["targets"] = [t.strip() for t in args.target.split(",") if t.strip()]
-    return TrainConfig(model=model, task=args.task, task_options=options, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       augment_permute=augment, noise=args.noise, entry_dropout=args.entry_dropout, seed=seed,
-                       max_train=args.max_train).resolved()
+    return TrainConfig(
+        model=model,
+        task=args.task,
+        task_options=options,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        augment_permute=augment,
+        noise=args.noise,
+        entry_dropout=args.entry_dropout,
+        seed=seed,
+        max_train=args.max_train,
+    ).resolved()
 
 
 def _parse_models(text: str) -> list[str]:
@@ -57,8 +67,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.rank == 0:
         test = trainer.evaluate("test")
         task = trainer.task
-        print(f"{args.model}: best validation {task.metric} {_format(task, result['best'])}, "
-              f"test {task.describe(test)}  ({out})")
+        print(
+            f"{args.model}: best validation {task.metric} {_format(task, result['best'])}, "
+            f"test {task.describe(test)}  ({out})"
+        )
     return 0
 
 
@@ -90,8 +102,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_table(data: WeightDataset | str, models: list[str], seeds: int, args: argparse.Namespace,
-              out: Path) -> dict[str, list[tuple[float, float]]]:
+def run_table(
+    data: WeightDataset | str, models: list[str], seeds: int, args: argparse.Namespace, out: Path
+) -> dict[str, list[tuple[float, float]]]:
     """Train (or resume, or reuse when finished) every (model, seed) run under ``out``;
     returns ``{model: [(test metric, training seconds), ...]}``."""
     configs = {(m, s): train_config(args, m, s) for m in models for s in range(seeds)}  # all checked first
@@ -108,20 +121,28 @@ def run_table(data: WeightDataset | str, models: list[str], seeds: int, args: ar
         seconds = float(sum(h["epoch_seconds"] for h in history))
         results.setdefault(model, []).append((value, seconds))
         record = {f"test_{k}": v for k, v in test.items() if isinstance(v, float)}
-        (run / "test.json").write_text(json.dumps(
-            {**record, "train_seconds": seconds, "hardware": hardware(args.device)}) + "\n")
+        (run / "test.json").write_text(
+            json.dumps({**record, "train_seconds": seconds, "hardware": hardware(args.device)}) + "\n"
+        )
         print(f"  {model} seed {seed}: test {trainer.task.describe(test)} ({seconds:.0f}s of training)", flush=True)
     return results
 
 
-def markdown_table(results: dict[str, list[tuple[float, float]]], task: Task, source: str, note: str,
-                   hardware_line: str) -> str:
+def markdown_table(
+    results: dict[str, list[tuple[float, float]]], task: Task, source: str, note: str, hardware_line: str
+) -> str:
     """The table of :func:`run_table`'s results, beside the paper's numbers where it has them."""
     percent = task.name == "classify"
     unit = f"test {task.metric}" + (" (%)" if percent else "")
     what = "INR classification" if percent else f"{task.name} ({', '.join(task.config().get('targets', []))})"
-    lines = [f"{what} on {source or 'these networks'} ({note}).", "", f"Hardware: {hardware_line}.", "",
-             f"| model | {unit}, mean ± std | seeds | training time per run | paper |", "|---|---|---|---|---|"]
+    lines = [
+        f"{what} on {source or 'these networks'} ({note}).",
+        "",
+        f"Hardware: {hardware_line}.",
+        "",
+        f"| model | {unit}, mean ± std | seeds | training time per run | paper |",
+        "|---|---|---|---|---|",
+    ]
     for model, runs in results.items():
         values = torch.tensor([v for v, _ in runs], dtype=torch.float64) * (100 if percent else 1)
         spread = f"± {float(values.std()):.2f}" if len(runs) > 1 else "(one seed, no spread)"
@@ -147,9 +168,11 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 0
     task = make_task(args.task, **train_config(args, models[0], 0).task_options)
     n_train = zoo.split_size("train") if args.max_train is None else min(args.max_train, zoo.split_size("train"))
-    note = (f"{n_train} training networks, {zoo.split_size('test')} test networks, {args.epochs} epochs, "
-            f"batch {args.batch_size}, {time.perf_counter() - t0:.0f}s for this invocation; "
-            f"finished runs found in {out} are reused")
+    note = (
+        f"{n_train} training networks, {zoo.split_size('test')} test networks, {args.epochs} epochs, "
+        f"batch {args.batch_size}, {time.perf_counter() - t0:.0f}s for this invocation; "
+        f"finished runs found in {out} are reused"
+    )
     md = markdown_table(results, task, zoo.source, note, hardware(args.device))
     (out / "table.md").write_text(md)
     print("\n" + md)
@@ -173,16 +196,21 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 def _add_task_args(p: argparse.ArgumentParser, task: str) -> None:
     p.set_defaults(task=task)
     if task == "regress":
-        p.add_argument("--target", default="frequency",
-                       help="comma-separated per-network quantities to predict (sine zoos: frequency, amplitude)")
+        p.add_argument(
+            "--target",
+            default="frequency",
+            help="comma-separated per-network quantities to predict (sine zoos: frequency, amplitude)",
+        )
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     train = sub.add_parser("train", help="train a model for a task on a zoo")
     train_sub = train.add_subparsers(dest="task_command", required=True)
-    helps = {"classify": "classify networks by their label (INR image classes)",
-             "regress": "regress a per-network quantity (a sine INR's frequency)"}
+    helps = {
+        "classify": "classify networks by their label (INR image classes)",
+        "regress": "regress a per-network quantity (a sine INR's frequency)",
+    }
     for name in TASKS:
         p = train_sub.add_parser(name, help=helps.get(name, name), formatter_class=fmt)
         add_training_args(p)
@@ -194,15 +222,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     evaluate = sub.add_parser("evaluate", help="the test metrics of a trained run", formatter_class=fmt)
     evaluate.add_argument("--run", required=True, help="run directory")
-    evaluate.add_argument("--zoo", help="zoo to evaluate on (default: the one the run was trained on; "
-                                        "any zoo whose networks have the same layout works)")
+    evaluate.add_argument(
+        "--zoo",
+        help="zoo to evaluate on (default: the one the run was trained on; "
+        "any zoo whose networks have the same layout works)",
+    )
     evaluate.add_argument("--split", default="test", help="split to evaluate")
     evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint")
     add_runtime_args(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
-    table = sub.add_parser("table", help="every model over several seeds, markdown beside the paper",
-                           formatter_class=fmt)
+    table = sub.add_parser(
+        "table", help="every model over several seeds, markdown beside the paper", formatter_class=fmt
+    )
     add_training_args(table)
     table.add_argument("--task", default="classify", choices=list(TASKS), help="what the models learn")
     table.add_argument("--target", default="frequency", help="regression targets (--task regress)")

@@ -11,7 +11,7 @@ keeps and flattening a spatial map does not.
 from __future__ import annotations
 
 import copy
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -204,8 +204,10 @@ def _architecture(layers: list[tuple[Tensor, Tensor]], i: int, what: str) -> tup
         if w.shape[1] != sizes[-1]:
             hint = ""
             if m > 0 and layers[m - 1][0].dim() > 2 and w.dim() == 2:
-                hint = (" (only CNNs with global average pooling before their linear layers are supported: "
-                        "flattening a feature map gives each input of the linear layer its own position)")
+                hint = (
+                    " (only CNNs with global average pooling before their linear layers are supported: "
+                    "flattening a feature map gives each input of the linear layer its own position)"
+                )
             raise WeightSpaceError(
                 f"{what} {i}: layer {m} takes {w.shape[1]} inputs but the previous layer has {sizes[-1]} outputs{hint}"
             )

@@ -23,8 +23,8 @@ view is free (a ``permute`` plus a ``view``) inside a stack of layers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
@@ -142,14 +142,12 @@ class WeightSpaceLayout:
                 if h is None:
                     continue
                 if sizes.setdefault(h, size) != size:
-                    raise ValueError(
-                        f"hidden index {h} has size {sizes[h]} on one tensor and {size} on {t.name}"
-                    )
+                    raise ValueError(f"hidden index {h} has size {sizes[h]} on one tensor and {size} on {t.name}")
         object.__setattr__(self, "_hidden_sizes", dict(sorted(sizes.items())))
         object.__setattr__(self, "_packing", None)
 
     @property
-    def packing(self) -> "Packing":
+    def packing(self) -> Packing:
         """The slot packing of this layout (cached)."""
         if self._packing is None:  # type: ignore[attr-defined]
             object.__setattr__(self, "_packing", Packing(self))
@@ -178,7 +176,7 @@ class WeightSpaceLayout:
     @classmethod
     def feedforward(
         cls, layer_sizes: Sequence[int], kernel_shapes: Sequence[Sequence[int]] | None = None
-    ) -> "WeightSpaceLayout":
+    ) -> WeightSpaceLayout:
         """Layout of a feed-forward network with layer sizes ``(d_0, ..., d_M)``.
 
         ``kernel_shapes[m-1]`` are the fixed trailing axes of ``weight{m}``: ``()`` for a
@@ -190,8 +188,10 @@ class WeightSpaceLayout:
         if any(s < 1 for s in sizes):
             raise ValueError(f"layer sizes must be positive, got {sizes}")
         m_layers = len(sizes) - 1
-        kernels = tuple(() for _ in range(m_layers)) if kernel_shapes is None else tuple(
-            tuple(int(k) for k in shape) for shape in kernel_shapes
+        kernels = (
+            tuple(() for _ in range(m_layers))
+            if kernel_shapes is None
+            else tuple(tuple(int(k) for k in shape) for shape in kernel_shapes)
         )
         if len(kernels) != m_layers:
             raise ValueError(f"got {len(kernels)} kernel shapes for {m_layers} layers (layer sizes {sizes})")
@@ -213,7 +213,7 @@ class WeightSpaceLayout:
         return cls(weights + biases, layer_sizes=sizes, kernel_shapes=kernels)
 
     @classmethod
-    def mlp(cls, layer_sizes: Sequence[int]) -> "WeightSpaceLayout":
+    def mlp(cls, layer_sizes: Sequence[int]) -> WeightSpaceLayout:
         """Layout of an MLP with layer sizes ``(d_0, d_1, ..., d_M)``."""
         return cls.feedforward(layer_sizes)
 
@@ -223,7 +223,7 @@ class WeightSpaceLayout:
         channels: Sequence[int],
         kernel_shapes: Sequence[Sequence[int]],
         linear_sizes: Sequence[int] = (),
-    ) -> "WeightSpaceLayout":
+    ) -> WeightSpaceLayout:
         """Layout of a CNN: convolutions, global average pooling, then linear layers.
 
         Args:
@@ -372,7 +372,7 @@ class Packing:
 # ---------------------------------------------------------------------- helpers
 
 
-def as_layout(layout: "WeightSpaceLayout | Sequence[int]") -> WeightSpaceLayout:
+def as_layout(layout: WeightSpaceLayout | Sequence[int]) -> WeightSpaceLayout:
     """Accept a :class:`WeightSpaceLayout` or MLP layer sizes."""
     if isinstance(layout, WeightSpaceLayout):
         return layout

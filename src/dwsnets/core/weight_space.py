@@ -17,7 +17,8 @@ network's function unchanged; :meth:`WeightSpace.permute` applies such permutati
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +43,7 @@ class WeightSpace:
     :meth:`map`, arithmetic or :meth:`permute` to get new ones). Tensors are not copied.
     """
 
-    __slots__ = ("weights", "biases")
+    __slots__ = ("biases", "weights")
     weights: tuple[Tensor, ...]
     biases: tuple[Tensor, ...]
 
@@ -103,7 +104,7 @@ class WeightSpace:
         return self.weights + self.biases
 
     @classmethod
-    def from_tensors(cls, tensors: Sequence[Tensor]) -> "WeightSpace":
+    def from_tensors(cls, tensors: Sequence[Tensor]) -> WeightSpace:
         """Inverse of :attr:`tensors`."""
         tensors = tuple(tensors)
         if len(tensors) % 2 or not tensors:
@@ -115,7 +116,7 @@ class WeightSpace:
         return self.batch_size
 
     @classmethod
-    def from_parameters(cls, params: Sequence[Tensor]) -> "WeightSpace":
+    def from_parameters(cls, params: Sequence[Tensor]) -> WeightSpace:
         """One-channel space from stacked parameters ``[W1, b1, W2, b2, ...]`` with
         ``W_m: (B, d_m, d_{m-1}, *kernel)`` and ``b_m: (B, d_m)`` (the layout batched
         fitters and zoo files use)."""
@@ -141,21 +142,21 @@ class WeightSpace:
 
     # ------------------------------------------------------------------ tensor-like ops
 
-    def map(self, fn: Callable[[Tensor], Tensor]) -> "WeightSpace":
+    def map(self, fn: Callable[[Tensor], Tensor]) -> WeightSpace:
         """Apply ``fn`` to every tensor (an entry-wise map keeps equivariance)."""
         return WeightSpace([fn(w) for w in self.weights], [fn(b) for b in self.biases])
 
-    def to(self, *args: Any, **kwargs: Any) -> "WeightSpace":
+    def to(self, *args: Any, **kwargs: Any) -> WeightSpace:
         """Like :meth:`torch.Tensor.to` on every tensor."""
         return self.map(lambda t: t.to(*args, **kwargs))
 
-    def detach(self) -> "WeightSpace":
+    def detach(self) -> WeightSpace:
         return self.map(Tensor.detach)
 
-    def clone(self) -> "WeightSpace":
+    def clone(self) -> WeightSpace:
         return self.map(Tensor.clone)
 
-    def __getitem__(self, index: int | slice | Tensor | Sequence[int]) -> "WeightSpace":
+    def __getitem__(self, index: int | slice | Tensor | Sequence[int]) -> WeightSpace:
         """Select networks along the batch dimension. An integer keeps a batch of one."""
         if isinstance(index, int):
             if not -self.batch_size <= index < self.batch_size:
@@ -163,12 +164,12 @@ class WeightSpace:
             index = slice(index, index + 1 if index != -1 else None)
         return self.map(lambda t: t[index])
 
-    def __iter__(self) -> Iterator["WeightSpace"]:
+    def __iter__(self) -> Iterator[WeightSpace]:
         for i in range(self.batch_size):
             yield self[i]
 
     @staticmethod
-    def cat(spaces: Sequence["WeightSpace"], dim: str = "batch") -> "WeightSpace":
+    def cat(spaces: Sequence[WeightSpace], dim: str = "batch") -> WeightSpace:
         """Concatenate along ``"batch"`` (same architecture and channels) or ``"channel"``."""
         spaces = list(spaces)
         if not spaces:
@@ -197,7 +198,7 @@ class WeightSpace:
             [torch.cat([s.biases[m] for s in spaces], axis) for m in range(n)],
         )
 
-    def _binary(self, other: Any, op: Callable[[Tensor, Any], Tensor]) -> "WeightSpace":
+    def _binary(self, other: Any, op: Callable[[Tensor, Any], Tensor]) -> WeightSpace:
         if isinstance(other, WeightSpace):
             if other.layout != self.layout:
                 raise WeightSpaceError(
@@ -206,26 +207,26 @@ class WeightSpace:
             return WeightSpace.from_tensors([op(a, b) for a, b in zip(self.tensors, other.tensors)])
         return self.map(lambda t: op(t, other))
 
-    def __add__(self, other: Any) -> "WeightSpace":
+    def __add__(self, other: Any) -> WeightSpace:
         return self._binary(other, torch.add)
 
     __radd__ = __add__
 
-    def __sub__(self, other: Any) -> "WeightSpace":
+    def __sub__(self, other: Any) -> WeightSpace:
         return self._binary(other, torch.sub)
 
-    def __mul__(self, other: Any) -> "WeightSpace":
+    def __mul__(self, other: Any) -> WeightSpace:
         return self._binary(other, torch.mul)
 
     __rmul__ = __mul__
 
-    def __truediv__(self, other: Any) -> "WeightSpace":
+    def __truediv__(self, other: Any) -> WeightSpace:
         return self._binary(other, torch.div)
 
-    def __neg__(self) -> "WeightSpace":
+    def __neg__(self) -> WeightSpace:
         return self.map(torch.neg)
 
-    def allclose(self, other: "WeightSpace", rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    def allclose(self, other: WeightSpace, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
         if self.layout != other.layout or self.channels != other.channels:
             return False
         return all(torch.allclose(a, b, rtol=rtol, atol=atol) for a, b in zip(self.tensors, other.tensors))
@@ -233,7 +234,7 @@ class WeightSpace:
     def is_finite(self) -> bool:
         return all(bool(torch.isfinite(t).all()) for t in self.tensors)
 
-    def check_finite(self, what: str = "weight space") -> "WeightSpace":
+    def check_finite(self, what: str = "weight space") -> WeightSpace:
         """Raise :class:`WeightSpaceError` naming the first tensor and network holding NaN/Inf."""
         for name, t in zip(self.layout_names(), self.tensors):
             bad = ~torch.isfinite(t)
@@ -257,9 +258,7 @@ class WeightSpace:
         return torch.cat([t.reshape(b, c, -1) for t in self.tensors], dim=2).reshape(b, -1)
 
     @classmethod
-    def from_flat(
-        cls, flat: Tensor, layout: WeightSpaceLayout | Sequence[int], channels: int = 1
-    ) -> "WeightSpace":
+    def from_flat(cls, flat: Tensor, layout: WeightSpaceLayout | Sequence[int], channels: int = 1) -> WeightSpace:
         """Inverse of :meth:`flatten`: ``flat`` of shape ``(B, channels * P)``; ``layout``
         is a feed-forward layout or MLP layer sizes."""
         layout = _feedforward(layout)
@@ -282,7 +281,7 @@ class WeightSpace:
         generator: torch.Generator | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
-    ) -> "WeightSpace":
+    ) -> WeightSpace:
         """Standard-normal entries for a feed-forward layout or MLP layer sizes; handy for
         tests and benchmarks."""
         layout = _feedforward(layout)
@@ -295,7 +294,7 @@ class WeightSpace:
 
     # ------------------------------------------------------------------ the symmetry
 
-    def permute(self, perms: Sequence[Tensor]) -> "WeightSpace":
+    def permute(self, perms: Sequence[Tensor]) -> WeightSpace:
         """Apply one permutation per hidden layer.
 
         Args:
@@ -316,9 +315,7 @@ class WeightSpace:
             _check_permutation(p, d, self.batch_size, k)
         return WeightSpace.from_tensors(permute_tensors(self.layout, self.tensors, perms))
 
-    def random_permutations(
-        self, generator: torch.Generator | None = None, per_network: bool = False
-    ) -> list[Tensor]:
+    def random_permutations(self, generator: torch.Generator | None = None, per_network: bool = False) -> list[Tensor]:
         """Random permutations of every hidden layer, shaped for :meth:`permute`."""
         return self.layout.random_permutations(
             self.batch_size if per_network else None, generator=generator, device=self.device
@@ -327,9 +324,7 @@ class WeightSpace:
     # ------------------------------------------------------------------ PyTorch modules
 
     @classmethod
-    def from_modules(
-        cls, modules: nn.Module | Sequence[nn.Module], *, dtype: torch.dtype | None = None
-    ) -> "WeightSpace":
+    def from_modules(cls, modules: nn.Module | Sequence[nn.Module], *, dtype: torch.dtype | None = None) -> WeightSpace:
         """Stack networks whose parametrised parts are ``nn.Linear`` or ``nn.ConvNd`` layers
         (applied in registration order) into a weight space with ``C = 1``; see
         :func:`dwsnets.core.convert.from_modules`."""
@@ -343,7 +338,7 @@ class WeightSpace:
         state_dicts: Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]],
         *,
         dtype: torch.dtype | None = None,
-    ) -> "WeightSpace":
+    ) -> WeightSpace:
         """Stack ``state_dict``s of such networks; see :func:`dwsnets.core.convert.from_state_dicts`."""
         from .convert import from_state_dicts
 
@@ -394,7 +389,7 @@ def _feedforward(layout: WeightSpaceLayout | Sequence[int]) -> WeightSpaceLayout
     return layout
 
 
-def _kernels(ws: "WeightSpace") -> str:
+def _kernels(ws: WeightSpace) -> str:
     kernels = ws.kernel_shapes
     return "" if all(k == () for k in kernels) else f" with kernels {kernels}"
 
@@ -408,9 +403,7 @@ def _validate(weights: tuple[Tensor, ...], biases: tuple[Tensor, ...]) -> None:
         if not isinstance(w, Tensor) or not isinstance(b, Tensor):
             raise WeightSpaceError(f"layer {m}: weights and biases must be torch tensors")
         if w.dim() < 4:
-            raise WeightSpaceError(
-                f"weights[{m}] must have shape (B, C, d_out, d_in, *kernel), got {tuple(w.shape)}"
-            )
+            raise WeightSpaceError(f"weights[{m}] must have shape (B, C, d_out, d_in, *kernel), got {tuple(w.shape)}")
         if b.dim() != 3:
             raise WeightSpaceError(f"biases[{m}] must have shape (B, C, d_out), got {tuple(b.shape)}")
     w0 = weights[0]

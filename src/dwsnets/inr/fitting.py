@@ -15,8 +15,8 @@ share the batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -24,7 +24,7 @@ from torch import Tensor
 from ..core.weight_space import WeightSpace
 from .siren import siren_forward, siren_init
 
-__all__ = ["FitResult", "fit_sirens", "psnr", "evaluate_sirens"]
+__all__ = ["FitResult", "evaluate_sirens", "fit_sirens", "psnr"]
 
 
 def psnr(mse: Tensor, peak: float = 1.0) -> Tensor:
@@ -67,7 +67,13 @@ class _Workspace:
 
     def get(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
         buf = self._buffers.get(name)
-        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] or buf.dtype != like.dtype or buf.device != like.device:
+        if (
+            buf is None
+            or buf.shape[1:] != shape[1:]
+            or buf.shape[0] < shape[0]
+            or buf.dtype != like.dtype
+            or buf.device != like.device
+        ):
             buf = torch.empty(shape, dtype=like.dtype, device=like.device)
             self._buffers[name] = buf
         return buf[: shape[0]]
@@ -140,7 +146,9 @@ def _forward_backward(
 
 
 @torch.no_grad()
-def evaluate_sirens(coords: Tensor, targets: Tensor, params: Sequence[Tensor], w0: float = 30.0, chunk: int = 512) -> Tensor:
+def evaluate_sirens(
+    coords: Tensor, targets: Tensor, params: Sequence[Tensor], w0: float = 30.0, chunk: int = 512
+) -> Tensor:
     """Per-INR MSE of SIRENs ``params`` (``[W1, b1, ...]`` stacked) on ``targets (N, P, d)``."""
     out = []
     for s in range(0, targets.shape[0], chunk):
@@ -201,7 +209,11 @@ def fit_sirens(
     for s in seeds:
         g = torch.Generator().manual_seed(s)
         per_inr.append(torch.cat([p.reshape(1, -1) for p in siren_init(sizes, 1, w0, generator=g, dtype=dtype)], 1))
-    flat = torch.cat(per_inr).to(device) if per_inr else torch.zeros(0, sum(math.prod(s) for s in shapes), device=device, dtype=dtype)
+    flat = (
+        torch.cat(per_inr).to(device)
+        if per_inr
+        else torch.zeros(0, sum(math.prod(s) for s in shapes), device=device, dtype=dtype)
+    )
     exp_avg = torch.zeros_like(flat)
     exp_avg_sq = torch.zeros_like(flat)
     grad = torch.empty_like(flat)
@@ -223,9 +235,7 @@ def fit_sirens(
         for s in range(0, n_active, chunk):
             e = min(s + chunk, n_active)
             params = _split(flat[s:e], shapes)
-            mse[s:e] = _forward_backward(
-                coords, targets[active[s:e]], params, w0, None if last else grad[s:e], work
-            )
+            mse[s:e] = _forward_backward(coords, targets[active[s:e]], params, w0, None if last else grad[s:e], work)
         current = psnr(mse, peak)
         done = current >= threshold
         if last:
@@ -237,11 +247,20 @@ def fit_sirens(
             steps_taken[ids] = step
             keep = ~done
             active, flat, exp_avg, exp_avg_sq, grad = (
-                active[keep], flat[keep], exp_avg[keep], exp_avg_sq[keep], grad[keep]
+                active[keep],
+                flat[keep],
+                exp_avg[keep],
+                exp_avg_sq[keep],
+                grad[keep],
             )
             current = current[keep]
         if progress is not None:
-            progress(n_total - active.numel(), active.numel(), step, float(current.mean()) if current.numel() else float("nan"))
+            progress(
+                n_total - active.numel(),
+                active.numel(),
+                step,
+                float(current.mean()) if current.numel() else float("nan"),
+            )
         if last or active.numel() == 0:
             break
         # Adam (as torch.optim.Adam, no weight decay); every active INR is at the same step

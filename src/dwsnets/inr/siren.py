@@ -10,7 +10,7 @@ as in the reference implementation).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +46,9 @@ class Siren(nn.Sequential):
         w0: frequency factor of every sine (30 in the SIREN paper).
     """
 
-    def __init__(self, layer_sizes: Sequence[int] = (2, 32, 32, 1), w0: float = 30.0, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, layer_sizes: Sequence[int] = (2, 32, 32, 1), w0: float = 30.0, generator: torch.Generator | None = None
+    ) -> None:
         sizes = tuple(int(s) for s in layer_sizes)
         layers: list[nn.Module] = []
         for m, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -66,7 +68,7 @@ class Siren(nn.Sequential):
         return [m for m in self if isinstance(m, nn.Linear)]
 
     @classmethod
-    def from_weight_space(cls, ws: WeightSpace, index: int = 0, w0: float = 30.0) -> "Siren":
+    def from_weight_space(cls, ws: WeightSpace, index: int = 0, w0: float = 30.0) -> Siren:
         """The SIREN stored at batch ``index`` of a one-channel weight space."""
         net = cls(ws.layer_sizes, w0)
         single = ws[index]
@@ -78,7 +80,10 @@ class Siren(nn.Sequential):
 
 
 def siren_init(
-    layer_sizes: Sequence[int], n: int, w0: float = 30.0, generator: torch.Generator | None = None,
+    layer_sizes: Sequence[int],
+    n: int,
+    w0: float = 30.0,
+    generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> list[Tensor]:
     """SIREN initial parameters for ``n`` networks: ``[W1, b1, W2, b2, ...]`` with

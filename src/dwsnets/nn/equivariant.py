@@ -37,9 +37,9 @@ linear maps (when every hidden size is at least 2), plus the bias.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -122,9 +122,7 @@ class DWSLayer(nn.Module):
         self._fin = [self.packing.width(s, self.in_channels) for s in slots]
         self._fout = [self.packing.width(s, self.out_channels) for s in slots]
         # slots with exactly two hidden axes that alone own their aligned group: fused path
-        self._fused = [
-            len(slot.axes) == 2 and len(groups[frozenset(slot.axes)].members) == 1 for slot in slots
-        ]
+        self._fused = [len(slot.axes) == 2 and len(groups[frozenset(slot.axes)].members) == 1 for slot in slots]
 
         self.weight = nn.ParameterDict()
         for group in groups.values():
@@ -250,8 +248,7 @@ class DWSLayer(nn.Module):
                 )
             if x.shape[1] != self.in_channels:
                 raise WeightSpaceError(
-                    f"{type(self).__name__} expects {self.in_channels} input channel(s), "
-                    f"{t.name} has {x.shape[1]}"
+                    f"{type(self).__name__} expects {self.in_channels} input channel(s), {t.name} has {x.shape[1]}"
                 )
 
 

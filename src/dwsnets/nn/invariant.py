@@ -9,7 +9,7 @@ dense map or an MLP on top.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +18,7 @@ from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from .pointwise import make_activation
 
-__all__ = ["InvariantPooling", "InvariantHead"]
+__all__ = ["InvariantHead", "InvariantPooling"]
 
 
 class InvariantPooling(nn.Module):

@@ -14,7 +14,7 @@ it is converted once on the way in and once on the way out.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 

@@ -11,7 +11,7 @@ blocks here use one mean and one scale per tensor and channel:
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +21,7 @@ from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..utils import world_size
 
-__all__ = ["WSBatchNorm", "InputNormalization"]
+__all__ = ["InputNormalization", "WSBatchNorm"]
 
 
 def _entry_dims(t: Tensor) -> list[int]:
@@ -165,9 +165,7 @@ class WSBatchNorm(nn.Module):
                 f"got {len(ws.tensors)} tensors with {ws.channels}"
             )
         packing = self.layout.packing
-        return WeightSpace.from_tensors(
-            packing.unpack(self.forward_packed(packing.pack(ws.tensors)), self.channels)
-        )
+        return WeightSpace.from_tensors(packing.unpack(self.forward_packed(packing.pack(ws.tensors)), self.channels))
 
     def forward_packed(self, slots: Sequence[Tensor]) -> list[Tensor]:
         packing = self.layout.packing
@@ -178,13 +176,19 @@ class WSBatchNorm(nn.Module):
             if self.training:
                 y, mean, unbiased = _SlotBatchNorm.apply(x, self.weight[idx], self.bias[idx], fixed, self.eps)
                 with torch.no_grad():
-                    self.running_mean[idx] = torch.lerp(self.running_mean[idx], mean.to(self.running_mean.dtype), self.momentum)
-                    self.running_var[idx] = torch.lerp(self.running_var[idx], unbiased.to(self.running_var.dtype), self.momentum)
+                    self.running_mean[idx] = torch.lerp(
+                        self.running_mean[idx], mean.to(self.running_mean.dtype), self.momentum
+                    )
+                    self.running_var[idx] = torch.lerp(
+                        self.running_var[idx], unbiased.to(self.running_var.dtype), self.momentum
+                    )
                 out.append(y)
             else:
                 scale = self.weight[idx] * torch.rsqrt(self.running_var[idx] + self.eps)  # (members, C)
                 shift = self.bias[idx] - self.running_mean[idx] * scale
-                out.append(torch.addcmul(_to_features(shift, fixed).to(x.dtype), x, _to_features(scale, fixed).to(x.dtype)))
+                out.append(
+                    torch.addcmul(_to_features(shift, fixed).to(x.dtype), x, _to_features(scale, fixed).to(x.dtype))
+                )
         return out
 
     def extra_repr(self) -> str:
@@ -210,7 +214,7 @@ class InputNormalization(nn.Module):
         self.register_buffer("fitted", torch.tensor(False))
 
     @torch.no_grad()
-    def fit(self, data: WeightSpace | Iterable[WeightSpace]) -> "InputNormalization":
+    def fit(self, data: WeightSpace | Iterable[WeightSpace]) -> InputNormalization:
         """Measure per-tensor, per-channel mean and std over a weight space or an iterable
         of batches (streamed, in float64)."""
         batches = [data] if isinstance(data, WeightSpace) else data

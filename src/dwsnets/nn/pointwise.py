@@ -9,10 +9,10 @@ hidden-neuron permutations whatever it does to each entry:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from torch import Tensor, nn
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 from ..core.weight_space import WeightSpace
 

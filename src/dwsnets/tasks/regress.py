@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -72,8 +73,7 @@ class Regress(Task):
         return nn.functional.mse_loss(output.float(), target)
 
     def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
-        mean, std = self._stats()
-        std = std.to(output.device)
+        std = self._stats()[1].to(output.device)
         error = (output.double() - target.double()) * std  # in the targets' own units
         out = {
             "loss": self._float(nn.functional.mse_loss(output.float(), target)),

@@ -7,8 +7,8 @@ batch.
 
 from __future__ import annotations
 
-from torch import Tensor
 import torch
+from torch import Tensor
 
 from ..core.weight_space import WeightSpace
 

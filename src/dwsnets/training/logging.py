@@ -72,8 +72,15 @@ def save_confusion_png(confusion: Tensor, path: str | Path, title: str) -> None:
     for i in range(n):
         for j in range(n):
             v = int(confusion[i, j])
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
-                    color="white" if v > confusion.max() * 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                str(v),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if v > confusion.max() * 0.6 else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)

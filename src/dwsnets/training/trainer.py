@@ -73,7 +73,7 @@ class TrainConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     amp: bool = True  # bf16 autocast on CUDA
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A copy with the model's defaults filled in; checks every setting."""
         try:
             spec = model_spec(self.model)
@@ -286,8 +286,14 @@ class Trainer:
             total_loss, seen = 0.0, 0
             for b in range(steps_per_epoch):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(self.device)
-                ws = augment(train_ws[idx], gen, permute=bool(cfg.augment_permute), noise=cfg.noise,
-                             entry_dropout=cfg.entry_dropout, scale=scale)
+                ws = augment(
+                    train_ws[idx],
+                    gen,
+                    permute=bool(cfg.augment_permute),
+                    noise=cfg.noise,
+                    entry_dropout=cfg.entry_dropout,
+                    scale=scale,
+                )
                 y = train_y[idx]
                 if self.world > 1:
                     ws, y = ws[self.rank :: self.world], y[self.rank :: self.world]
@@ -304,8 +310,10 @@ class Trainer:
                 seen += len(y)
                 if bar is not None and b % 10 == 0:
                     rate = seen * self.world / (time.perf_counter() - t0)
-                    bar.set_postfix_str(f"epoch {epoch + 1} batch {b + 1}/{steps_per_epoch} "
-                                        f"loss {float(loss.detach()):.3f} {rate:,.0f} INRs/s")
+                    bar.set_postfix_str(
+                        f"epoch {epoch + 1} batch {b + 1}/{steps_per_epoch} "
+                        f"loss {float(loss.detach()):.3f} {rate:,.0f} INRs/s"
+                    )
             train_loss = total_loss / max(seen, 1)
             if self.world > 1:
                 t = torch.tensor([total_loss, seen], dtype=torch.float64)
@@ -313,25 +321,33 @@ class Trainer:
                 train_loss = float(t[0] / t[1])
             epoch_time = time.perf_counter() - t0
             val = self._evaluate(model, val_ws, val_y)
-            record = {"epoch": epoch + 1, "train_loss": train_loss,
-                      **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
-                      "lr": sched.get_last_lr()[0], "epoch_seconds": epoch_time,
-                      "inrs_per_second": len(train_y) / epoch_time, "world_size": self.world,
-                      "samples_per_rank": seen}
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
+                "lr": sched.get_last_lr()[0],
+                "epoch_seconds": epoch_time,
+                "inrs_per_second": len(train_y) / epoch_time,
+                "world_size": self.world,
+                "samples_per_rank": seen,
+            }
             history.append(record)
             improved = task.better(val[task.metric], best)
             if improved:
                 best = val[task.metric]
             if self.rank == 0:
                 if improved:
-                    atomic_torch_save({"model": model.state_dict(), "epoch": epoch + 1, task.metric: best},
-                                      self.run_dir / "best.pt")
+                    atomic_torch_save(
+                        {"model": model.state_dict(), "epoch": epoch + 1, task.metric: best}, self.run_dir / "best.pt"
+                    )
                 save_training_state(last, model, opt, sched, gen, epoch=epoch, best=best, history=history)
                 write_metrics(self.run_dir, history)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix_str(f"epoch {epoch + 1} loss {train_loss:.3f} val {task.describe(val)} "
-                                    f"{len(train_y) / epoch_time:,.0f} INRs/s")
+                bar.set_postfix_str(
+                    f"epoch {epoch + 1} loss {train_loss:.3f} val {task.describe(val)} "
+                    f"{len(train_y) / epoch_time:,.0f} INRs/s"
+                )
             if self.world > 1:
                 dist.barrier()
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
@@ -382,5 +398,11 @@ class Trainer:
         if self.task.name == "classify":
             chance = 1.0 / self.task.output_size
         loss_name = {"classify": "cross-entropy", "regress": "MSE (standardised)"}.get(self.task.name, "loss")
-        plot_curves(self.run_dir / "curves.png", history, f"{self.config.model} on {self.data.name}",
-                    self.task.metric, loss_name, chance)
+        plot_curves(
+            self.run_dir / "curves.png",
+            history,
+            f"{self.config.model} on {self.data.name}",
+            self.task.metric,
+            loss_name,
+            chance,
+        )

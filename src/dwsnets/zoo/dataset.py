@@ -8,7 +8,8 @@ they train through the same :class:`~dwsnets.training.Trainer`, checkpoints and 
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 from ..core.layout import WeightSpaceLayout
 from .store import ZooError, ZooSplit

@@ -46,7 +46,9 @@ def save_reconstruction_grid(
         for i, ax in enumerate(axes.flat[:n]):
             ax.plot(x, src[i, :, 0], label="target", lw=2)
             ax.plot(x, recon[i, :, 0], "--", label="INR")
-            ax.set_title(f"{float(amp[i]):.2f} sin({float(freq[i]):.2f} x)  {float(tensors['psnr'][i]):.1f} dB", fontsize=8)
+            ax.set_title(
+                f"{float(amp[i]):.2f} sin({float(freq[i]):.2f} x)  {float(tensors['psnr'][i]):.1f} dB", fontsize=8
+            )
         axes.flat[0].legend(fontsize=7)
     else:
         h, w, c = zoo.manifest["image_shape"]

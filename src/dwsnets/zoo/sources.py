@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ImageSet", "DataNotFoundError", "load_images", "SOURCES", "FASHION_MNIST_DIR"]
+__all__ = ["FASHION_MNIST_DIR", "SOURCES", "DataNotFoundError", "ImageSet", "load_images"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 SOURCES = ("digits", "fashion-mnist", "mnist", "idx", "cifar10")
@@ -118,7 +118,9 @@ def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
     offset = 4 + 4 * dims
     count = int(np.prod(shape))
     if len(raw) - offset != count:
-        raise ValueError(f"{path} holds {len(raw) - offset} bytes of data, its header promises {count}: truncated or corrupt")
+        raise ValueError(
+            f"{path} holds {len(raw) - offset} bytes of data, its header promises {count}: truncated or corrupt"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
@@ -149,7 +151,7 @@ def _cifar10(root: Path, part: str) -> ImageSet:
                 batch = pickle.load(f, encoding="bytes")
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             lab = np.asarray(batch[b"labels"], dtype=np.int64)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        except Exception as exc:
             raise ValueError(f"cifar10: {root / n} is not a CIFAR-10 python batch ({exc})") from exc
         images.append(data.transpose(0, 2, 3, 1))
         labels.append(lab)

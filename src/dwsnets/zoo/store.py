@@ -30,11 +30,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,13 +45,13 @@ from ..core.weight_space import WeightSpace
 from ..utils import atomic_write_bytes
 
 __all__ = [
+    "Zoo",
     "ZooConfig",
     "ZooError",
-    "Zoo",
     "ZooSplit",
-    "plan_zoo",
     "build_zoo",
     "merge_zoos",
+    "plan_zoo",
 ]
 
 FORMAT = "dwsnets-inr-zoo/1"
@@ -209,7 +209,9 @@ def _manifest(plan: ZooPlan) -> dict[str, Any]:
 # ---------------------------------------------------------------------- building
 
 
-def _shard_targets(plan: ZooPlan, data: dict[str, Any], shard: ShardPlan) -> tuple[Tensor, Tensor, dict[str, np.ndarray]]:
+def _shard_targets(
+    plan: ZooPlan, data: dict[str, Any], shard: ShardPlan
+) -> tuple[Tensor, Tensor, dict[str, np.ndarray]]:
     """Coordinates, targets and per-INR metadata of one shard."""
     from ..inr.siren import coordinate_grid
 
@@ -275,8 +277,15 @@ def build_zoo(
     todo = [s for s in mine if not _shard_complete(out, s, manifest["zoo_id"])]
     total_inrs = sum(s.count for s in todo)
     if on_progress:
-        on_progress({"event": "plan", "shards": len(mine), "todo": len(todo), "inrs": total_inrs,
-                     "skipped_inrs": sum(s.count for s in mine) - total_inrs})
+        on_progress(
+            {
+                "event": "plan",
+                "shards": len(mine),
+                "todo": len(todo),
+                "inrs": total_inrs,
+                "skipped_inrs": sum(s.count for s in mine) - total_inrs,
+            }
+        )
     t_start = time.perf_counter()
     inr_steps = 0
     fitted = 0
@@ -284,16 +293,42 @@ def build_zoo(
         coords, targets, meta = _shard_targets(plan, data, shard)
         counters = {"steps": 0}
 
-        def progress(finished: int, active: int, step: int, mean_psnr: float, _shard=shard) -> None:
+        # the defaults bind this shard's values: the function is used only during this iteration
+        def progress(
+            finished: int,
+            active: int,
+            step: int,
+            mean_psnr: float,
+            _shard: ShardPlan = shard,
+            counters: dict[str, int] = counters,
+            fitted: int = fitted,
+            inr_steps: int = inr_steps,
+        ) -> None:
             counters["steps"] += active
             if on_progress:
-                on_progress({"event": "step", "shard": _shard.name, "finished": fitted + finished,
-                             "active": active, "step": step, "mean_psnr": mean_psnr,
-                             "inr_steps": inr_steps + counters["steps"], "elapsed": time.perf_counter() - t_start})
+                on_progress(
+                    {
+                        "event": "step",
+                        "shard": _shard.name,
+                        "finished": fitted + finished,
+                        "active": active,
+                        "step": step,
+                        "mean_psnr": mean_psnr,
+                        "inr_steps": inr_steps + counters["steps"],
+                        "elapsed": time.perf_counter() - t_start,
+                    }
+                )
 
         result = fit_sirens(
-            coords.to(device), targets.to(device), meta["seed"].tolist(), hidden=config.hidden, w0=config.w0,
-            lr=config.lr, max_steps=config.max_steps, target_psnr=config.target_psnr, chunk=chunk,
+            coords.to(device),
+            targets.to(device),
+            meta["seed"].tolist(),
+            hidden=config.hidden,
+            w0=config.w0,
+            lr=config.lr,
+            max_steps=config.max_steps,
+            target_psnr=config.target_psnr,
+            chunk=chunk,
             progress=progress,
         )
         inr_steps += int(result.steps.sum())
@@ -308,10 +343,22 @@ def build_zoo(
             tensors[key] = torch.from_numpy(np.ascontiguousarray(value))
         _write_shard(out, shard, tensors, manifest["zoo_id"], config.target_psnr)
         if on_progress:
-            on_progress({"event": "shard_done", "shard": shard.name, "finished": fitted,
-                         "inr_steps": inr_steps, "elapsed": time.perf_counter() - t_start})
-    return {"fitted_inrs": fitted, "inr_steps": inr_steps, "seconds": time.perf_counter() - t_start,
-            "skipped_shards": len(mine) - len(todo), "shards": len(mine)}
+            on_progress(
+                {
+                    "event": "shard_done",
+                    "shard": shard.name,
+                    "finished": fitted,
+                    "inr_steps": inr_steps,
+                    "elapsed": time.perf_counter() - t_start,
+                }
+            )
+    return {
+        "fitted_inrs": fitted,
+        "inr_steps": inr_steps,
+        "seconds": time.perf_counter() - t_start,
+        "skipped_shards": len(mine) - len(todo),
+        "shards": len(mine),
+    }
 
 
 def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id: str, target: float | None) -> None:
@@ -319,16 +366,31 @@ def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id
 
     # one metadata key holding sorted JSON: safetensors writes several keys in random order,
     # which would make identical shards differ byte for byte
-    info = json.dumps({"format": FORMAT, "zoo_id": zoo_id, "shard": shard.name, "split": shard.split,
-                       "start": shard.start, "count": shard.count}, sort_keys=True)
+    info = json.dumps(
+        {
+            "format": FORMAT,
+            "zoo_id": zoo_id,
+            "shard": shard.name,
+            "split": shard.split,
+            "start": shard.start,
+            "count": shard.count,
+        },
+        sort_keys=True,
+    )
     blob = save(tensors, metadata={"dwsnets": info})
     path = out / "shards" / f"{shard.name}.safetensors"
     atomic_write_bytes(path, blob)
     psnr = tensors["psnr"].double()
     record = {
-        "shard": shard.name, "split": shard.split, "start": shard.start, "count": shard.count,
-        "zoo_id": zoo_id, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
-        "psnr_median": float(psnr.median()), "psnr_min": float(psnr.min()),
+        "shard": shard.name,
+        "split": shard.split,
+        "start": shard.start,
+        "count": shard.count,
+        "zoo_id": zoo_id,
+        "bytes": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "psnr_median": float(psnr.median()),
+        "psnr_min": float(psnr.min()),
         "reached_target": int((psnr >= target).sum()) if target is not None else None,
         "inr_steps": int(tensors["steps"].sum()),
     }
@@ -377,12 +439,14 @@ class ZooSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: slice | Tensor) -> "ZooSplit":
+    def __getitem__(self, index: slice | Tensor) -> ZooSplit:
         """The networks at ``index`` (a slice or an index tensor), with their information."""
         return ZooSplit(self.weights[index], self.labels[index], {k: v[index] for k, v in self.info.items()})
 
-    def to(self, device: str | torch.device) -> "ZooSplit":
-        return ZooSplit(self.weights.to(device), self.labels.to(device), {k: v.to(device) for k, v in self.info.items()})
+    def to(self, device: str | torch.device) -> ZooSplit:
+        return ZooSplit(
+            self.weights.to(device), self.labels.to(device), {k: v.to(device) for k, v in self.info.items()}
+        )
 
 
 class Zoo:
@@ -400,7 +464,9 @@ class Zoo:
         except json.JSONDecodeError as exc:
             raise ZooError(f"{manifest_path} is not valid JSON ({exc})") from exc
         if self.manifest.get("format") != FORMAT:
-            raise ZooError(f"{manifest_path} is not a dwsnets INR zoo manifest (format {self.manifest.get('format')!r})")
+            raise ZooError(
+                f"{manifest_path} is not a dwsnets INR zoo manifest (format {self.manifest.get('format')!r})"
+            )
         self.zoo_id: str = self.manifest["zoo_id"]
         self.layer_sizes = tuple(self.manifest["layer_sizes"])
         self.layout = WeightSpaceLayout.mlp(self.layer_sizes)
@@ -481,7 +547,7 @@ class Zoo:
             )
         try:
             tensors = load(blob)
-        except Exception as exc:  # noqa: BLE001 - any parse failure means an unreadable file
+        except Exception as exc:
             raise ZooError(f"shard {path} is not a readable safetensors file ({exc})") from exc
         meta = _safetensors_metadata(blob)
         if meta.get("zoo_id") != self.zoo_id or meta.get("shard") != shard.name:

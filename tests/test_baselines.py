@@ -1,0 +1,106 @@
+"""Every model of the registry: it learns, it has exactly the symmetry it claims, and it
+runs under bf16 autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dwsnets import WeightSpace, WeightSpaceLayout
+from dwsnets.baselines import MODELS, BaselineError, build_model, model_spec
+from dwsnets.testing import assert_invariant
+
+SIZES = (2, 8, 8, 1)
+
+
+@pytest.fixture(autouse=True)
+def _float32():
+    torch.set_default_dtype(torch.float32)
+    yield
+
+
+def _task(n: int = 64) -> tuple[WeightSpace, torch.Tensor]:
+    """Two families of MLPs that differ in the scale of W_2, under random permutations."""
+    ws = WeightSpace.randn(SIZES, n)
+    labels = torch.arange(n) % 2
+    scale = (0.5 + labels.float())[:, None, None, None]
+    ws = WeightSpace([ws.weights[0], ws.weights[1] * scale, ws.weights[2]], list(ws.biases))
+    return ws.permute(ws.random_permutations(per_network=True)), labels
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_learns_and_has_exactly_its_symmetry(name):
+    torch.manual_seed(0)
+    ws, labels = _task()
+    model = build_model(name, SIZES, 2)
+    if hasattr(model, "preprocess"):
+        ws = model.preprocess(ws)
+    model.input_norm.fit(ws)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model.train()
+    losses = []
+    for _ in range(40):
+        loss = nn.functional.cross_entropy(model(ws), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.7 * losses[0], losses[::10]
+    model.eval()
+    probe = WeightSpace.randn(SIZES, 6)
+    if MODELS[name].invariant:
+        assert_invariant(model, probe, atol=1e-4)
+    else:
+        with pytest.raises(AssertionError, match="not invariant"):
+            assert_invariant(model, probe, atol=1e-4)
+
+
+def test_alignment_makes_the_flat_mlp_invariant_on_permuted_copies():
+    torch.manual_seed(0)
+    model = build_model("mlp-align", SIZES, 3)
+    model.eval()
+    reference = WeightSpace.randn(SIZES, 1)
+    model.preprocess(reference)  # the first network seen becomes the reference
+    copies = WeightSpace.cat([WeightSpace.randn(SIZES, 1)] * 4)
+    permuted = copies.permute(copies.random_permutations(per_network=True))
+    with torch.no_grad():
+        aligned = model(model.preprocess(permuted))
+        raw = model(permuted)
+    assert torch.allclose(aligned, aligned[:1].expand_as(aligned), atol=1e-5)
+    assert not torch.allclose(raw, raw[:1].expand_as(raw), atol=1e-3)  # control: without alignment they differ
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_bf16_autocast_runs_forward_and_backward(name):
+    """Mixed precision on CPU for every model: finite outputs within bf16 rounding of
+    float32 (5% of the output scale) and finite float32 gradients."""
+    torch.manual_seed(0)
+    ws, labels = _task(16)
+    model = build_model(name, SIZES, 4)
+    if hasattr(model, "preprocess"):
+        ws = model.preprocess(ws)
+    model.eval()
+    with torch.no_grad():
+        ref = model(ws)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ws)
+    assert float((out.float() - ref).abs().max()) <= 0.05 * float(ref.abs().max()) + 1e-3
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = nn.functional.cross_entropy(model(ws).float(), labels)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
+def test_registry_errors_and_cnn_support():
+    with pytest.raises(BaselineError, match="unknown model 'resnet'.*dwsnet"):
+        model_spec("resnet")
+    cnn = WeightSpaceLayout.cnn((1, 4, 4), [(3, 3), (3, 3)], (2,))
+    for name in ("dwsnet", "mlp", "mlp-aug"):
+        out = build_model(name, cnn, 3)(WeightSpace.randn(cnn, 2))
+        assert out.shape == (2, 3)
+    for name in ("mlp-align", "transformer", "inr2vec", "deepsets"):
+        with pytest.raises(BaselineError, match="does not support"):
+            build_model(name, cnn, 3)

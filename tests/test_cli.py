@@ -1,0 +1,163 @@
+"""The command line: train, evaluate, table; user errors reported in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dwsnets.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _float32():
+    torch.set_default_dtype(torch.float32)
+    yield
+
+
+def _one_line_error(capsys, needle: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and needle in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_table_command(digits_zoo, tmp_path, capsys):
+    args = [
+        "table",
+        "--zoo",
+        str(digits_zoo),
+        "--models",
+        "mlp, deepsets",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        str(tmp_path / "t"),
+        "--device",
+        "cpu",
+    ]
+    assert main(args) == 0
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert "| MLP |" in table and "DeepSets" in table and "± " in table
+    assert "Hardware:" in table and " min |" in table and "test accuracy (%)" in table
+    saved = json.loads((tmp_path / "t" / "mlp-seed1" / "test.json").read_text())
+    assert saved["train_seconds"] > 0 and "CPU" in saved["hardware"] and 0 <= saved["test_accuracy"] <= 1
+    # a second invocation reuses the finished runs: same rows, same recorded training time
+    assert main(args) == 0
+    again = (tmp_path / "t" / "table.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert [line for line in again.splitlines() if line.startswith("| ")] == rows
+    # and refuses to mix settings into a finished run directory
+    assert (
+        main(
+            [
+                "table",
+                "--zoo",
+                str(digits_zoo),
+                "--models",
+                "mlp",
+                "--seeds",
+                "1",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "16",
+                "--out",
+                str(tmp_path / "t"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(tmp_path / "t" / "mlp-seed0")]) == 0
+    out = capsys.readouterr().out
+    accuracy = json.loads((tmp_path / "t" / "mlp-seed0" / "test.json").read_text())["test_accuracy"]
+    assert f"accuracy {accuracy * 100:.2f}%" in out
+    assert (tmp_path / "t" / "mlp-seed0" / "confusion-test.png").exists()
+
+
+def test_regression_through_the_command_line(sine_zoo, tmp_path, capsys):
+    out = tmp_path / "reg"
+    assert (
+        main(
+            [
+                "train",
+                "regress",
+                "--zoo",
+                str(sine_zoo),
+                "--target",
+                "frequency",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "16",
+                "--out",
+                str(out),
+                "--model",
+                "mlp",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert "test MSE" in capsys.readouterr().out
+    assert main(["evaluate", "--run", str(out)]) == 0
+    assert "MSE" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "table",
+                "--task",
+                "regress",
+                "--zoo",
+                str(sine_zoo),
+                "--models",
+                "mlp",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--out",
+                str(tmp_path / "t"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert "test mse" in (tmp_path / "t" / "table.md").read_text()
+
+
+def test_user_errors_are_one_line_and_come_before_any_work(digits_zoo, tmp_path, capsys):
+    assert main(["train", "classify", "--zoo", str(tmp_path / "missing")]) == 2
+    _one_line_error(capsys, "no zoo at")
+    base = ["train", "classify", "--zoo", str(digits_zoo), "--out", str(tmp_path / "r"), "--device", "cpu"]
+    assert main([*base, "--epochs", "0"]) == 2
+    _one_line_error(capsys, "epochs must be at least 1")
+    assert main([*base, "--batch-size", "0"]) == 2
+    _one_line_error(capsys, "batch size must be at least 1")
+    assert main([*base, "--lr", "-1"]) == 2
+    _one_line_error(capsys, "learning rate must be positive")
+    assert main(["table", "--zoo", str(digits_zoo), "--models", "mlp,bogus", "--out", str(tmp_path / "t")]) == 2
+    _one_line_error(capsys, "unknown model 'bogus'")
+    assert not (tmp_path / "t" / "mlp-seed0").exists()  # nothing trained before the check
+    assert main(["table", "--zoo", str(digits_zoo), "--seeds", "0", "--out", str(tmp_path / "t")]) == 2
+    _one_line_error(capsys, "--seeds must be at least 1")
+    assert main(["fit-inrs", "--out", str(tmp_path / "z"), "--hidden", "16,x"]) == 2
+    _one_line_error(capsys, "--hidden must be comma-separated")
+    assert main(["fit-inrs", "--out", str(tmp_path / "z"), "--max-per-split", "0"]) == 2
+    _one_line_error(capsys, "--max-per-split must be at least 1")
+    assert main(["evaluate", "--run", str(tmp_path / "nothing")]) == 2
+    _one_line_error(capsys, "not a training run")
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and "dwsnets" in capsys.readouterr().out
