@@ -22,24 +22,21 @@ def _one_line_error(capsys, needle: str) -> None:
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
 
 
+def _cli(*words: object) -> list[str]:
+    """Command-line words from a compact spelling: ``_cli("table", zoo=Z, seeds=2)``."""
+    return [str(w) for w in words]
+
+
+def _opts(**options: object) -> list[str]:
+    out: list[str] = []
+    for key, value in options.items():
+        out += [f"--{key.replace('_', '-')}", str(value)]
+    return out
+
+
 def test_table_command(digits_zoo, tmp_path, capsys):
-    args = [
-        "table",
-        "--zoo",
-        str(digits_zoo),
-        "--models",
-        "mlp, deepsets",
-        "--seeds",
-        "2",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--out",
-        str(tmp_path / "t"),
-        "--device",
-        "cpu",
-    ]
+    common = {"zoo": digits_zoo, "batch_size": 16, "out": tmp_path / "t", "device": "cpu"}
+    args = _cli("table", *_opts(models="mlp, deepsets", seeds=2, epochs=1, **common))
     assert main(args) == 0
     table = (tmp_path / "t" / "table.md").read_text()
     assert "| MLP |" in table and "DeepSets" in table and "± " in table
@@ -52,28 +49,7 @@ def test_table_command(digits_zoo, tmp_path, capsys):
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert [line for line in again.splitlines() if line.startswith("| ")] == rows
     # and refuses to mix settings into a finished run directory
-    assert (
-        main(
-            [
-                "table",
-                "--zoo",
-                str(digits_zoo),
-                "--models",
-                "mlp",
-                "--seeds",
-                "1",
-                "--epochs",
-                "2",
-                "--batch-size",
-                "16",
-                "--out",
-                str(tmp_path / "t"),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 2
-    )
+    assert main(_cli("table", *_opts(models="mlp", seeds=1, epochs=2, **common))) == 2
     capsys.readouterr()
     assert main(["evaluate", "--run", str(tmp_path / "t" / "mlp-seed0")]) == 0
     out = capsys.readouterr().out
@@ -84,56 +60,13 @@ def test_table_command(digits_zoo, tmp_path, capsys):
 
 def test_regression_through_the_command_line(sine_zoo, tmp_path, capsys):
     out = tmp_path / "reg"
-    assert (
-        main(
-            [
-                "train",
-                "regress",
-                "--zoo",
-                str(sine_zoo),
-                "--target",
-                "frequency",
-                "--epochs",
-                "2",
-                "--batch-size",
-                "16",
-                "--out",
-                str(out),
-                "--model",
-                "mlp",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    common = {"zoo": sine_zoo, "batch_size": 16, "device": "cpu"}
+    assert main(_cli("train", "regress", *_opts(target="frequency", epochs=2, out=out, model="mlp", **common))) == 0
     assert "test MSE" in capsys.readouterr().out
     assert main(["evaluate", "--run", str(out)]) == 0
     assert "MSE" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "table",
-                "--task",
-                "regress",
-                "--zoo",
-                str(sine_zoo),
-                "--models",
-                "mlp",
-                "--seeds",
-                "1",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "16",
-                "--out",
-                str(tmp_path / "t"),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    table = _opts(task="regress", models="mlp", seeds=1, epochs=1, out=tmp_path / "t", **common)
+    assert main(_cli("table", *table)) == 0
     assert "test mse" in (tmp_path / "t" / "table.md").read_text()
 
 

@@ -81,5 +81,5 @@ def make_sine_mlp_zoo(
         opt.step()
     with torch.no_grad():
         mse = ((predict() - target) ** 2).mean(dim=1)
-    weights = WeightSpace([p.detach()[:, None] for p in params[0::2]], [p.detach()[:, None] for p in params[1::2]])
+    weights = WeightSpace.from_parameters([p.detach() for p in params])
     return SineMLPZoo(weights, labels, amplitudes, mse)
