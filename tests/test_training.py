@@ -207,7 +207,7 @@ def test_bad_inputs_give_clear_errors(digits_zoo, tmp_path):
         Trainer(
             other, tmp_path / "r", TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL), progress=False
         ).evaluate()
-    with pytest.raises(TrainingError, match="other settings"):
+    with pytest.raises(TrainingError, match="--epochs 1, this command asks for --epochs 2.*could not match"):
         Trainer(
             digits_zoo, tmp_path / "r", TrainConfig(epochs=2, batch_size=16, model_args=SMALL_MODEL), progress=False
         ).fit()

@@ -16,6 +16,8 @@ once, as one line naming the problem and the fix, with exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 
 from .. import __version__
@@ -44,10 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SAVED = {
+    "demo": "finished zoo shards and epoch checkpoints are kept",
+    "fit-inrs": "every finished shard is kept; only the shard in progress is lost",
+    "train": "the run's last finished epoch is kept in last.pt",
+    "table": "finished runs and each run's last finished epoch are kept",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..utils import tune_cpu_allocator
 
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(words)
     tune_cpu_allocator()
     try:
         return args.func(args)
@@ -55,9 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        saved = _SAVED.get(args.command, "nothing was half written")
         print(
-            "\ninterrupted: finished work is saved (zoo shards, epoch checkpoints); "
-            "run the same command again to resume",
+            f"\ninterrupted: {saved}; to resume, run the same command again:\n  dwsnets {shlex.join(words)}",
             file=sys.stderr,
         )
         return 130
+    except BrokenPipeError:
+        # the reader went away (`dwsnets zoo-info Z | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

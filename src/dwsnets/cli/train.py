@@ -148,10 +148,22 @@ def markdown_table(
         spread = f"± {float(values.std()):.2f}" if len(runs) > 1 else "(one seed, no spread)"
         paper = MODELS[model].paper.get(source) if percent else None
         ref = f"{paper:.2f}" if paper is not None else "-"
-        minutes = sum(sec for _, sec in runs) / len(runs) / 60
+        seconds = sum(sec for _, sec in runs) / len(runs)
         mean = f"{float(values.mean()):.2f}" if percent else f"{float(values.mean()):.4g}"
-        lines.append(f"| {MODELS[model].label} | {mean} {spread} | {len(runs)} | {minutes:.1f} min | {ref} |")
+        lines.append(f"| {MODELS[model].label} | {mean} {spread} | {len(runs)} | {_duration(seconds)} | {ref} |")
     return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -169,9 +181,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     task = make_task(args.task, **train_config(args, models[0], 0).task_options)
     n_train = zoo.split_size("train") if args.max_train is None else min(args.max_train, zoo.split_size("train"))
     note = (
-        f"{n_train} training networks, {zoo.split_size('test')} test networks, {args.epochs} epochs, "
-        f"batch {args.batch_size}, {time.perf_counter() - t0:.0f}s for this invocation; "
-        f"finished runs found in {out} are reused"
+        f"{_plural(n_train, 'training network')}, {_plural(zoo.split_size('test'), 'test network')}, "
+        f"{_plural(args.epochs, 'epoch')}, batch {args.batch_size}, {_duration(time.perf_counter() - t0)} for this "
+        f"invocation; finished runs found in {out} are reused"
     )
     md = markdown_table(results, task, zoo.source, note, hardware(args.device))
     (out / "table.md").write_text(md)

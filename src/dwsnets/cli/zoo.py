@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..utils import rank_and_world
 from ..zoo.store import Zoo, ZooConfig, build_zoo, merge_zoos
@@ -30,6 +31,9 @@ class FitProgress:
                 self.bar = progress(
                     total=event["inrs"], unit="INR", desc="fitting", smoothing=0.05, mininterval=1.0, dynamic_ncols=True
                 )
+            return
+        if event["event"] == "damaged":
+            print(f"{self.label}: shard {event['shard']} was finished but {event['reason']}: refitting it", flush=True)
             return
         if self.bar is None:
             return
@@ -139,6 +143,12 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
 
 def cmd_zoo_info(args: argparse.Namespace) -> int:
     zoo = Zoo(args.zoo)
+    if args.no_verify:
+        print(
+            "note: checksums not verified (--no-verify); shard sizes were checked, but a damaged shard of the "
+            "right size goes unnoticed",
+            file=sys.stderr,
+        )
     summary = zoo.summary(verify=not args.no_verify)
     if args.recheck_psnr:
         summary.update(zoo.recheck_psnr(args.data_dir))

@@ -212,9 +212,13 @@ class Trainer:
         }
 
     def _check_run_dir(self) -> None:
-        """Refuse to continue a run made on other data or with other settings."""
+        """Refuse to continue a run made on other data or with other settings.
+
+        A directory with no checkpoint yet (a run that failed before its first epoch) is
+        taken over by the new command, so a corrected command can reuse its ``--out``.
+        """
         cfg_path = self.run_dir / "config.json"
-        if not cfg_path.exists():
+        if not (self.run_dir / "last.pt").exists() or not cfg_path.exists():
             return
         saved = json.loads(cfg_path.read_text())
         if saved.get("data_id") != self.data.data_id:
@@ -222,9 +226,20 @@ class Trainer:
                 f"run {self.run_dir} was trained on other data (id {saved.get('data_id')}, this is "
                 f"{self.data.data_id}); use a new --out directory"
             )
-        if saved.get("config") != json.loads(json.dumps(asdict(self.config))):
+        before, now = saved.get("config", {}), json.loads(json.dumps(asdict(self.config)))
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        if changed == ["epochs"]:
             raise TrainingError(
-                f"run {self.run_dir} was started with other settings; use a new --out directory or the same settings"
+                f"run {self.run_dir} was set up with --epochs {before['epochs']}, this command asks for "
+                f"--epochs {now['epochs']}; its learning rate (warm-up, then cosine decay to zero over the whole run) "
+                f"depends on the total, so continuing it could not match a run trained for {now['epochs']} epochs "
+                f"from the start: use a new --out directory, or --epochs {before['epochs']} to resume or reuse this one"
+            )
+        if changed:
+            details = "; ".join(f"{k}: {before.get(k)!r} there, {now.get(k)!r} now" for k in changed)
+            raise TrainingError(
+                f"run {self.run_dir} was started with other settings ({details}); use a new --out directory "
+                "or the same settings"
             )
 
     # -------------------------------------------------------------- training

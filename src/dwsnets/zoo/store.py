@@ -274,7 +274,14 @@ def build_zoo(
         _atomic_write_json(existing, manifest)
 
     mine = [s for k, s in enumerate(plan.shards) if k % num_shards == shard_index]
-    todo = [s for s in mine if not _shard_complete(out, s, manifest["zoo_id"])]
+    todo = []
+    for shard in mine:
+        state = _shard_state(out, shard, manifest["zoo_id"])
+        if state == "complete":
+            continue
+        todo.append(shard)
+        if state != "absent" and on_progress:
+            on_progress({"event": "damaged", "shard": shard.name, "reason": state})
     total_inrs = sum(s.count for s in todo)
     if on_progress:
         on_progress(
@@ -397,18 +404,26 @@ def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id
     _atomic_write_json(out / "shards" / f"{shard.name}.json", record)
 
 
-def _shard_complete(out: Path, shard: ShardPlan, zoo_id: str) -> bool:
+def _shard_state(out: Path, shard: ShardPlan, zoo_id: str) -> str:
+    """``"complete"``, ``"absent"`` (never finished: nothing to report), or why a finished
+    shard cannot be trusted (then it is refitted, and the caller says so)."""
     record_path = out / "shards" / f"{shard.name}.json"
     path = out / "shards" / f"{shard.name}.safetensors"
-    if not record_path.exists() or not path.exists():
-        return False
+    if not record_path.exists():
+        return "absent"  # a shard without its record was interrupted before it finished
+    if not path.exists():
+        return "its record is there but its file is missing"
     try:
         record = json.loads(record_path.read_text())
     except json.JSONDecodeError:
-        return False
+        return "its completion record is not valid JSON"
     if record.get("zoo_id") != zoo_id or record.get("count") != shard.count:
-        return False
-    return path.stat().st_size == record.get("bytes") and _sha256(path) == record.get("sha256")
+        return "it belongs to another zoo"
+    if path.stat().st_size != record.get("bytes"):
+        return "its size differs from its record"
+    if _sha256(path) != record.get("sha256"):
+        return "its checksum differs from its record"
+    return "complete"
 
 
 def _diff(a: dict, b: dict) -> str:
@@ -528,7 +543,8 @@ class Zoo:
         ]
 
     def open_shard(self, shard: ShardPlan, verify: bool = True) -> dict[str, Tensor]:
-        """Read one shard, checking it belongs to this zoo and (``verify``) its checksum."""
+        """Read one shard, checking that it belongs to this zoo, its size and (``verify``) its
+        checksum."""
         from safetensors.torch import load
 
         path = self.path / "shards" / f"{shard.name}.safetensors"
@@ -540,10 +556,11 @@ class Zoo:
             )
         record = json.loads(record_path.read_text())
         blob = path.read_bytes()
-        if verify and (len(blob) != record.get("bytes") or hashlib.sha256(blob).hexdigest() != record.get("sha256")):
+        # the size is checked always (free); the checksum when asked (a full hash)
+        if len(blob) != record.get("bytes") or (verify and hashlib.sha256(blob).hexdigest() != record.get("sha256")):
             raise ZooError(
-                f"shard {path} is corrupt (size or checksum differs from its record); delete {path} and "
-                f"{record_path} and run the same `dwsnets fit-inrs` command again to refit it"
+                f"shard {path} is corrupt (size or checksum differs from its record); run the same "
+                "`dwsnets fit-inrs` command again: it finds damaged shards and refits them"
             )
         try:
             tensors = load(blob)
