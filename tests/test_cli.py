@@ -74,6 +74,8 @@ def test_regression_through_the_command_line(sine_zoo, tmp_path, capsys):
 def test_user_errors_are_one_line_and_come_before_any_work(digits_zoo, tmp_path, capsys):
     assert main(["train", "classify", "--zoo", str(tmp_path / "missing")]) == 2
     _one_line_error(capsys, "no zoo at")
+    assert main(["table", "--zoo", str(tmp_path / "missing")]) == 2
+    _one_line_error(capsys, "fit-inrs --out")
     base = ["train", "classify", "--zoo", str(digits_zoo), "--out", str(tmp_path / "r"), "--device", "cpu"]
     assert main([*base, "--epochs", "0"]) == 2
     _one_line_error(capsys, "epochs must be at least 1")
@@ -95,3 +97,121 @@ def test_user_errors_are_one_line_and_come_before_any_work(digits_zoo, tmp_path,
     with pytest.raises(SystemExit) as version:
         main(["--version"])
     assert version.value.code == 0 and "dwsnets" in capsys.readouterr().out
+
+
+def test_every_option_explains_itself():
+    from dwsnets.cli import build_parser
+
+    parser = build_parser()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                stack += list(action.choices.values())
+            elif action.option_strings and action.dest not in ("help", "version"):
+                assert action.help, f"{p.prog} {action.option_strings[0]} has no help text"
+
+
+@pytest.mark.parametrize(
+    "command, target",
+    [
+        (["fit-inrs", "--out", "Z", "--max-per-split", "2"], "dwsnets.cli.zoo.build_zoo"),
+        (["train", "classify", "--zoo", "Z", "--epochs", "1"], "dwsnets.cli.train.Trainer.fit"),
+        (["demo", "--zoo-dir", "Z"], "dwsnets.cli.demo.build_zoo"),
+    ],
+)
+def test_ctrl_c_says_what_was_kept_and_how_to_resume(command, target, digits_zoo, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(target, interrupted)
+    words = [
+        str(digits_zoo) if w == "Z" and command[0] == "train" else str(tmp_path / w) if w == "Z" else w for w in command
+    ]
+    assert main([*words, "--device", "cpu"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted:" in err and "kept" in err and "Traceback" not in err
+    assert "run the same command again" in err and f"dwsnets {words[0]}" in err
+
+
+def test_broken_pipe_ends_quietly(digits_zoo):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dwsnets.cli", "zoo-info", str(digits_zoo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader goes away before anything is written, as `| head -0` would
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipe" not in err, err
+
+
+def test_runs_can_be_retried_and_evaluated_elsewhere(digits_zoo, tmp_path, capsys):
+    from dwsnets.zoo.store import ZooConfig, build_zoo
+
+    run = tmp_path / "r"
+    run.mkdir()
+    # a run that failed before its first epoch left only its settings behind
+    (run / "config.json").write_text(json.dumps({"data_id": "elsewhere", "config": {"model": "transformer"}}))
+    base = [
+        "train",
+        "classify",
+        "--zoo",
+        str(digits_zoo),
+        "--model",
+        "mlp",
+        "--batch-size",
+        "16",
+        "--out",
+        str(run),
+        "--device",
+        "cpu",
+    ]
+    assert main([*base, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    # a finished run asked for more epochs says why it cannot just continue
+    assert main([*base, "--epochs", "3"]) == 2
+    _one_line_error(capsys, "could not match a run trained for 3 epochs")
+    # a new test set of the same architecture
+    other = tmp_path / "other"
+    build_zoo(other, ZooConfig(source="digits", seed=7, max_per_split=6, shard_size=6, max_steps=10))
+    assert main(["evaluate", "--run", str(run), "--zoo", str(other)]) == 0
+    assert "correct: " in capsys.readouterr().out
+
+
+def test_damaged_zoos_are_never_silent(tmp_path, capsys):
+    zoo = tmp_path / "z"
+    fit = [
+        "fit-inrs",
+        "--out",
+        str(zoo),
+        "--max-per-split",
+        "6",
+        "--shard-size",
+        "6",
+        "--steps",
+        "10",
+        "--no-preview",
+        "--device",
+        "cpu",
+    ]
+    assert main(fit) == 0
+    shard = zoo / "shards" / "train-00000.safetensors"
+    blob = bytearray(shard.read_bytes())
+    blob[-1] ^= 0xFF  # same size, one bit pattern changed
+    shard.write_bytes(bytes(blob))
+    capsys.readouterr()
+    assert main(["zoo-info", str(zoo), "--no-verify"]) == 0
+    assert "checksums not verified" in capsys.readouterr().err
+    assert main(["zoo-info", str(zoo)]) == 2
+    _one_line_error(capsys, "is corrupt")
+    shard.write_bytes(bytes(blob[:-10]))  # truncated: caught even without checksums
+    assert main(["zoo-info", str(zoo), "--no-verify"]) == 2
+    _one_line_error(capsys, "is corrupt")
+    assert main(fit) == 0
+    assert "train-00000 was finished but its size differs from its record: refitting it" in capsys.readouterr().out
+    assert main(["zoo-info", str(zoo)]) == 0

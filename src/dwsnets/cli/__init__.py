@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(words)
     tune_cpu_allocator()
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return status
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -143,13 +143,13 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
 
 def cmd_zoo_info(args: argparse.Namespace) -> int:
     zoo = Zoo(args.zoo)
+    summary = zoo.summary(verify=not args.no_verify)
     if args.no_verify:
         print(
             "note: checksums not verified (--no-verify); shard sizes were checked, but a damaged shard of the "
             "right size goes unnoticed",
             file=sys.stderr,
         )
-    summary = zoo.summary(verify=not args.no_verify)
     if args.recheck_psnr:
         summary.update(zoo.recheck_psnr(args.data_dir))
     print(

@@ -53,6 +53,15 @@ def plot_curves(
         b.legend()
     b.set_xlabel("epoch")
     b.set_ylabel(f"validation {metric}")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a, b):
+        if len(epochs) <= 15:
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.ticklabel_format(axis="y", useOffset=False)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
