@@ -226,3 +226,61 @@ def test_evaluate_on_another_zoo_with_the_same_layout(digits_zoo, tmp_path):
     build_zoo(other, ZooConfig(source="digits", seed=3, max_per_split=10, shard_size=10, max_steps=20))
     result = Trainer(other, tmp_path / "r", cfg, progress=False).evaluate("test")
     assert int(result["confusion"].sum()) == 10
+
+
+def test_mid_epoch_checkpoints_resume_identically_and_report_progress(digits_zoo, tmp_path):
+    """With a checkpoint after every step, a run stopped inside an epoch resumes from that
+    step and ends exactly where an uninterrupted run ends; progress.txt says where it is."""
+    cfg = TrainConfig(model="dwsnet", epochs=2, batch_size=16, model_args=SMALL_MODEL, noise=0.05,
+                      checkpoint_minutes=1e-9)  # fmt: skip
+    Trainer(digits_zoo, tmp_path / "full", cfg, progress=False).fit()
+    Trainer(digits_zoo, tmp_path / "cut", cfg, progress=False).fit(stop_after_step=4)  # 3 steps per epoch
+    saved = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
+    assert saved["partial"]["batch"] == 0 and saved["epoch"] == 1  # inside the second epoch
+    Trainer(digits_zoo, tmp_path / "cut", cfg, progress=False).fit()
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
+    assert _states_equal(a["model"], b["model"])
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+    progress = (tmp_path / "cut" / "progress.txt").read_text()
+    assert "finished epoch 2 of 2" in progress and "validation accuracy" in progress
+    # the checkpoint interval never changes a result, so a run may resume with another one
+    other = TrainConfig(**{**cfg.__dict__, "checkpoint_minutes": 10.0})
+    Trainer(digits_zoo, tmp_path / "cut", other, progress=False).fit()
+
+
+def test_several_inrs_per_image(tmp_path):
+    """One random view per image per epoch; validation and test on each image's first INR
+    unless all are asked for."""
+    zoo = tmp_path / "views"
+    build_zoo(zoo, ZooConfig(source="digits", views=3, max_per_split=10, shard_size=30, max_steps=15))
+    one = TrainConfig(model="mlp", epochs=2, batch_size=5, train_views="one")
+    trainer = Trainer(zoo, tmp_path / "one", one, progress=False)
+    history = trainer.fit()["history"]
+    assert history[0]["samples_per_rank"] == 10  # 10 images, one INR each
+    assert len(trainer.split("val")) == 10 and bool((trainer.split("val").info["view"] == 0).all())
+    everything = Trainer(zoo, tmp_path / "all", TrainConfig(model="mlp", epochs=1, batch_size=5, eval_views="all"),
+                         progress=False)  # fmt: skip
+    assert everything.fit()["history"][0]["samples_per_rank"] == 30 and len(everything.split("val")) == 30
+    # draws cover the views: the rows used in an epoch are one per image, views vary
+    groups = trainer._view_groups()
+    picked = Trainer._epoch_order(10, groups, torch.Generator().manual_seed(0))
+    info = trainer.split("train").info
+    assert sorted(info["image_index"][picked].tolist()) == sorted(set(info["image_index"].tolist()))
+    assert len(set(info["view"][picked].tolist())) > 1
+    plain = ZooSplit(WeightSpace.randn((2, 4, 1), 8), torch.arange(8) % 2, {})  # no image or view information
+    with pytest.raises(TrainingError, match="several INRs per image"):
+        Trainer(InMemoryZoo({"train": plain, "val": plain}), tmp_path / "x", one, progress=False).fit()
+
+
+def test_signal_transforms_through_the_trainer(digits_zoo, sine_zoo, tmp_path):
+    cfg = TrainConfig(model="dwsnet", epochs=1, batch_size=16, model_args=SMALL_MODEL,
+                      signal={"rotate": 15, "translate": 0.1, "flip": [1], "intensity_scale": 0.1})  # fmt: skip
+    plain = TrainConfig(model="dwsnet", epochs=1, batch_size=16, model_args=SMALL_MODEL)
+    a = Trainer(digits_zoo, tmp_path / "aug", cfg, progress=False).fit()["history"][0]["train_loss"]
+    b = Trainer(digits_zoo, tmp_path / "plain", plain, progress=False).fit()["history"][0]["train_loss"]
+    assert a != b  # the transforms reached the batches
+    with pytest.raises(TrainingError, match="rotation and shear need 2-D inputs"):
+        Trainer(sine_zoo, tmp_path / "s", TrainConfig(task="regress", signal={"rotate": 10}), progress=False).fit()
+    with pytest.raises(TrainingError, match="unknown signal transform"):
+        TrainConfig(signal={"spin": 1}).resolved()

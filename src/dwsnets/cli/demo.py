@@ -13,26 +13,21 @@ from ..zoo.dataset import InMemoryZoo
 from ..zoo.store import Zoo, ZooConfig, ZooSplit, build_zoo
 from ..zoo.synthetic import make_sine_mlp_zoo
 from .common import add_runtime_args, setup_runtime
-from .train import run_table
+from .train import add_training_args, run_table
 from .zoo import FitProgress
 
 __all__ = ["add_parsers"]
 
 
 def _training_args(args: argparse.Namespace) -> argparse.Namespace:
-    """The demo trains with the defaults of ``dwsnets train classify``."""
-    return argparse.Namespace(
-        **{
-            **vars(args),
-            "task": "classify",
-            "max_train": None,
-            "lr": None,
-            "weight_decay": 5e-4,
-            "noise": 0.0,
-            "entry_dropout": 0.0,
-            "augment": None,
-        }
-    )
+    """The demo trains with the defaults of ``dwsnets train classify`` (read from that
+    command's own parser, so they cannot drift apart), its own epochs, batch size, seed and
+    device, and evaluates on every INR of each test image."""
+    parser = argparse.ArgumentParser()
+    add_training_args(parser)
+    defaults = vars(parser.parse_args(["--zoo", "-"]))
+    own = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed", "device", "threads")}
+    return argparse.Namespace(**{**defaults, **own, "task": "classify", "eval_views": "all"})
 
 
 def _report(title: str, results: dict[str, list[tuple[float, float]]], chance: float, out: str) -> None:

@@ -28,7 +28,25 @@ def train_config(args: argparse.Namespace, model: str, seed: int) -> TrainConfig
     options: dict[str, Any] = {}
     if args.task == "regress":
         options["targets"] = [t.strip() for t in args.target.split(",") if t.strip()]
+    flips = {"none": (), "lr": (1,), "ud": (0,), "both": (0, 1)}[args.flip]
+    signal = {
+        key: value
+        for key, value in {
+            "rotate": args.rotate,
+            "scale": args.scale,
+            "shear": args.shear,
+            "translate": args.translate,
+            "flip": list(flips),
+            "intensity_scale": args.intensity_scale,
+            "intensity_shift": args.intensity_shift,
+        }.items()
+        if value
+    }
     return TrainConfig(
+        signal=signal,
+        train_views=args.train_views,
+        eval_views=args.eval_views,
+        checkpoint_minutes=args.checkpoint_minutes,
         model=model,
         task=args.task,
         task_options=options,
@@ -202,6 +220,25 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise, fraction of each tensor's std")
     p.add_argument("--entry-dropout", type=float, default=0.0, help="probability of zeroing a weight entry")
     p.add_argument("--max-train", type=int, help="train on the first N training networks only")
+    exact = p.add_argument_group(
+        "exact signal transforms",
+        "random per network, applied to the weights so that the INR renders the transformed image exactly",
+    )
+    exact.add_argument("--rotate", type=float, default=0.0, help="rotation up to this many degrees either way")
+    exact.add_argument("--scale", type=float, default=0.0, help="each axis scaled by exp(u), |u| up to this")
+    exact.add_argument("--shear", type=float, default=0.0, help="shear factor up to this either way")
+    exact.add_argument("--translate", type=float, default=0.0, help="shift up to this (the image spans [-1, 1])")
+    exact.add_argument("--flip", default="none", choices=["none", "lr", "ud", "both"],
+                       help="mirror left-right, up-down or both, each with probability 1/2")  # fmt: skip
+    exact.add_argument("--intensity-scale", type=float, default=0.0, help="contrast times 1+u, |u| up to this")
+    exact.add_argument("--intensity-shift", type=float, default=0.0, help="brightness plus u, |u| up to this")
+    views = p.add_argument_group("several INRs per image (zoos fitted with --views K)")
+    views.add_argument("--train-views", default="all", choices=["all", "one"],
+                       help="per epoch, every INR of an image or one drawn at random")  # fmt: skip
+    views.add_argument("--eval-views", default="first", choices=["first", "all"],
+                       help="validation and test on each image's first INR, or on all of them")  # fmt: skip
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                   help="save mid-epoch at least this often (resuming is exact either way)")  # fmt: skip
     add_runtime_args(p)
 
 

@@ -7,12 +7,111 @@ batch.
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from ..core.weight_space import WeightSpace
+from ..core.transforms import transform_inputs, transform_outputs
+from ..core.weight_space import WeightSpace, WeightSpaceError
 
-__all__ = ["augment"]
+__all__ = ["SignalTransforms", "augment"]
+
+
+@dataclass(frozen=True)
+class SignalTransforms:
+    """Random transforms of the signal an INR represents, applied exactly to its weights
+    (:mod:`dwsnets.core.transforms`). Each is drawn per network; zero switches it off.
+
+    Attributes:
+        rotate: rotation angle drawn uniformly in ``[-rotate, rotate]`` degrees (2-D inputs).
+        scale: each input axis scaled by ``exp(u)``, ``u`` uniform in ``[-scale, scale]``
+            (anisotropic).
+        shear: shear factor uniform in ``[-shear, shear]`` (2-D inputs).
+        translate: each input axis shifted uniformly in ``[-translate, translate]``, in
+            coordinate units (an image spans ``[-1, 1]``).
+        flip: input axes each mirrored with probability 1/2 (``(1,)``: left-right for
+            images, whose coordinates are (row, column)).
+        intensity_scale: output times ``1 + u``, ``u`` uniform in ``[-s, s]`` (contrast).
+        intensity_shift: output plus ``u`` uniform in ``[-c, c]`` (brightness).
+
+    The network then renders ``a f(A x + t) + c``: rendering the augmented INR on the
+    original grid equals rendering the original on the transformed grid.
+    """
+
+    rotate: float = 0.0
+    scale: float = 0.0
+    shear: float = 0.0
+    translate: float = 0.0
+    flip: tuple[int, ...] = field(default_factory=tuple)
+    intensity_scale: float = 0.0
+    intensity_shift: float = 0.0
+
+    @classmethod
+    def from_dict(cls, options: dict[str, Any] | None) -> SignalTransforms:
+        """From a settings dict (as stored in a run's config); checks names and ranges."""
+        options = dict(options or {})
+        unknown = set(options) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise WeightSpaceError(
+                f"unknown signal transform(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
+        if "flip" in options:
+            options["flip"] = tuple(int(a) for a in options["flip"])
+        out = cls(**options)
+        negative = [k for k, v in asdict(out).items() if k != "flip" and v < 0]
+        if negative:
+            raise WeightSpaceError(f"signal transform ranges must not be negative: {negative}")
+        return out
+
+    @property
+    def moves_inputs(self) -> bool:
+        return bool(self.rotate or self.scale or self.shear or self.translate or self.flip)
+
+    @property
+    def active(self) -> bool:
+        return self.moves_inputs or bool(self.intensity_scale or self.intensity_shift)
+
+    def sample(self, batch: int, d_in: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``(A, t)``: ``(batch, d_in, d_in)`` and ``(batch, d_in)``, drawn on the CPU."""
+        if d_in != 2 and (self.rotate or self.shear):
+            raise WeightSpaceError(f"rotation and shear need 2-D inputs; these networks take {d_in}")
+        if any(not 0 <= a < d_in for a in self.flip):
+            raise WeightSpaceError(f"flip axes {self.flip} do not exist for {d_in}-D inputs")
+
+        def uniform(bound: float, *shape: int) -> Tensor:
+            return (torch.rand(*shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+
+        a = torch.eye(d_in, dtype=torch.float64).repeat(batch, 1, 1)
+        if self.scale:
+            a = a * torch.exp(uniform(self.scale, batch, d_in))[:, None, :]
+        if self.shear:
+            shear = torch.eye(2, dtype=torch.float64).repeat(batch, 1, 1)
+            shear[:, 0, 1] = uniform(self.shear, batch)
+            a = shear @ a
+        if self.rotate:
+            angle = uniform(math.radians(self.rotate), batch)
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+            a = rotation @ a
+        for axis in self.flip:
+            sign = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0).to(torch.float64)
+            a[:, axis, :] = a[:, axis, :] * sign[:, None]
+        t = uniform(self.translate, batch, d_in) if self.translate else torch.zeros(batch, d_in, dtype=torch.float64)
+        return a, t
+
+    def apply(self, ws: WeightSpace, generator: torch.Generator) -> WeightSpace:
+        """``ws`` with a freshly drawn transform per network."""
+        if self.moves_inputs:
+            a, t = self.sample(ws.batch_size, ws.layer_sizes[0], generator)
+            ws = transform_inputs(ws, a, t)
+        if self.intensity_scale or self.intensity_shift:
+            gain = 1 + (torch.rand(ws.batch_size, generator=generator) * 2 - 1) * self.intensity_scale
+            bias = (torch.rand(ws.batch_size, generator=generator) * 2 - 1) * self.intensity_shift
+            ws = transform_outputs(ws, gain, bias)
+        return ws
 
 
 def augment(
@@ -23,14 +122,18 @@ def augment(
     noise: float = 0.0,
     entry_dropout: float = 0.0,
     scale: list[Tensor] | None = None,
+    signal: SignalTransforms | None = None,
 ) -> WeightSpace:
     """Random hidden permutations (one per network; a symmetry, so they change nothing for
     an invariant model and are the augmentation non-invariant baselines need), plus
     optional Gaussian noise and entry dropout (generic regularisers).
 
     ``scale``: one ``(C,)`` spread per tensor for the noise (default 1), so ``noise`` is a
-    fraction of each tensor's own spread.
+    fraction of each tensor's own spread. ``signal``: exact transforms of the represented
+    signal (:class:`SignalTransforms`), applied first.
     """
+    if signal is not None and signal.active:
+        ws = signal.apply(ws, generator)
     if permute and len(ws.layer_sizes) > 2:
         ws = ws.permute(ws.random_permutations(generator, per_network=True))
     if noise > 0 or entry_dropout > 0:

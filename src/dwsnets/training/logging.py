@@ -4,12 +4,77 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
-__all__ = ["plot_curves", "save_confusion_png", "write_metrics"]
+from ..utils import atomic_write_bytes
+
+__all__ = ["ProgressFile", "plot_curves", "save_confusion_png", "write_metrics"]
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class ProgressFile:
+    """``progress.txt`` in a run directory: where a run stands, in words a person reads
+    (``cat`` or ``watch cat`` it while the run works in the background). Rewritten
+    atomically at most every ``interval`` seconds and after every epoch."""
+
+    def __init__(self, path: Path, epochs: int, model: str, metric: str, enabled: bool, interval: float = 20.0):
+        self.path, self.epochs, self.model, self.metric = path, epochs, model, metric
+        self.enabled, self.interval = enabled, interval
+        self.started = time.perf_counter()
+        self.last = self.started
+        self.start_done: float | None = None
+
+    def batch(self, epoch: int, batch: int, batches: int, loss: float, rate: float,
+              history: list[dict[str, Any]], best: float | None) -> None:  # fmt: skip
+        now = time.perf_counter()
+        done = epoch + (batch + 1) / batches  # epochs of work finished
+        if self.start_done is None:
+            self.start_done = done - 1 / batches
+        if not self.enabled or now - self.last < self.interval:
+            return
+        self.last = now
+        speed = (done - self.start_done) / max(now - self.started, 1e-9)  # epochs per second in this call
+        self._write([
+            f"epoch {epoch + 1} of {self.epochs}, batch {batch + 1} of {batches} ({100 * (batch + 1) / batches:.0f}%)",
+            f"training loss this epoch so far {loss:.4f}, {rate:,.0f} INRs/s",
+            f"about {_clock((self.epochs - done) / max(speed, 1e-12))} to the end of the run (evaluations excluded)",
+            *self._best(history, best),
+        ])  # fmt: skip
+
+    def epoch(self, history: list[dict[str, Any]], best: float | None) -> None:
+        if not self.enabled:
+            return
+        last = history[-1]
+        seconds = sum(h["epoch_seconds"] for h in history)
+        mean = seconds / len(history)
+        self.last = time.perf_counter()
+        self._write([
+            f"finished epoch {last['epoch']} of {self.epochs} ({_clock(last['epoch_seconds'])}, "
+            f"{last['inrs_per_second']:,.0f} INRs/s)",
+            f"training loss {last['train_loss']:.4f}, validation {self.metric} {last[f'val_{self.metric}']:.4g}",
+            f"training time so far {_clock(seconds)}; about {_clock(mean * (self.epochs - last['epoch']))} to go",
+            *self._best(history, best),
+        ])  # fmt: skip
+
+    def _best(self, history: list[dict[str, Any]], best: float | None) -> list[str]:
+        if best is None or not history:
+            return []
+        at = next((h["epoch"] for h in history if h.get(f"val_{self.metric}") == best), None)
+        return [f"best validation {self.metric} {best:.4g}" + (f" (epoch {at})" if at else "")]
+
+    def _write(self, lines: list[str]) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        text = "\n".join([f"{self.model} run, updated {stamp}", *lines]) + "\n"
+        atomic_write_bytes(self.path, text.encode())
 
 
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:

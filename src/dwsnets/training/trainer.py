@@ -36,14 +36,14 @@ from torch import Tensor, nn
 
 from ..baselines import BaselineError, build_model, model_spec
 from ..core.layout import describe_layout
-from ..core.weight_space import WeightSpace
+from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..tasks import Task, TaskError, make_task
 from ..utils import atomic_torch_save, rank_and_world
 from ..zoo.dataset import WeightDataset
 from ..zoo.store import Zoo, ZooError, ZooSplit
-from .augment import augment
+from .augment import SignalTransforms, augment
 from .checkpoint import load_training_state, save_training_state
-from .logging import plot_curves, write_metrics
+from .logging import ProgressFile, plot_curves, write_metrics
 
 __all__ = ["TrainConfig", "Trainer", "TrainingError"]
 
@@ -68,8 +68,12 @@ class TrainConfig:
     augment_permute: bool | None = None  # None: the model's default
     noise: float = 0.0  # Gaussian noise, as a fraction of each tensor's std
     entry_dropout: float = 0.0
+    signal: dict[str, Any] = field(default_factory=dict)  # exact signal transforms (SignalTransforms)
+    train_views: str = "all"  # several INRs per image: "all" of them each epoch, or "one" drawn at random
+    eval_views: str = "first"  # validation and test: each image's "first" INR only, or "all"
     seed: int = 0
     max_train: int | None = None
+    checkpoint_minutes: float = 5.0  # also save mid-epoch this often (never changes the result)
     model_args: dict[str, Any] = field(default_factory=dict)
     amp: bool = True  # bf16 autocast on CUDA
 
@@ -99,11 +103,25 @@ class TrainConfig:
             problems.append(f"noise must not be negative, got {out.noise}")
         if not 0 <= out.entry_dropout < 1:
             problems.append(f"entry dropout must be in [0, 1), got {out.entry_dropout}")
+        if not out.checkpoint_minutes > 0:
+            problems.append(f"checkpoint interval must be positive, got {out.checkpoint_minutes} minutes")
         if out.max_train is not None and out.max_train < 1:
             problems.append(f"max_train must be at least 1, got {out.max_train}")
+        if out.train_views not in ("all", "one"):
+            problems.append(f"train_views must be 'all' or 'one', got {out.train_views!r}")
+        if out.eval_views not in ("all", "first"):
+            problems.append(f"eval_views must be 'all' or 'first', got {out.eval_views!r}")
+        try:
+            SignalTransforms.from_dict(out.signal)
+        except WeightSpaceError as exc:
+            problems.append(str(exc))
         if problems:
             raise TrainingError("; ".join(problems))
         return out
+
+
+# settings that never change what a run computes, so a run may resume with other values
+_NO_EFFECT = {"checkpoint_minutes"}
 
 
 class Trainer:
@@ -152,7 +170,8 @@ class Trainer:
 
     def split(self, name: str) -> ZooSplit:
         """A split as stored (on the CPU, read on first use); ``train`` is cut to
-        ``max_train`` networks when set."""
+        ``max_train`` networks when set; other splits keep each image's first INR only
+        unless ``eval_views`` is ``"all"``."""
         if name not in self._raw:
             try:
                 data = self.data.load(name)
@@ -160,6 +179,8 @@ class Trainer:
                 raise TrainingError(str(exc)) from None
             if name == "train" and self.config.max_train is not None:
                 data = data[: self.config.max_train]
+            if name != "train" and self.config.eval_views == "first" and "view" in data.info:
+                data = data[data.info["view"] == 0]
             self._raw[name] = data
         return self._raw[name]
 
@@ -226,8 +247,10 @@ class Trainer:
                 f"run {self.run_dir} was trained on other data (id {saved.get('data_id')}, this is "
                 f"{self.data.data_id}); use a new --out directory"
             )
-        before, now = saved.get("config", {}), json.loads(json.dumps(asdict(self.config)))
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        now = json.loads(json.dumps(asdict(self.config)))
+        defaults = json.loads(json.dumps(asdict(TrainConfig())))
+        before = {**defaults, **saved.get("config", {})}  # settings added since the run began: their defaults
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in _NO_EFFECT)
         if changed == ["epochs"]:
             raise TrainingError(
                 f"run {self.run_dir} was set up with --epochs {before['epochs']}, this command asks for "
@@ -244,9 +267,12 @@ class Trainer:
 
     # -------------------------------------------------------------- training
 
-    def fit(self, stop_after_epoch: int | None = None) -> dict[str, Any]:
-        """Train (or resume) to ``config.epochs``; ``stop_after_epoch`` ends this call early,
-        as an interruption would (used to test resuming).
+    def fit(self, stop_after_epoch: int | None = None, stop_after_step: int | None = None) -> dict[str, Any]:
+        """Train (or resume) to ``config.epochs``.
+
+        ``stop_after_epoch`` / ``stop_after_step`` end this call early (after that many
+        epochs, or optimiser steps of this call, with a checkpoint written), as an
+        interruption would; they exist to test resuming.
 
         Returns ``{"best": best validation metric, "metric": its name, "history": [...]}``.
         """
@@ -258,12 +284,20 @@ class Trainer:
         val_ws, val_y = self.inputs("val")
         if hasattr(model, "input_norm"):
             model.input_norm.fit(train_ws.to("cpu"))
+        signal = SignalTransforms.from_dict(cfg.signal)
+        if signal.active:
+            try:  # fail now, not mid-run, if the transforms do not fit these networks
+                signal.apply(train_ws[:1].to("cpu"), torch.Generator())
+            except WeightSpaceError as exc:
+                raise TrainingError(f"signal transforms: {exc}") from None
+        views = self._view_groups() if cfg.train_views == "one" else None
+        per_epoch = len(views) if views is not None else len(train_y)
         model.to(self.device)
         if self.rank == 0:
             (self.run_dir / "config.json").write_text(json.dumps(self._run_record(), indent=1))
 
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps_per_epoch = max(1, len(train_y) // cfg.batch_size)
+        steps_per_epoch = max(1, per_epoch // cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
         warmup = max(1, int(cfg.warmup_fraction * total))
 
@@ -276,18 +310,30 @@ class Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         gen = torch.Generator().manual_seed(cfg.seed)
         start_epoch, best, history = 0, None, []
+        partial: dict[str, Any] | None = None  # an epoch interrupted after a mid-epoch checkpoint
         last = self.run_dir / "last.pt"
         if last.exists():
             state = load_training_state(last, model, opt, sched, gen)
-            start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
+            best, history = state["best"], state["history"]
+            partial = state.get("partial")
+            start_epoch = state["epoch"] if partial is not None else state["epoch"] + 1
             if self.rank == 0 and self.progress:
-                print(f"resuming {self.run_dir} after epoch {start_epoch} (best validation {task.metric} {best:.4g})")
+                where = (
+                    f"in epoch {start_epoch + 1}, after batch {partial['batch'] + 1}"
+                    if partial
+                    else (f"after epoch {start_epoch}")
+                )
+                shown = "none yet" if best is None else f"{best:.4g}"
+                print(f"resuming {self.run_dir} {where} (best validation {task.metric} {shown})")
 
         net: nn.Module = model
         if self.world > 1:
             net = nn.parallel.DistributedDataParallel(model)
         scale = [s for s in model.input_norm.std.cpu()] if hasattr(model, "input_norm") else None
         use_amp = cfg.amp and self.device.startswith("cuda")
+        report = ProgressFile(self.run_dir / "progress.txt", cfg.epochs, cfg.model, task.metric, self.rank == 0)
+        steps_this_call = 0
+        stopped = False
 
         bar = None
         if self.rank == 0 and self.progress:
@@ -296,10 +342,15 @@ class Trainer:
             bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"{cfg.model}", unit="epoch", dynamic_ncols=True)
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
-            order = torch.randperm(len(train_y), generator=gen)
+            if partial is not None:
+                order, first = partial["order"], partial["batch"] + 1
+                total_loss, seen, spent = partial["total_loss"], partial["seen"], partial["seconds"]
+                partial = None
+            else:
+                order, first, total_loss, seen, spent = self._epoch_order(per_epoch, views, gen), 0, 0.0, 0, 0.0
             t0 = time.perf_counter()
-            total_loss, seen = 0.0, 0
-            for b in range(steps_per_epoch):
+            last_save = t0
+            for b in range(first, steps_per_epoch):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(self.device)
                 ws = augment(
                     train_ws[idx],
@@ -308,6 +359,7 @@ class Trainer:
                     noise=cfg.noise,
                     entry_dropout=cfg.entry_dropout,
                     scale=scale,
+                    signal=signal,
                 )
                 y = train_y[idx]
                 if self.world > 1:
@@ -323,18 +375,34 @@ class Trainer:
                 sched.step()
                 total_loss += float(loss.detach()) * len(y)
                 seen += len(y)
+                steps_this_call += 1
+                now = time.perf_counter()
+                rate = seen * self.world / max(spent + now - t0, 1e-9)
                 if bar is not None and b % 10 == 0:
-                    rate = seen * self.world / (time.perf_counter() - t0)
                     bar.set_postfix_str(
                         f"epoch {epoch + 1} batch {b + 1}/{steps_per_epoch} "
                         f"loss {float(loss.detach()):.3f} {rate:,.0f} INRs/s"
                     )
+                report.batch(epoch, b, steps_per_epoch, total_loss / max(seen, 1), rate, history, best)
+                interrupt = stop_after_step is not None and steps_this_call >= stop_after_step
+                if b + 1 < steps_per_epoch and (interrupt or now - last_save >= 60 * cfg.checkpoint_minutes):
+                    if self.rank == 0:
+                        mid = {"order": order, "batch": b, "total_loss": total_loss, "seen": seen,
+                               "seconds": spent + now - t0}  # fmt: skip
+                        save_training_state(last, model, opt, sched, gen, epoch=epoch, best=best, history=history,
+                                            partial=mid)  # fmt: skip
+                    last_save = now
+                if interrupt and b + 1 < steps_per_epoch:
+                    stopped = True
+                    break
+            if stopped:
+                break
             train_loss = total_loss / max(seen, 1)
             if self.world > 1:
                 t = torch.tensor([total_loss, seen], dtype=torch.float64)
                 dist.all_reduce(t)
                 train_loss = float(t[0] / t[1])
-            epoch_time = time.perf_counter() - t0
+            epoch_time = spent + time.perf_counter() - t0
             val = self._evaluate(model, val_ws, val_y)
             record = {
                 "epoch": epoch + 1,
@@ -342,7 +410,7 @@ class Trainer:
                 **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
                 "lr": sched.get_last_lr()[0],
                 "epoch_seconds": epoch_time,
-                "inrs_per_second": len(train_y) / epoch_time,
+                "inrs_per_second": per_epoch / epoch_time,
                 "world_size": self.world,
                 "samples_per_rank": seen,
             }
@@ -357,21 +425,49 @@ class Trainer:
                     )
                 save_training_state(last, model, opt, sched, gen, epoch=epoch, best=best, history=history)
                 write_metrics(self.run_dir, history)
+            report.epoch(history, best)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(
                     f"epoch {epoch + 1} loss {train_loss:.3f} val {task.describe(val)} "
-                    f"{len(train_y) / epoch_time:,.0f} INRs/s"
+                    f"{per_epoch / epoch_time:,.0f} INRs/s"
                 )
             if self.world > 1:
                 dist.barrier()
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                break
+            if stop_after_step is not None and steps_this_call >= stop_after_step:
                 break
         if bar is not None:
             bar.close()
         if self.rank == 0:
             self.plot(history)
         return {"best": best, "metric": task.metric, "history": history}
+
+    def _view_groups(self) -> Tensor:
+        """``(images, K)``: the training rows of each image's ``K`` INRs (zoos fitted with
+        ``--views K``), for drawing one view per image per epoch."""
+        info = self.split("train").info
+        if "image_index" not in info or "view" not in info:
+            raise TrainingError("train_views='one' needs a zoo with several INRs per image (fit-inrs --views K)")
+        image, view = info["image_index"].long(), info["view"].long()
+        k = int(view.max()) + 1
+        order = torch.argsort(image * k + view)
+        groups = order.reshape(-1, k) if len(order) % k == 0 else None
+        if groups is None or not bool((image[groups] == image[groups[:, :1]]).all()):
+            raise TrainingError(
+                f"the training split does not hold {k} INRs of every image (was max_train cut mid-image?)"
+            )
+        return groups
+
+    @staticmethod
+    def _epoch_order(per_epoch: int, views: Tensor | None, gen: torch.Generator) -> Tensor:
+        """The training rows of one epoch, shuffled: every row, or one random view per image."""
+        order = torch.randperm(per_epoch, generator=gen)
+        if views is None:
+            return order
+        pick = torch.randint(0, views.shape[1], (views.shape[0],), generator=gen)
+        return views[order, pick[order]]
 
     # -------------------------------------------------------------- evaluation
 

@@ -1,0 +1,94 @@
+"""Exact signal transforms: an augmented INR renders the transformed signal."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dwsnets import WeightSpace, WeightSpaceError, WeightSpaceLayout
+from dwsnets.core.transforms import transform_inputs, transform_outputs
+from dwsnets.inr import Siren, coordinate_grid, siren_forward
+from dwsnets.training.augment import SignalTransforms, augment
+
+
+def _sirens(n: int = 4) -> WeightSpace:
+    torch.manual_seed(0)
+    return WeightSpace.from_modules([Siren((2, 16, 16, 1)) for _ in range(n)])
+
+
+def test_input_and_output_transforms_are_exact():
+    ws = _sirens()
+    grid = coordinate_grid(12, 12, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(4, 2, 2, generator=gen)
+    t = torch.randn(4, 2, generator=gen)
+    moved = transform_inputs(ws, a, t)
+    transformed_grid = torch.einsum("bij,pj->bpi", a, grid) + t[:, None, :]  # A x + t per network
+    assert torch.allclose(siren_forward(grid, moved), siren_forward(transformed_grid, ws), atol=1e-9)
+    # control: the transpose of A (an easy mistake) renders something else
+    wrong = transform_inputs(ws, a.transpose(1, 2), t)
+    assert not torch.allclose(siren_forward(grid, wrong), siren_forward(transformed_grid, ws), atol=1e-3)
+    gain, offset = torch.tensor([0.5, 1.0, 2.0, -1.0]), torch.tensor([0.1, 0.0, -0.3, 1.0])
+    brighter = transform_outputs(ws, gain, offset)
+    expected = gain[:, None, None] * siren_forward(grid, ws) + offset[:, None, None]
+    assert torch.allclose(siren_forward(grid, brighter), expected, atol=1e-12)
+
+
+def test_flips_and_quarter_turns_render_the_transformed_image():
+    """On the symmetric pixel grid a mirror or a quarter turn maps pixels onto pixels, so
+    the augmented INR must render exactly the flipped or rotated image."""
+    ws = _sirens(2)
+    grid = coordinate_grid(10, 10, dtype=torch.float64)
+    image = siren_forward(grid, ws).reshape(2, 10, 10)
+    mirror = torch.tensor([[1.0, 0.0], [0.0, -1.0]])  # column -> -column
+    flipped = siren_forward(grid, transform_inputs(ws, mirror)).reshape(2, 10, 10)
+    assert torch.allclose(flipped, image.flip(2), atol=1e-9)
+    quarter = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # (row, col) -> (-col, row)
+    turned = siren_forward(grid, transform_inputs(ws, quarter)).reshape(2, 10, 10)
+    # sampling at (-col, row) turns the picture a quarter clockwise
+    assert torch.allclose(turned, torch.rot90(image, k=-1, dims=(1, 2)), atol=1e-9)
+    assert not torch.allclose(turned, image, atol=1e-3)
+
+
+def test_random_signal_transforms_are_exact_and_commute_with_the_symmetry():
+    ws = _sirens()
+    signal = SignalTransforms(
+        rotate=30, scale=0.2, shear=0.2, translate=0.2, flip=(1,), intensity_scale=0.3, intensity_shift=0.1
+    )
+    gen = torch.Generator().manual_seed(3)
+    augmented = signal.apply(ws, gen)
+    gen = torch.Generator().manual_seed(3)
+    a, t = signal.sample(4, 2, gen)
+    gain = 1 + (torch.rand(4, generator=gen) * 2 - 1) * 0.3
+    bias = (torch.rand(4, generator=gen) * 2 - 1) * 0.1
+    grid = coordinate_grid(9, 9, dtype=torch.float64)
+    transformed_grid = torch.einsum("bij,pj->bpi", a, grid) + t[:, None, :]
+    expected = gain[:, None, None] * siren_forward(transformed_grid, ws) + bias[:, None, None]
+    assert torch.allclose(siren_forward(grid, augmented), expected, atol=1e-9)
+    assert all(abs(float(torch.linalg.det(m))) > 0.3 for m in a)  # invertible, moderate changes
+    # with permutations, noise and dropout in one call; an invariant model sees only the signal change
+    perms = ws.random_permutations(per_network=True)
+    again = signal.apply(ws.permute(perms), torch.Generator().manual_seed(3))
+    assert again.allclose(augmented.permute(perms), atol=1e-12)
+    full = augment(ws, torch.Generator().manual_seed(0), permute=True, noise=0.01, entry_dropout=0.1, signal=signal)
+    assert full.layout == ws.layout and not full.allclose(ws)
+
+
+def test_transform_errors():
+    ws = _sirens(2)
+    with pytest.raises(WeightSpaceError, match=r"\(2, 2\) or \(B, 2, 2\)"):
+        transform_inputs(ws, torch.eye(3))
+    with pytest.raises(WeightSpaceError, match="unknown signal transform"):
+        SignalTransforms.from_dict({"rotation": 10})
+    with pytest.raises(WeightSpaceError, match="must not be negative"):
+        SignalTransforms.from_dict({"rotate": -5})
+    sine = WeightSpace.randn((1, 4, 1), 2)
+    with pytest.raises(WeightSpaceError, match="need 2-D inputs"):
+        SignalTransforms(rotate=10).apply(sine, torch.Generator())
+    assert SignalTransforms(scale=0.1, translate=0.1, flip=(0,)).apply(sine, torch.Generator()).layout == sine.layout
+    cnn = WeightSpace.randn(WeightSpaceLayout.cnn((1, 2, 2), [(3, 3), (3, 3)], (1,)), 2)
+    with pytest.raises(WeightSpaceError, match="needs an MLP"):
+        transform_inputs(cnn, torch.eye(1))
+    assert math.isclose(SignalTransforms.from_dict({"flip": [1]}).flip[0], 1)
