@@ -91,3 +91,17 @@ def test_fitter_input_errors():
         fit_sirens(coords[:10], target, seeds=[1, 2])
     with pytest.raises(ValueError, match="NaN"):
         fit_sirens(coords, target * float("nan"), seeds=[1, 2])
+
+
+def test_paper_initialisation_recipe():
+    """The DWSNets paper's INR recipe: every layer U(+-sqrt(6/d_in)/w0), zero biases, the
+    output offset by 0.5; the SIREN paper's recipe stays the default."""
+    params = siren_init((2, 32, 32, 1), 64, 30.0, generator=torch.Generator().manual_seed(0), recipe="paper")
+    bound = math.sqrt(6 / 2) / 30
+    assert float(params[0].abs().max()) <= bound and float(params[0].abs().max()) > 0.9 * bound
+    assert float(params[1].abs().max()) == 0 and float(params[3].abs().max()) == 0
+    assert torch.all(params[5] == 0.5)
+    default = siren_init((2, 32, 32, 1), 64, 30.0, generator=torch.Generator().manual_seed(0))
+    assert float(default[0].abs().max()) > 0.4  # U(+-1/2) for the first layer
+    with pytest.raises(ValueError, match="unknown SIREN initialisation"):
+        siren_init((2, 4, 1), 1, recipe="xavier")

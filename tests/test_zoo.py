@@ -219,3 +219,9 @@ def _write_idx(root, n_train, n_test):
         )
         with gzip.open(root / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
             f.write(bytes([0, 0, 8, 1]) + int(n).to_bytes(4, "big") + labels.tobytes())
+
+
+def test_initialisation_recipe_is_part_of_the_zoo_identity():
+    default, paper = ZooConfig(), ZooConfig(init="paper")
+    assert "init" not in default.identity()  # zoos made before the setting existed keep their id
+    assert paper.identity()["init"] == "paper" and paper.zoo_id != default.zoo_id

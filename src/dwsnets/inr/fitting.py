@@ -173,6 +173,7 @@ def fit_sirens(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     progress: Callable[[int, int, int, float], None] | None = None,
+    init: str = "siren",
 ) -> FitResult:
     """Fit one SIREN per target with Adam, all at once.
 
@@ -187,6 +188,7 @@ def fit_sirens(
         peak: signal range for the PSNR (1 for images in [0, 1]).
         chunk: INRs processed together (memory ~ ``chunk * P * width * 16`` bytes).
         progress: called after each step with ``(finished, active, step, mean_psnr)``.
+        init: initialisation recipe, ``"siren"`` or ``"paper"`` (:func:`siren_init`).
 
     Returns a :class:`FitResult` on the device of ``targets``.
     """
@@ -208,7 +210,9 @@ def fit_sirens(
     per_inr = []
     for s in seeds:
         g = torch.Generator().manual_seed(s)
-        per_inr.append(torch.cat([p.reshape(1, -1) for p in siren_init(sizes, 1, w0, generator=g, dtype=dtype)], 1))
+        per_inr.append(
+            torch.cat([p.reshape(1, -1) for p in siren_init(sizes, 1, w0, generator=g, dtype=dtype, recipe=init)], 1)
+        )
     flat = (
         torch.cat(per_inr).to(device)
         if per_inr

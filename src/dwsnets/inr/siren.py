@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..core.weight_space import WeightSpace
 
-__all__ = ["Sine", "Siren", "coordinate_grid", "siren_forward", "siren_init"]
+__all__ = ["INIT_RECIPES", "Sine", "Siren", "coordinate_grid", "siren_forward", "siren_init"]
 
 
 class Sine(nn.Module):
@@ -44,10 +44,15 @@ class Siren(nn.Sequential):
     Args:
         layer_sizes: ``(d_in, hidden..., d_out)``; default ``(2, 32, 32, 1)`` for images.
         w0: frequency factor of every sine (30 in the SIREN paper).
+        recipe: initialisation, ``"siren"`` or ``"paper"`` (:func:`siren_init`).
     """
 
     def __init__(
-        self, layer_sizes: Sequence[int] = (2, 32, 32, 1), w0: float = 30.0, generator: torch.Generator | None = None
+        self,
+        layer_sizes: Sequence[int] = (2, 32, 32, 1),
+        w0: float = 30.0,
+        generator: torch.Generator | None = None,
+        recipe: str = "siren",
     ) -> None:
         sizes = tuple(int(s) for s in layer_sizes)
         layers: list[nn.Module] = []
@@ -58,7 +63,7 @@ class Siren(nn.Sequential):
         super().__init__(*layers)
         self.layer_sizes = sizes
         self.w0 = float(w0)
-        params = siren_init(sizes, 1, w0, generator=generator)
+        params = siren_init(sizes, 1, w0, generator=generator, recipe=recipe)
         with torch.no_grad():
             for m, lin in enumerate(self.linears()):
                 lin.weight.copy_(params[2 * m][0])
@@ -79,22 +84,40 @@ class Siren(nn.Sequential):
         return net.to(ws.device, ws.dtype)
 
 
+INIT_RECIPES = ("siren", "paper")
+
+
 def siren_init(
     layer_sizes: Sequence[int],
     n: int,
     w0: float = 30.0,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
+    recipe: str = "siren",
 ) -> list[Tensor]:
-    """SIREN initial parameters for ``n`` networks: ``[W1, b1, W2, b2, ...]`` with
-    ``W_m: (n, d_m, d_{m-1})`` and ``b_m: (n, d_m)``."""
+    """Initial parameters for ``n`` networks: ``[W1, b1, W2, b2, ...]`` with
+    ``W_m: (n, d_m, d_{m-1})`` and ``b_m: (n, d_m)``.
+
+    ``recipe="siren"``: the SIREN paper's (first layer ``U(+-1/d_in)``, later layers
+    ``U(+-sqrt(6/d_in)/w0)``, biases ``U(+-1/sqrt(d_in))``). ``recipe="paper"``: the INRs of
+    the DWSNets paper, by its maintainers' account: every layer, the first included,
+    ``U(+-sqrt(6/d_in)/w0)``, biases zero, and the output offset by +0.5 (here: the last
+    bias starts at 0.5, which computes the same and trains the same). Its first layer
+    starts at low frequencies and must move further from its initialisation to fit.
+    """
+    if recipe not in INIT_RECIPES:
+        raise ValueError(f"unknown SIREN initialisation {recipe!r}; choose from {', '.join(INIT_RECIPES)}")
     sizes = tuple(layer_sizes)
     out = []
+    layers = len(sizes) - 1
     for m, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        bound = 1.0 / a if m == 0 else math.sqrt(6.0 / a) / w0
+        bound = 1.0 / a if m == 0 and recipe == "siren" else math.sqrt(6.0 / a) / w0
         out.append((torch.rand(n, b, a, generator=generator, dtype=dtype) * 2 - 1) * bound)
-        bias_bound = 1.0 / math.sqrt(a)
-        out.append((torch.rand(n, b, generator=generator, dtype=dtype) * 2 - 1) * bias_bound)
+        if recipe == "siren":
+            bias_bound = 1.0 / math.sqrt(a)
+            out.append((torch.rand(n, b, generator=generator, dtype=dtype) * 2 - 1) * bias_bound)
+        else:
+            out.append(torch.full((n, b), 0.5 if m == layers - 1 else 0.0, dtype=dtype))
     return out
 
 

@@ -77,11 +77,14 @@ class ZooConfig:
     shard_size: int = 1000
     max_per_split: int | None = None
     sine_count: int = 10000
+    init: str = "siren"  # SIREN initialisation recipe: "siren" or "paper" (dwsnets.inr.siren.siren_init)
     data_dir: str | None = field(default=None, compare=False)
 
     def identity(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("data_dir")  # where the images live does not change the zoo
+        if d["init"] == "siren":
+            d.pop("init")  # zoos made before the recipe was a setting keep their identity
         d["hidden"] = list(self.hidden)
         return d
 
@@ -337,6 +340,7 @@ def build_zoo(
             target_psnr=config.target_psnr,
             chunk=chunk,
             progress=progress,
+            init=config.init,
         )
         inr_steps += int(result.steps.sum())
         fitted += shard.count
