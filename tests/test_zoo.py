@@ -221,7 +221,15 @@ def _write_idx(root, n_train, n_test):
             f.write(bytes([0, 0, 8, 1]) + int(n).to_bytes(4, "big") + labels.tobytes())
 
 
-def test_initialisation_recipe_is_part_of_the_zoo_identity():
-    default, paper = ZooConfig(), ZooConfig(init="paper")
-    assert "init" not in default.identity()  # zoos made before the setting existed keep their id
-    assert paper.identity()["init"] == "paper" and paper.zoo_id != default.zoo_id
+def test_initialisation_recipe_is_part_of_the_zoo_identity(tmp_path):
+    siren, paper = ZooConfig(init="siren"), ZooConfig()
+    assert paper.init == "paper"  # the default: the recipe whose weights carry more of the image
+    assert "init" not in siren.identity()  # zoos made before the setting existed (all "siren") keep their id
+    assert paper.identity()["init"] == "paper" and paper.zoo_id != siren.zoo_id
+    build_zoo(tmp_path / "old", ZooConfig(**{**SMALL, "init": "siren"}))
+    manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
+    assert "init" not in manifest["config"]
+    assert Zoo(tmp_path / "old").zoo_config().init == "siren"
+    assert build_zoo(tmp_path / "old", ZooConfig(**{**SMALL, "init": "siren"}))["skipped_shards"] > 0
+    with pytest.raises(ZooError, match="init"):
+        build_zoo(tmp_path / "old", ZooConfig(**SMALL))

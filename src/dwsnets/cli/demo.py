@@ -117,9 +117,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="main job: digits INR zoo, DWSNet vs MLP (minutes on a CPU)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    demo.add_argument("--zoo-dir", default="zoos/digits-8views", help="where the digits zoo is fitted")
+    demo.add_argument("--zoo-dir", default="zoos/digits-demo", help="where the digits zoo is fitted")
     demo.add_argument("--views", type=int, default=8, help="INRs per digit image (more training INRs)")
-    demo.add_argument("--out", default="runs/demo", help="directory of the training runs")
+    demo.add_argument("--out", default="runs/demo-digits", help="directory of the training runs")
     demo.add_argument("--batch-size", type=int, default=64, help="networks per optimiser step")
     demo.add_argument("--epochs", type=int, default=10, help="training epochs per model")
     demo.add_argument("--seed", type=int, default=0, help="seed of the training runs")

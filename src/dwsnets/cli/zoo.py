@@ -193,9 +193,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--out", required=True, help="zoo directory (created, or resumed if it exists)")
     fit.add_argument("--hidden", default="32,32", help="hidden widths of the SIREN")
     fit.add_argument("--w0", type=float, default=30.0, help="SIREN frequency factor")
-    fit.add_argument("--init", default="siren", choices=["siren", "paper"],
-                     help="initialisation: the SIREN paper's, or the DWSNets paper's INRs' (low-frequency first layer, "
-                          "zero biases, +0.5 output offset)")  # fmt: skip
+    fit.add_argument("--init", default="paper", choices=["paper", "siren"],
+                     help="initialisation: the DWSNets paper's INRs' (low-frequency first layer, zero biases, +0.5 "
+                          "output offset; far more informative weights), or the SIREN paper's")  # fmt: skip
     fit.add_argument(
         "--lr",
         type=float,
