@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dwsnets import WeightSpace
-from dwsnets.tasks import Classify, Regress, TaskError, make_task
+from dwsnets.tasks import Classify, Regress, Task, TaskError, make_task
 from dwsnets.zoo.store import ZooSplit
 
 
@@ -53,3 +53,62 @@ def test_regression_standardises_on_train_and_reports_in_target_units():
         Regress(["phase"]).prepare(train)
     with pytest.raises(TaskError, match="unknown task"):
         make_task("segment")
+
+
+class _Amplify(Task):
+    """A task defined outside the package, with networks as outputs: map each network to
+    one computing twice its function (an equivariant map of the weights)."""
+
+    name = "amplify"
+    metric = "mse"
+    higher_is_better = False
+
+    def prepare(self, train):
+        pass
+
+    @property
+    def output_size(self):
+        return 1
+
+    def targets(self, split):
+        from dwsnets.core.transforms import transform_outputs
+
+        return transform_outputs(split.weights, 2.0)  # a WeightSpace target, one row per network
+
+    def build_model(self, name, layout, **kwargs):
+        from dwsnets import EquivariantDWSNet
+
+        return EquivariantDWSNet(layout, 1, hidden_channels=8, num_layers=2, residual=True)
+
+    def loss(self, output, target):
+        return sum(((o - t) ** 2).mean() for o, t in zip(output.tensors, target.tensors)) / len(output.tensors)
+
+    def collate(self, outputs):
+        return WeightSpace.cat(outputs)
+
+    def metrics(self, output, target):
+        value = float(self.loss(output, target))
+        return {"loss": value, "mse": value}
+
+
+def test_a_task_with_network_outputs_plugs_into_the_trainer(tmp_path, monkeypatch):
+    """The protocol's hooks let a task whose model returns networks train through the
+    same trainer, checkpoints and evaluation, registered like the built-in tasks."""
+    from dwsnets import tasks
+    from dwsnets.training import TrainConfig, Trainer
+    from dwsnets.zoo.dataset import InMemoryZoo
+
+    monkeypatch.setitem(tasks.TASKS, "amplify", _Amplify)
+    torch.set_default_dtype(torch.float32)
+    ws = WeightSpace.randn((2, 6, 6, 1), 48)
+    split = ZooSplit(ws, torch.zeros(48, dtype=torch.long), {})
+    data = InMemoryZoo({"train": split[:32], "val": split[32:40], "test": split[40:]})
+    # permutation augmentation is on (the dwsnet default): the targets must move with the inputs
+    cfg = TrainConfig(model="dwsnet", task="amplify", epochs=10, batch_size=8, lr=1e-2)
+    trainer = Trainer(data, tmp_path / "amplify", cfg, progress=False)
+    history = trainer.fit()["history"]
+    assert cfg.resolved().augment_permute
+    assert history[-1]["train_loss"] < 0.2 * history[0]["train_loss"]
+    assert history[-1]["val_mse"] < 0.2 * history[0]["val_mse"]
+    assert set(trainer.evaluate("test")) == {"loss", "mse"}
+    assert (tmp_path / "amplify" / "curves.png").exists()

@@ -86,6 +86,8 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-per-split must be at least 1, got {args.max_per_split}")
     if not args.lr > 0:
         raise UsageError(f"--lr must be positive, got {args.lr}")
+    if not args.w0 > 0:
+        raise UsageError(f"--w0 must be positive, got {args.w0}")
     config = ZooConfig(
         source=args.source,
         hidden=_parse_hidden(args.hidden),

@@ -18,8 +18,11 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..baselines import build_model
+from ..core.layout import WeightSpaceLayout
+from ..core.weight_space import WeightSpace
 from ..zoo.store import ZooSplit
 
 __all__ = ["Task", "TaskError"]
@@ -36,11 +39,20 @@ class Task(ABC):
         name: the command-line name (``dwsnets train NAME``).
         metric: the metric that selects the best checkpoint (a key of :meth:`metrics`).
         higher_is_better: whether a larger ``metric`` is better.
+        loss_name: how plots label the training loss.
+
+    The hooks with defaults (:meth:`build_model`, :meth:`batch_loss`, :meth:`evaluate`,
+    :meth:`collate`) serve tasks whose model maps a batch of networks to a tensor;
+    a task whose model returns networks (editing: an equivariant model), or whose loss
+    needs more than one forward pass (contrastive views), overrides them. Targets are
+    anything with one row per network that supports indexing, ``len`` and ``.to(device)``:
+    a tensor or a :class:`~dwsnets.WeightSpace`.
     """
 
     name: ClassVar[str]
     metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    loss_name: ClassVar[str] = "loss"
 
     @abstractmethod
     def prepare(self, train: ZooSplit) -> None:
@@ -64,6 +76,30 @@ class Task(ABC):
     def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
         """Metrics of a whole split: floats (``"loss"`` and :attr:`metric` among them), and
         optionally tensors (a confusion matrix) that are reported but not logged per epoch."""
+
+    def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
+        """The model for this task (after :meth:`prepare`): by default the registry's
+        ``name`` with :attr:`output_size` outputs."""
+        return build_model(name, layout, self.output_size, **kwargs)
+
+    def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
+        """The loss of one training batch (by default :meth:`loss` of the model's output)."""
+        return self.loss(model(ws), target)
+
+    def collate(self, outputs: list[Any]) -> Any:
+        """Join the model's outputs on consecutive slices of a split."""
+        return torch.cat([o.float() for o in outputs])
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, batch: int = 1024) -> dict[str, Any]:
+        """:meth:`metrics` of a model in eval mode on a whole split, in slices of ``batch``."""
+        model.eval()
+        outputs = [model(ws[i : i + batch]) for i in range(0, len(ws), batch)]
+        return self.metrics(self.collate(outputs), target)
+
+    def chance(self) -> float | None:
+        """The metric a model that ignores its input reaches (drawn in plots), if known."""
+        return None
 
     def describe(self, metrics: dict[str, Any]) -> str:
         """A short human-readable summary of :meth:`metrics`."""

@@ -23,6 +23,7 @@ class Classify(Task):
     name = "classify"
     metric = "accuracy"
     higher_is_better = True
+    loss_name = "cross-entropy"
 
     def __init__(self, num_classes: int | None = None) -> None:
         self.num_classes = num_classes
@@ -68,6 +69,9 @@ class Classify(Task):
 
     def describe(self, metrics: dict[str, Any]) -> str:
         return f"accuracy {metrics['accuracy'] * 100:.2f}%"
+
+    def chance(self) -> float | None:
+        return 1.0 / self.output_size
 
     def state_dict(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes}

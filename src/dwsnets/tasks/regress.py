@@ -30,6 +30,7 @@ class Regress(Task):
     name = "regress"
     metric = "mse"
     higher_is_better = False
+    loss_name = "MSE (standardised)"
 
     def __init__(self, targets: Sequence[str] = ("frequency",)) -> None:
         if isinstance(targets, str):

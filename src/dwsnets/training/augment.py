@@ -102,16 +102,19 @@ class SignalTransforms:
         t = uniform(self.translate, batch, d_in) if self.translate else torch.zeros(batch, d_in, dtype=torch.float64)
         return a, t
 
-    def apply(self, ws: WeightSpace, generator: torch.Generator) -> WeightSpace:
-        """``ws`` with a freshly drawn transform per network."""
+    def apply(self, ws: WeightSpace, generator: torch.Generator, *paired: WeightSpace) -> WeightSpace:
+        """``ws`` with a freshly drawn transform per network. Networks in ``paired`` (the
+        targets of a task whose outputs are networks) get the same transform, and the call
+        then returns a tuple: ``(ws, *paired)``."""
+        spaces = (ws, *paired)
         if self.moves_inputs:
             a, t = self.sample(ws.batch_size, ws.layer_sizes[0], generator)
-            ws = transform_inputs(ws, a, t)
+            spaces = tuple(transform_inputs(s, a, t) for s in spaces)
         if self.intensity_scale or self.intensity_shift:
             gain = 1 + (torch.rand(ws.batch_size, generator=generator) * 2 - 1) * self.intensity_scale
             bias = (torch.rand(ws.batch_size, generator=generator) * 2 - 1) * self.intensity_shift
-            ws = transform_outputs(ws, gain, bias)
-        return ws
+            spaces = tuple(transform_outputs(s, gain, bias) for s in spaces)
+        return spaces if paired else spaces[0]  # type: ignore[return-value]
 
 
 def augment(
@@ -123,7 +126,8 @@ def augment(
     entry_dropout: float = 0.0,
     scale: list[Tensor] | None = None,
     signal: SignalTransforms | None = None,
-) -> WeightSpace:
+    paired: WeightSpace | None = None,
+) -> WeightSpace | tuple[WeightSpace, WeightSpace]:
     """Random hidden permutations (one per network; a symmetry, so they change nothing for
     an invariant model and are the augmentation non-invariant baselines need), plus
     optional Gaussian noise and entry dropout (generic regularisers).
@@ -131,11 +135,20 @@ def augment(
     ``scale``: one ``(C,)`` spread per tensor for the noise (default 1), so ``noise`` is a
     fraction of each tensor's own spread. ``signal``: exact transforms of the represented
     signal (:class:`SignalTransforms`), applied first.
+
+    ``paired``: networks that must move with the inputs (the targets of a task whose
+    outputs are networks, one per input network): they get the same permutations and
+    signal transforms, no noise or dropout, and the call returns ``(ws, paired)``.
     """
     if signal is not None and signal.active:
-        ws = signal.apply(ws, generator)
+        if paired is None:
+            ws = signal.apply(ws, generator)
+        else:
+            ws, paired = signal.apply(ws, generator, paired)
     if permute and len(ws.layer_sizes) > 2:
-        ws = ws.permute(ws.random_permutations(generator, per_network=True))
+        perms = ws.random_permutations(generator, per_network=True)
+        ws = ws.permute(perms)
+        paired = None if paired is None else paired.permute(perms)
     if noise > 0 or entry_dropout > 0:
         out = []
         for i, t in enumerate(ws.tensors):
@@ -147,4 +160,4 @@ def augment(
                 t = t * keep.to(t.device, t.dtype)
             out.append(t)
         ws = WeightSpace.from_tensors(out)
-    return ws
+    return ws if paired is None else (ws, paired)

@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..baselines import BaselineError, build_model, model_spec
+from ..baselines import BaselineError, model_spec
 from ..core.layout import describe_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..tasks import Task, TaskError, make_task
@@ -213,9 +213,7 @@ class Trainer:
             else:
                 self.task.prepare(self.split("train"))
             torch.manual_seed(self.config.seed)
-            self.model = build_model(
-                self.config.model, self.data.layout, self.task.output_size, **self.config.model_args
-            )
+            self.model = self.task.build_model(self.config.model, self.data.layout, **self.config.model_args)
         except (TaskError, BaselineError) as exc:
             raise TrainingError(str(exc)) from None
         self._inputs.clear()  # preprocessing depends on the model: never reuse another model's inputs
@@ -352,6 +350,9 @@ class Trainer:
             last_save = t0
             for b in range(first, steps_per_epoch):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(self.device)
+                y = train_y[idx]
+                # network-valued targets follow the inputs' symmetry and signal transforms
+                paired = y if isinstance(y, WeightSpace) else None
                 ws = augment(
                     train_ws[idx],
                     gen,
@@ -360,13 +361,14 @@ class Trainer:
                     entry_dropout=cfg.entry_dropout,
                     scale=scale,
                     signal=signal,
+                    paired=paired,
                 )
-                y = train_y[idx]
+                if paired is not None:
+                    ws, y = ws
                 if self.world > 1:
                     ws, y = ws[self.rank :: self.world], y[self.rank :: self.world]
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                    output = net(ws)
-                loss = task.loss(output, y)
+                    loss = task.batch_loss(net, ws, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_grad > 0:
@@ -471,11 +473,8 @@ class Trainer:
 
     # -------------------------------------------------------------- evaluation
 
-    @torch.no_grad()
-    def _evaluate(self, model: nn.Module, ws: WeightSpace, y: Tensor, batch: int = 1024) -> dict[str, Any]:
-        model.eval()
-        output = torch.cat([model(ws[i : i + batch]).float() for i in range(0, len(y), batch)])
-        return self.task.metrics(output, y)
+    def _evaluate(self, model: nn.Module, ws: WeightSpace, y: Any) -> dict[str, Any]:
+        return self.task.evaluate(model, ws, y)
 
     def evaluate(self, split: str = "test", checkpoint: str = "best") -> dict[str, Any]:
         """The task's metrics of the run's ``best`` (or ``last``) model on a split.
@@ -505,15 +504,11 @@ class Trainer:
 
     def plot(self, history: list[dict[str, Any]]) -> None:
         """``curves.png``: losses and the validation metric per epoch."""
-        chance = None
-        if self.task.name == "classify":
-            chance = 1.0 / self.task.output_size
-        loss_name = {"classify": "cross-entropy", "regress": "MSE (standardised)"}.get(self.task.name, "loss")
         plot_curves(
             self.run_dir / "curves.png",
             history,
             f"{self.config.model} on {self.data.name}",
             self.task.metric,
-            loss_name,
-            chance,
+            self.task.loss_name,
+            self.task.chance(),
         )
