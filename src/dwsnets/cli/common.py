@@ -8,7 +8,26 @@ import platform
 
 import torch
 
-__all__ = ["UsageError", "add_runtime_args", "default_device", "hardware", "progress", "setup_runtime"]
+__all__ = [
+    "DefaultsFormatter",
+    "UsageError",
+    "add_runtime_args",
+    "default_device",
+    "hardware",
+    "progress",
+    "setup_runtime",
+]
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Shows an option's default after its help, unless the help already speaks of it or
+    there is none worth showing (``None``, ``False``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
 
 
 class UsageError(ValueError):

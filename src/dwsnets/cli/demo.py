@@ -12,7 +12,7 @@ from ..baselines import MODELS
 from ..zoo.dataset import InMemoryZoo
 from ..zoo.store import Zoo, ZooConfig, ZooSplit, build_zoo
 from ..zoo.synthetic import make_sine_mlp_zoo
-from .common import add_runtime_args, setup_runtime
+from .common import DefaultsFormatter, add_runtime_args, setup_runtime
 from .train import add_training_args, run_table
 from .zoo import FitProgress
 
@@ -115,7 +115,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
         "demo",
         help="main job: digits INR zoo, DWSNet vs MLP (minutes on a CPU)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     demo.add_argument("--zoo-dir", default="zoos/digits-demo", help="where the digits zoo is fitted")
     demo.add_argument("--views", type=int, default=8, help="INRs per digit image (more training INRs)")

@@ -17,7 +17,7 @@ from ..training.logging import save_confusion_png
 from ..training.trainer import TrainConfig, Trainer
 from ..zoo.dataset import WeightDataset
 from ..zoo.store import Zoo
-from .common import UsageError, add_runtime_args, hardware, setup_runtime
+from .common import DefaultsFormatter, UsageError, add_runtime_args, hardware, setup_runtime
 
 __all__ = ["add_parsers", "markdown_table", "run_table", "train_config"]
 
@@ -253,7 +253,7 @@ def _add_task_args(p: argparse.ArgumentParser, task: str) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = DefaultsFormatter
     train = sub.add_parser("train", help="train a model for a task on a zoo")
     train_sub = train.add_subparsers(dest="task_command", required=True)
     helps = {

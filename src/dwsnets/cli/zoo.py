@@ -8,7 +8,7 @@ import sys
 
 from ..utils import rank_and_world
 from ..zoo.store import Zoo, ZooConfig, build_zoo, merge_zoos
-from .common import UsageError, add_runtime_args, progress, setup_runtime
+from .common import DefaultsFormatter, UsageError, add_runtime_args, progress, setup_runtime
 
 __all__ = ["FitProgress", "add_parsers"]
 
@@ -183,7 +183,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "fit-inrs",
         help="fit one SIREN per image into a resumable zoo",
         description="Fit a zoo of SIRENs. Interrupt at any time; the same command resumes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     fit.add_argument(
         "--source",
