@@ -112,3 +112,36 @@ def test_a_task_with_network_outputs_plugs_into_the_trainer(tmp_path, monkeypatc
     assert history[-1]["val_mse"] < 0.2 * history[0]["val_mse"]
     assert set(trainer.evaluate("test")) == {"loss", "mse"}
     assert (tmp_path / "amplify" / "curves.png").exists()
+
+
+def test_contrastive_embeddings_train_and_the_probe_sees_only_training_networks(sine_zoo, tmp_path, monkeypatch):
+    from dwsnets.tasks import contrastive
+    from dwsnets.testing import assert_invariant
+    from dwsnets.training import TrainConfig, Trainer
+
+    torch.set_default_dtype(torch.float32)
+    fitted_rows = []
+    original = contrastive.Contrastive.probe
+
+    def spy(self, train_emb, train_y, emb, y):
+        fitted_rows.append(len(train_emb))
+        return original(self, train_emb, train_y, emb, y)
+
+    monkeypatch.setattr(contrastive.Contrastive, "probe", spy)
+    cfg = TrainConfig(model="dwsnet", task="contrastive", task_options={"embedding": 16}, epochs=4, batch_size=24,
+                      lr=3e-3, model_args={"hidden_channels": 8, "num_layers": 2, "head_hidden": (32,)})  # fmt: skip
+    trainer = Trainer(sine_zoo, tmp_path / "ssl", cfg, progress=False)
+    history = trainer.fit()["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(h["val_probe_mse"] > 0 for h in history) and "val_probe_mse_frequency" in history[0]
+    assert set(fitted_rows) == {120}  # every probe was fitted on the 120 training networks only
+    test = trainer.evaluate("test")
+    assert test["probe_mse"] > 0 and fitted_rows[-1] == 120
+    trainer.model.eval()
+    assert_invariant(trainer.model, trainer.inputs("test")[0], atol=1e-4)
+    # the probe can fail: a constant embedding predicts no better than the training mean
+    task = contrastive.Contrastive()
+    y = torch.randn(50, 2, dtype=torch.float64)
+    constant = task.probe(torch.zeros(50, 4), y, torch.zeros(50, 4), y)["probe_mse"]
+    informative = task.probe(y.float(), y, y.float(), y)["probe_mse"]
+    assert informative < 0.01 * constant

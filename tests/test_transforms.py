@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dwsnets import WeightSpace, WeightSpaceError, WeightSpaceLayout
+from dwsnets.core.augment import SignalTransforms, augment
 from dwsnets.core.transforms import transform_inputs, transform_outputs
 from dwsnets.inr import Siren, coordinate_grid, siren_forward
-from dwsnets.training.augment import SignalTransforms, augment
 
 
 def _sirens(n: int = 4) -> WeightSpace:

@@ -28,6 +28,9 @@ def train_config(args: argparse.Namespace, model: str, seed: int) -> TrainConfig
     options: dict[str, Any] = {}
     if args.task == "regress":
         options["targets"] = [t.strip() for t in args.target.split(",") if t.strip()]
+    if args.task == "contrastive":
+        options.update(probe=[t.strip() for t in args.probe.split(",") if t.strip()], embedding=args.embedding,
+                       temperature=args.temperature)  # fmt: skip
     flips = {"none": (), "lr": (1,), "ud": (0,), "both": (0, 1)}[args.flip]
     signal = {
         key: value
@@ -152,7 +155,8 @@ def markdown_table(
     """The table of :func:`run_table`'s results, beside the paper's numbers where it has them."""
     percent = task.name == "classify"
     unit = f"test {task.metric}" + (" (%)" if percent else "")
-    what = "INR classification" if percent else f"{task.name} ({', '.join(task.config().get('targets', []))})"
+    quantities = task.config().get("targets", task.config().get("probe", []))
+    what = "INR classification" if percent else f"{task.name} ({', '.join(quantities)})"
     lines = [
         f"{what} on {source or 'these networks'} ({note}).",
         "",
@@ -250,6 +254,18 @@ def _add_task_args(p: argparse.ArgumentParser, task: str) -> None:
             default="frequency",
             help="comma-separated per-network quantities to predict (sine zoos: frequency, amplitude)",
         )
+    if task == "contrastive":
+        _add_contrastive_args(p)
+
+
+def _add_contrastive_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--probe",
+        default="amplitude,frequency",
+        help="comma-separated per-network quantities the linear probe predicts from the embeddings",
+    )
+    p.add_argument("--embedding", type=int, default=32, help="embedding size")
+    p.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature")  # fmt: skip
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -259,6 +275,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     helps = {
         "classify": "classify networks by their label (INR image classes)",
         "regress": "regress a per-network quantity (a sine INR's frequency)",
+        "contrastive": "self-supervised embeddings, scored by a linear probe",
     }
     for name in TASKS:
         p = train_sub.add_parser(name, help=helps.get(name, name), formatter_class=fmt)
@@ -287,6 +304,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_training_args(table)
     table.add_argument("--task", default="classify", choices=list(TASKS), help="what the models learn")
     table.add_argument("--target", default="frequency", help="regression targets (--task regress)")
+    _add_contrastive_args(table)
     table.add_argument("--models", default="all", help="comma-separated model names, or all")
     table.add_argument("--seeds", type=int, default=3, help="seeds per model")
     table.add_argument("--out", help="default runs/table-ZOO-TASK")

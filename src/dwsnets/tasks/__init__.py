@@ -1,7 +1,9 @@
 """Tasks: what a run learns from networks. One module per task, one registry.
 
 * ``classify`` (:class:`Classify`): a class label per network (INR image classes);
-* ``regress`` (:class:`Regress`): per-network quantities (a sine INR's frequency).
+* ``regress`` (:class:`Regress`): per-network quantities (a sine INR's frequency);
+* ``contrastive`` (:class:`Contrastive`): self-supervised embeddings (InfoNCE between
+  augmented views), scored by a linear probe.
 
 ``make_task(name, **options)`` builds one; a new task subclasses :class:`Task` and adds
 itself to :data:`TASKS`.
@@ -13,11 +15,12 @@ from typing import Any
 
 from .base import Task, TaskError
 from .classify import Classify
+from .contrastive import Contrastive
 from .regress import Regress
 
-__all__ = ["TASKS", "Classify", "Regress", "Task", "TaskError", "make_task"]
+__all__ = ["TASKS", "Classify", "Contrastive", "Regress", "Task", "TaskError", "make_task"]
 
-TASKS: dict[str, type[Task]] = {"classify": Classify, "regress": Regress}
+TASKS: dict[str, type[Task]] = {"classify": Classify, "regress": Regress, "contrastive": Contrastive}
 
 
 def make_task(name: str, **options: Any) -> Task:

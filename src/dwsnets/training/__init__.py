@@ -1,13 +1,12 @@
-"""Training any task on any data set of networks.
+"""Training any task on any data set of networks (augmentations: :mod:`dwsnets.core.augment`).
 
 * :mod:`~dwsnets.training.trainer`: :class:`Trainer` and :class:`TrainConfig`;
-* :mod:`~dwsnets.training.augment`: weight-space augmentations;
 * :mod:`~dwsnets.training.checkpoint`: exact-resume checkpoints;
 * :mod:`~dwsnets.training.distributed`: torchrun data parallelism;
 * :mod:`~dwsnets.training.logging`: metrics files, curves and confusion pictures.
 """
 
-from .augment import augment
+from ..core.augment import augment
 from .distributed import init_distributed
 from .logging import save_confusion_png
 from .trainer import TrainConfig, Trainer, TrainingError

@@ -8,7 +8,7 @@ One :class:`Trainer` drives every run:
   that picks the best checkpoint; the model comes from :mod:`dwsnets.baselines`;
 * per-tensor input normalisation fitted on the training split (equivariant); models that
   preprocess their input (weight alignment) see every split after they are built;
-* weight-space augmentations (:mod:`~dwsnets.training.augment`);
+* weight-space augmentations (:mod:`~dwsnets.core.augment`);
 * AdamW, linear warm-up then cosine decay, gradient clipping, validation after every
   epoch, the best-on-validation model kept;
 * checkpoints after every epoch (:mod:`~dwsnets.training.checkpoint`): a run resumes
@@ -35,13 +35,13 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ..baselines import BaselineError, model_spec
+from ..core.augment import SignalTransforms, augment
 from ..core.layout import describe_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..tasks import Task, TaskError, make_task
 from ..utils import atomic_torch_save, rank_and_world
 from ..zoo.dataset import WeightDataset
 from ..zoo.store import Zoo, ZooError, ZooSplit
-from .augment import SignalTransforms, augment
 from .checkpoint import load_training_state, save_training_state
 from .logging import ProgressFile, plot_curves, write_metrics
 

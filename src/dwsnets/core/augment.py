@@ -1,4 +1,5 @@
-"""Weight-space augmentations drawn per batch on the training device.
+"""Weight-space augmentations drawn per batch on the training device (used by the trainer
+and by tasks that make views of their own, such as contrastive learning).
 
 Every draw comes from one CPU ``torch.Generator``, so a run is reproducible, resumes
 identically, and every data-parallel rank draws the same augmentation for the global
@@ -14,8 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.transforms import transform_inputs, transform_outputs
-from ..core.weight_space import WeightSpace, WeightSpaceError
+from .transforms import transform_inputs, transform_outputs
+from .weight_space import WeightSpace, WeightSpaceError
 
 __all__ = ["SignalTransforms", "augment"]
 

@@ -1,0 +1,157 @@
+"""Self-supervised embeddings of networks: contrastive learning between augmented views.
+
+Each training batch is embedded twice, once as the trainer's (augmented) batch and once
+under a second, independent draw of weight-space augmentations (hidden permutations,
+Gaussian noise scaled by each tensor's spread, entry dropout). The InfoNCE loss asks each
+network's two embeddings to be closer to each other than to any other network's.
+A symmetric model (DWSNet) sees the same network under any permutation, so for it
+permutations are free positives; a non-invariant encoder must learn them.
+
+Evaluation fits a linear probe (ridge regression, scikit-learn) from frozen embeddings of
+the training split to per-network quantities (``amplitude`` and ``frequency`` of sine
+INRs) and reports its mean squared error on the evaluated split: the probe never sees
+the split it is scored on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..core.augment import augment
+from ..core.weight_space import WeightSpace
+from ..zoo.store import ZooSplit
+from .base import Task, TaskError
+
+__all__ = ["Contrastive"]
+
+
+class Contrastive(Task):
+    """InfoNCE between two augmented views; scored by a linear probe on frozen embeddings.
+
+    Args:
+        probe: keys of :attr:`ZooSplit.info` the probe predicts from the embeddings.
+        embedding: size of the embedding (the model's output).
+        temperature: InfoNCE temperature.
+        noise, entry_dropout: strength of the second view's generic augmentations
+            (noise as a fraction of each tensor's spread over the batch).
+        probe_networks: at most this many training networks fit the probe.
+    """
+
+    name = "contrastive"
+    metric = "probe_mse"
+    higher_is_better = False
+    loss_name = "InfoNCE"
+
+    def __init__(
+        self,
+        probe: Sequence[str] = ("amplitude", "frequency"),
+        embedding: int = 32,
+        temperature: float = 0.1,
+        noise: float = 0.1,
+        entry_dropout: float = 0.1,
+        probe_networks: int = 5000,
+    ) -> None:
+        if isinstance(probe, str):
+            probe = (probe,)
+        if not probe:
+            raise TaskError("the probe needs at least one quantity to predict")
+        if not temperature > 0 or embedding < 2 or probe_networks < 2:
+            raise TaskError("temperature must be positive, embedding at least 2, probe_networks at least 2")
+        self.keys = tuple(probe)
+        self.embedding, self.temperature = int(embedding), float(temperature)
+        self.noise, self.entry_dropout, self.probe_networks = float(noise), float(entry_dropout), int(probe_networks)
+        self._probe_train: ZooSplit | None = None
+
+    # ---------------------------------------------------------------- data
+
+    def _quantities(self, split: ZooSplit) -> Tensor:
+        missing = [k for k in self.keys if k not in split.info]
+        if missing:
+            available = ", ".join(sorted(split.info)) or "none"
+            raise TaskError(f"these networks have no {', '.join(missing)} for the probe (available: {available})")
+        return torch.stack([split.info[k].double().reshape(len(split)) for k in self.keys], dim=1)
+
+    def prepare(self, train: ZooSplit) -> None:
+        self._quantities(train)
+        if len(train) < 4:
+            raise TaskError("contrastive learning needs at least four training networks")
+        self._probe_train = train[: self.probe_networks]
+
+    @property
+    def output_size(self) -> int:
+        return self.embedding
+
+    def targets(self, split: ZooSplit) -> Tensor:
+        return self._quantities(split).float()
+
+    # ---------------------------------------------------------------- training
+
+    def info_nce(self, a: Tensor, b: Tensor) -> Tensor:
+        """Symmetric InfoNCE of two batches of embeddings (row ``i`` of each: one network)."""
+        a = nn.functional.normalize(a.float(), dim=1)
+        b = nn.functional.normalize(b.float(), dim=1)
+        logits = a @ b.T / self.temperature
+        labels = torch.arange(len(a), device=a.device)
+        return 0.5 * (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.T, labels))
+
+    def second_view(self, ws: WeightSpace) -> WeightSpace:
+        """An independent augmentation of ``ws``, drawn from torch's global generator (which
+        checkpoints save, so resumed runs draw the same views)."""
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
+        scale = [t.detach().float().std(dim=[0, *range(2, t.dim())]).cpu() for t in ws.tensors]
+        return augment(ws, generator, permute=True, noise=self.noise, entry_dropout=self.entry_dropout, scale=scale)
+
+    def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
+        return self.info_nce(model(ws), model(self.second_view(ws)))
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:  # one view only: used by nothing but the protocol
+        raise TaskError("the contrastive loss needs two views; it is computed in batch_loss")
+
+    # ---------------------------------------------------------------- evaluation
+
+    @torch.no_grad()
+    def embed(self, model: nn.Module, ws: WeightSpace, batch: int = 1024) -> Tensor:
+        model.eval()
+        return torch.cat([model(ws[i : i + batch]).float() for i in range(0, len(ws), batch)]).cpu()
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, batch: int = 1024) -> dict[str, Any]:
+        if self._probe_train is None:
+            raise TaskError("Contrastive.prepare() has not seen a training split yet")
+        device = ws.device
+        train = self._probe_train
+        train_emb = self.embed(model, train.weights.to(device), batch)
+        emb = self.embed(model, ws, batch)
+        generator_state = torch.get_rng_state()
+        torch.manual_seed(0)  # the validation loss always sees the same second views
+        loss = float(self.info_nce(emb, self.embed(model, self.second_view(ws), batch)))
+        torch.set_rng_state(generator_state)
+        out = self.probe(train_emb, self._quantities(train), emb, target.double().cpu())
+        return {"loss": loss, **out}
+
+    def probe(self, train_emb: Tensor, train_y: Tensor, emb: Tensor, y: Tensor) -> dict[str, float]:
+        """Ridge regression fitted on ``train_emb -> train_y`` only, scored on ``(emb, y)``."""
+        from sklearn.linear_model import RidgeCV
+
+        fitted = RidgeCV(alphas=(1e-3, 1e-2, 1e-1, 1.0, 10.0)).fit(train_emb.double().numpy(), train_y.numpy())
+        predicted = torch.from_numpy(fitted.predict(emb.double().numpy())).reshape(y.shape)
+        error = (predicted - y).square()
+        out = {"probe_mse": float(error.mean())}
+        for i, key in enumerate(self.keys):
+            out[f"probe_mse_{key}"] = float(error[:, i].mean())
+        return out
+
+    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
+        """Probe metrics of embeddings ``output`` (the probe is fitted on the training split's)."""
+        raise TaskError("contrastive metrics need the model to embed the training split; use evaluate()")
+
+    def describe(self, metrics: dict[str, Any]) -> str:
+        return f"probe MSE {metrics['probe_mse']:.4g}"
+
+    def config(self) -> dict[str, Any]:
+        return {"task": self.name, "probe": list(self.keys), "embedding": self.embedding,
+                "temperature": self.temperature}  # fmt: skip
