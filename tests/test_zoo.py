@@ -233,3 +233,21 @@ def test_initialisation_recipe_is_part_of_the_zoo_identity(tmp_path):
     assert build_zoo(tmp_path / "old", ZooConfig(**{**SMALL, "init": "siren"}))["skipped_shards"] > 0
     with pytest.raises(ZooError, match="init"):
         build_zoo(tmp_path / "old", ZooConfig(**SMALL))
+
+
+def test_sources_are_plug_ins(tmp_path):
+    """Every data source is one registry entry; the sine families differ only in ranges."""
+    from dwsnets.zoo.sources import SOURCES, SineSource, get_source
+
+    assert {"digits", "fashion-mnist", "sine", "sine-freq", "sine-ab"} <= set(SOURCES)
+    with pytest.raises(ValueError, match="unknown zoo source 'bogus'"):
+        get_source("bogus")
+    for name, (a_range, b_range) in {"sine-freq": ((1, 1), (0.5, 10)), "sine-ab": ((0, 10), (0, 10))}.items():
+        source = get_source(name)
+        assert isinstance(source, SineSource) and not source.is_image
+        build_zoo(tmp_path / name, ZooConfig(source=name, sine_count=40, shard_size=40, max_steps=5, target_psnr=None))
+        info = Zoo(tmp_path / name).load("train").info
+        assert a_range[0] <= float(info["amplitude"].min()) and float(info["amplitude"].max()) <= a_range[1]
+        assert b_range[0] <= float(info["frequency"].min()) and float(info["frequency"].max()) <= b_range[1]
+        assert (tmp_path / name / "manifest.json").exists()
+    assert main(["zoo-info", str(tmp_path / "sine-ab")]) == 0

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..utils import rank_and_world
+from ..zoo.sources import SOURCES
 from ..zoo.store import Zoo, ZooConfig, build_zoo, merge_zoos
 from .common import DefaultsFormatter, UsageError, add_runtime_args, progress, setup_runtime
 
@@ -188,7 +189,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit.add_argument(
         "--source",
         default="digits",
-        choices=["digits", "fashion-mnist", "mnist", "idx", "cifar10", "sine"],
+        choices=list(SOURCES),
         help="what to fit",
     )
     fit.add_argument("--data-dir", help="directory with the source's files (IDX / CIFAR-10 batches)")
@@ -210,7 +211,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--seed", type=int, default=0, help="zoo seed (splits and every INR's initialisation)")
     fit.add_argument("--shard-size", type=int, default=1000, help="INRs per shard file")
     fit.add_argument("--max-per-split", type=int, help="use at most this many images per split (quick runs)")
-    fit.add_argument("--sine-count", type=int, default=10000, help="number of sine waves (--source sine)")
+    fit.add_argument(
+        "--sine-count", type=int, default=10000, help="number of sine waves (--source sine, sine-freq, sine-ab)"
+    )
     fit.add_argument("--shard", help="I/N: fit only every N-th shard starting at I (default: torchrun rank, or all)")
     fit.add_argument("--chunk", type=int, default=128, help="INRs per batched computation")
     fit.add_argument("--no-preview", action="store_true", help="skip the reconstruction picture")

@@ -22,6 +22,7 @@ def save_reconstruction_grid(
     import matplotlib.pyplot as plt
 
     from ..inr.siren import siren_forward
+    from .sources import get_source
     from .store import Zoo, _shard_targets, plan_zoo
 
     zoo = Zoo(zoo_dir)
@@ -39,7 +40,7 @@ def save_reconstruction_grid(
     out_path = Path(out_path) if out_path else zoo.path / "reconstructions.png"
     with torch.no_grad():
         recon = siren_forward(coords, params, config.w0)
-    if config.source == "sine":
+    if not get_source(config.source).is_image:
         x = coords[:, 0]
         amp, freq = tensors["amplitude"][:n], tensors["frequency"][:n]
         fig, axes = plt.subplots(2, math.ceil(n / 2), figsize=(3 * math.ceil(n / 2), 5), squeeze=False)

@@ -1,4 +1,10 @@
-"""Image sources that need no download.
+"""What a zoo's INRs fit: one plug-in per data source, in one registry.
+
+A :class:`Source` loads its data, divides it into the zoo's splits, and hands out the
+coordinates and target values of any items: :data:`SOURCES` maps each ``fit-inrs --source``
+name to one. A new data source is one new entry.
+
+Image sources need no download:
 
 * ``digits``: scikit-learn's bundled 8x8 digits (1,797 images, values 0..16): the default.
 * ``fashion-mnist``: the IDX files of Debian's ``dataset-fashion-mnist`` package
@@ -10,23 +16,49 @@
 * ``cifar10``: a directory with CIFAR-10's python batches (``data_batch_1`` ..
   ``data_batch_5``, ``test_batch``).
 
-Every source returns :class:`ImageSet`: images as float32 in ``[0, 1]`` with shape
-``(N, H, W, C)`` and integer labels, for its ``train`` and ``test`` parts.
+Every image source returns :class:`ImageSet`: images as float32 in ``[0, 1]`` with shape
+``(N, H, W, C)`` and integer labels, for its ``train`` and ``test`` parts; an INR maps a
+pixel's coordinates in ``[-1, 1]^2`` to its value.
+
+Signal sources are synthetic: ``sine`` (``a sin(b x)``, ``a`` in [0.1, 1], ``b`` in [1, 10]),
+``sine-freq`` (``sin(b x)``, ``b`` in [0.5, 10]: frequency regression) and ``sine-ab``
+(``a``, ``b`` in [0, 10]: the paper's self-supervised data), each on 2,000 points of
+``[-pi, pi]``, with ``amplitude`` and ``frequency`` stored per INR.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
-__all__ = ["FASHION_MNIST_DIR", "SOURCES", "DataNotFoundError", "ImageSet", "load_images"]
+if TYPE_CHECKING:
+    from .store import ZooConfig
+
+__all__ = [
+    "FASHION_MNIST_DIR",
+    "IMAGE_SOURCES",
+    "SOURCES",
+    "DataNotFoundError",
+    "ImageSet",
+    "ImageSource",
+    "SineSource",
+    "Source",
+    "get_source",
+    "load_images",
+]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-SOURCES = ("digits", "fashion-mnist", "mnist", "idx", "cifar10")
+IMAGE_SOURCES = ("digits", "fashion-mnist", "mnist", "idx", "cifar10")
+Splits = dict[str, tuple[str, np.ndarray]]  # split name -> (the source's part, item indices into it)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -78,7 +110,7 @@ def load_images(source: str, part: str = "train", data_dir: str | Path | None = 
                 "holding data_batch_1 .. data_batch_5 and test_batch (the 'python version' of CIFAR-10)"
             )
         return _cifar10(Path(data_dir), part)
-    raise ValueError(f"unknown image source {source!r}; choose from {', '.join(SOURCES)}")
+    raise ValueError(f"unknown image source {source!r}; choose from {', '.join(IMAGE_SOURCES)}")
 
 
 def _digits(part: str) -> ImageSet:
@@ -156,3 +188,132 @@ def _cifar10(root: Path, part: str) -> ImageSet:
         images.append(data.transpose(0, 2, 3, 1))
         labels.append(lab)
     return ImageSet("cifar10", part, np.concatenate(images).astype(np.float32) / 255.0, np.concatenate(labels))
+
+
+# ---------------------------------------------------------------------- plug-ins
+
+
+class Source(ABC):
+    """What one kind of zoo fits. ``load`` once, then ``splits`` and ``items``."""
+
+    name: str
+    is_image: bool
+
+    @abstractmethod
+    def load(self, config: ZooConfig) -> Any:
+        """The source's data (raises :class:`DataNotFoundError` with how to get it)."""
+
+    @abstractmethod
+    def splits(self, data: Any, seed: int) -> Splits:
+        """Train, validation and test items: seeded and deterministic."""
+
+    @abstractmethod
+    def sizes(self, data: Any) -> tuple[int, int, tuple[int, ...] | None]:
+        """``(d_in, d_out, image shape or None)`` of the INRs."""
+
+    @abstractmethod
+    def items(self, data: Any, part: str, index: np.ndarray) -> tuple[Tensor, Tensor, dict[str, np.ndarray]]:
+        """Shared coordinates ``(P, d_in)``, targets ``(n, P, d_out)`` and per-item
+        information (``label`` among it; -1 where there is none)."""
+
+
+def _holdout_splits(n_train: int, n_test: int, seed: int) -> Splits:
+    """The source's own test part; validation drawn from its train part."""
+    rng = np.random.default_rng(1000 + seed)
+    n_val = 5000 if n_train > 20000 else max(1, n_train // 12)
+    order = rng.permutation(n_train)
+    return {
+        "train": ("train", np.sort(order[n_val:])),
+        "val": ("train", np.sort(order[:n_val])),
+        "test": ("test", np.arange(n_test)),
+    }
+
+
+class ImageSource(Source):
+    """Images (:func:`load_images`): one INR per image maps pixel coordinates to values."""
+
+    is_image = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def load(self, config: ZooConfig) -> dict[str, ImageSet]:
+        return {part: load_images(self.name, part, config.data_dir) for part in ("train", "test")}
+
+    def splits(self, data: dict[str, ImageSet], seed: int) -> Splits:
+        if self.name != "digits":
+            return _holdout_splits(len(data["train"]), len(data["test"]), seed)
+        # scikit-learn ships one set of 1,797 digits: a seeded 1,257 / 180 / 360 division
+        order = np.random.default_rng(1000 + seed).permutation(len(data["train"]))
+        n_test, n_val = 360, 180
+        return {
+            "train": ("train", np.sort(order[n_test + n_val :])),
+            "val": ("train", np.sort(order[n_test : n_test + n_val])),
+            "test": ("train", np.sort(order[:n_test])),
+        }
+
+    def sizes(self, data: dict[str, ImageSet]) -> tuple[int, int, tuple[int, ...] | None]:
+        shape = data["train"].shape
+        return 2, shape[2], shape
+
+    def items(self, data: dict[str, ImageSet], part: str, index: np.ndarray) -> tuple[Tensor, Tensor, dict]:
+        from ..inr.siren import coordinate_grid
+
+        images = data[part].images[index]  # (n, H, W, C)
+        h, w, c = images.shape[1:]
+        meta = {"label": data[part].labels[index].astype(np.int64)}
+        return coordinate_grid(h, w), torch.from_numpy(images.reshape(len(index), h * w, c)), meta
+
+
+class SineSource(Source):
+    """``a sin(b x)`` on ``points`` equally spaced ``x`` in ``[-pi, pi]``, with ``a`` and ``b``
+    uniform in the given ranges (``--sine-count`` waves, split 80 / 10 / 10)."""
+
+    is_image = False
+
+    def __init__(self, name: str, amplitude: tuple[float, float], frequency: tuple[float, float],
+                 points: int = 2000) -> None:  # fmt: skip
+        self.name, self.amplitude, self.frequency, self.points = name, amplitude, frequency, points
+
+    def load(self, config: ZooConfig) -> dict[str, np.ndarray]:
+        n = config.sine_count
+        rng = np.random.default_rng(2000 + config.seed)
+        return {
+            "amplitude": rng.uniform(*self.amplitude, n).astype(np.float32),
+            "frequency": rng.uniform(*self.frequency, n).astype(np.float32),
+        }
+
+    def splits(self, data: dict[str, np.ndarray], seed: int) -> Splits:
+        n = len(data["amplitude"])
+        n_val = n_test = n // 10
+        order = np.arange(n)
+        return {
+            "train": ("train", order[: n - n_val - n_test]),
+            "val": ("train", order[n - n_val - n_test : n - n_test]),
+            "test": ("train", order[n - n_test :]),
+        }
+
+    def sizes(self, data: dict[str, np.ndarray]) -> tuple[int, int, tuple[int, ...] | None]:
+        return 1, 1, None
+
+    def items(self, data: dict[str, np.ndarray], part: str, index: np.ndarray) -> tuple[Tensor, Tensor, dict]:
+        x = torch.linspace(-math.pi, math.pi, self.points)
+        amp, freq = data["amplitude"][index], data["frequency"][index]
+        targets = torch.from_numpy(amp)[:, None, None] * torch.sin(torch.from_numpy(freq)[:, None] * x)[..., None]
+        meta = {"label": np.full(len(index), -1, np.int64), "amplitude": amp, "frequency": freq}
+        return x[:, None], targets.float(), meta
+
+
+SOURCES: dict[str, Source] = {
+    **{name: ImageSource(name) for name in IMAGE_SOURCES},
+    "sine": SineSource("sine", (0.1, 1.0), (1.0, 10.0)),
+    "sine-freq": SineSource("sine-freq", (1.0, 1.0), (0.5, 10.0)),
+    "sine-ab": SineSource("sine-ab", (0.0, 10.0), (0.0, 10.0)),
+}
+
+
+def get_source(name: str) -> Source:
+    """The registered source ``name``; a clear error listing the choices otherwise."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown zoo source {name!r}; choose from {', '.join(SOURCES)}")
+    return SOURCES[name]

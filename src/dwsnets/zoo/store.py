@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +42,7 @@ from torch import Tensor
 from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
 from ..utils import atomic_write_bytes
+from .sources import get_source
 
 __all__ = [
     "Zoo",
@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 FORMAT = "dwsnets-inr-zoo/1"
-SINE_POINTS = 2000
 
 
 class ZooError(RuntimeError):
@@ -104,34 +103,6 @@ class ShardPlan:
     count: int
 
 
-def _split_indices(source: str, n_train_part: int, n_test_part: int, seed: int) -> dict[str, tuple[str, np.ndarray]]:
-    """Split name -> (source part, indices into that part). Seeded, deterministic."""
-    rng = np.random.default_rng(1000 + seed)
-    if source == "digits":
-        order = rng.permutation(n_train_part)
-        n_test, n_val = 360, 180
-        return {
-            "train": ("train", np.sort(order[n_test + n_val :])),
-            "val": ("train", np.sort(order[n_test : n_test + n_val])),
-            "test": ("train", np.sort(order[:n_test])),
-        }
-    if source == "sine":
-        n_val = n_test = n_train_part // 10
-        order = np.arange(n_train_part)
-        return {
-            "train": ("train", order[: n_train_part - n_val - n_test]),
-            "val": ("train", order[n_train_part - n_val - n_test : n_train_part - n_test]),
-            "test": ("train", order[n_train_part - n_test :]),
-        }
-    n_val = 5000 if n_train_part > 20000 else max(1, n_train_part // 12)
-    order = rng.permutation(n_train_part)
-    return {
-        "train": ("train", np.sort(order[n_val:])),
-        "val": ("train", np.sort(order[:n_val])),
-        "test": ("test", np.arange(n_test_part)),
-    }
-
-
 def item_seed(base: int, part: str, image_index: int, view: int, views: int) -> int:
     """The seed of one INR: depends on the zoo seed and the item only."""
     part_code = 0 if part == "train" else 1
@@ -147,27 +118,13 @@ class ZooPlan:
     image_shape: tuple[int, ...] | None
 
 
-def plan_zoo(config: ZooConfig) -> tuple[ZooPlan, dict[str, Any]]:
+def plan_zoo(config: ZooConfig) -> tuple[ZooPlan, Any]:
     """Work out splits and shards; returns the plan and the loaded source data."""
-    if config.source == "sine":
-        n = config.sine_count
-        rng = np.random.default_rng(2000 + config.seed)
-        data = {
-            "amplitude": rng.uniform(0.1, 1.0, n).astype(np.float32),
-            "frequency": rng.uniform(1.0, 10.0, n).astype(np.float32),
-        }
-        parts = _split_indices("sine", n, 0, config.seed)
-        sizes = (1, *config.hidden, 1)
-        shape = None
-    else:
-        from .sources import load_images
-
-        train = load_images(config.source, "train", config.data_dir)
-        test = load_images(config.source, "test", config.data_dir)
-        data = {"train": train, "test": test}
-        parts = _split_indices(config.source, len(train), len(test), config.seed)
-        shape = train.shape
-        sizes = (2, *config.hidden, shape[2])
+    source = get_source(config.source)
+    data = source.load(config)
+    parts = source.splits(data, config.seed)
+    d_in, d_out, shape = source.sizes(data)
+    sizes = (d_in, *config.hidden, d_out)
     splits: dict[str, dict[str, Any]] = {}
     shards: list[ShardPlan] = []
     for split, (part, idx) in parts.items():
@@ -214,12 +171,8 @@ def _manifest(plan: ZooPlan) -> dict[str, Any]:
 # ---------------------------------------------------------------------- building
 
 
-def _shard_targets(
-    plan: ZooPlan, data: dict[str, Any], shard: ShardPlan
-) -> tuple[Tensor, Tensor, dict[str, np.ndarray]]:
+def _shard_targets(plan: ZooPlan, data: Any, shard: ShardPlan) -> tuple[Tensor, Tensor, dict[str, np.ndarray]]:
     """Coordinates, targets and per-INR metadata of one shard."""
-    from ..inr.siren import coordinate_grid
-
     cfg = plan.config
     split = plan.splits[shard.split]
     items = np.arange(shard.start, shard.start + shard.count)
@@ -228,17 +181,9 @@ def _shard_targets(
     part = split["part"]
     seeds = np.array([item_seed(cfg.seed, part, int(i), int(v), cfg.views) for i, v in zip(image_index, views)])
     meta = {"image_index": image_index.astype(np.int64), "view": views.astype(np.int64), "seed": seeds.astype(np.int64)}
-    if cfg.source == "sine":
-        x = torch.linspace(-math.pi, math.pi, SINE_POINTS)
-        amp = data["amplitude"][image_index]
-        freq = data["frequency"][image_index]
-        targets = torch.from_numpy(amp)[:, None, None] * torch.sin(torch.from_numpy(freq)[:, None] * x)[..., None]
-        meta.update(label=np.full(len(items), -1, np.int64), amplitude=amp, frequency=freq)
-        return x[:, None], targets.float(), meta
-    images = data[part].images[image_index]  # (n, H, W, C)
-    h, w, c = images.shape[1:]
-    meta["label"] = data[part].labels[image_index].astype(np.int64)
-    return coordinate_grid(h, w), torch.from_numpy(images.reshape(len(items), h * w, c)), meta
+    coords, targets, extra = get_source(cfg.source).items(data, part, image_index)
+    meta.update(extra)
+    return coords, targets, meta
 
 
 def build_zoo(
