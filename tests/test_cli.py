@@ -215,3 +215,17 @@ def test_damaged_zoos_are_never_silent(tmp_path, capsys):
     assert main(fit) == 0
     assert "train-00000 was finished but its size differs from its record: refitting it" in capsys.readouterr().out
     assert main(["zoo-info", str(zoo)]) == 0
+
+
+def test_table_over_training_set_sizes(sine_zoo, tmp_path, capsys):
+    args = _opts(task="regress", zoo=sine_zoo, models="mlp,deepsets", seeds=2, epochs=1, batch_size=16,
+                 out=tmp_path / "sweep", device="cpu", train_sizes="30,1000")  # fmt: skip
+    assert main(["table", *args]) == 0
+    table = (tmp_path / "sweep" / "table.md").read_text()
+    assert "| model | n = 30 | n = 120 |" in table and "| MLP |" in table and "±" in table
+    assert (tmp_path / "sweep" / "sweep.png").exists()
+    saved = json.loads((tmp_path / "sweep" / "n30" / "mlp-seed1" / "config.json").read_text())
+    assert saved["config"]["max_train"] == 30
+    capsys.readouterr()
+    assert main(["table", *args[:-2], "--train-sizes", "0,10"]) == 2
+    _one_line_error(capsys, "--train-sizes must be positive")

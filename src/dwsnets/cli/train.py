@@ -192,15 +192,18 @@ def cmd_table(args: argparse.Namespace) -> int:
     models = _parse_models(args.models)
     if args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    sizes = _parse_sizes(args.train_sizes)
     _setup(args)
     zoo = Zoo(args.zoo)
     out = Path(args.out or f"runs/table-{zoo.path.name}-{args.task}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    task = make_task(args.task, **train_config(args, models[0], 0).task_options)
+    if sizes:
+        return _size_sweep(zoo, models, sizes, task, args, out, t0)
     results = run_table(zoo, models, args.seeds, args, out)
     if not results:  # not rank 0 under torchrun
         return 0
-    task = make_task(args.task, **train_config(args, models[0], 0).task_options)
     n_train = zoo.split_size("train") if args.max_train is None else min(args.max_train, zoo.split_size("train"))
     note = (
         f"{_plural(n_train, 'training network')}, {_plural(zoo.split_size('test'), 'test network')}, "
@@ -212,6 +215,93 @@ def cmd_table(args: argparse.Namespace) -> int:
     print("\n" + md)
     print(f"written to {out / 'table.md'}")
     return 0
+
+
+def _parse_sizes(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        sizes = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise UsageError(f"--train-sizes must be comma-separated counts such as 250,1000,4000; got {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise UsageError(f"--train-sizes must be positive counts, got {text!r}")
+    return sizes
+
+
+def _size_sweep(zoo: Zoo, models: list[str], sizes: list[int], task: Task, args: argparse.Namespace, out: Path,
+                t0: float) -> int:  # fmt: skip
+    """Every model at every training-set size (the first N training networks), over seeds:
+    a markdown grid and a picture of the test metric against the size."""
+    available = zoo.split_size("train")
+    sweep: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    for size in sizes:
+        runs = run_table(zoo, models, args.seeds, argparse.Namespace(**{**vars(args), "max_train": size}),
+                         out / f"n{size}")  # fmt: skip
+        for model, values in runs.items():
+            sweep.setdefault(model, {})[min(size, available)] = values
+    if not sweep:  # not rank 0 under torchrun
+        return 0
+    percent = task.name == "classify"
+    scale = 100 if percent else 1
+    used = sorted({n for per_size in sweep.values() for n in per_size})
+    header = " | ".join(f"n = {n}" for n in used)
+    lines = [
+        f"Test {task.metric} by training-set size on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')}, "
+        f"batch {args.batch_size}, {_plural(args.seeds, 'seed')}, {_duration(time.perf_counter() - t0)} for this "
+        f"invocation). Mean ± std over seeds" + (" (%)." if percent else "."),
+        "",
+        f"Hardware: {hardware(args.device)}.",
+        "",
+        f"| model | {header} |",
+        "|---|" + "---|" * len(used),
+    ]
+    for model, per_size in sweep.items():
+        cells = []
+        for n in used:
+            values = torch.tensor([v for v, _ in per_size[n]], dtype=torch.float64) * scale
+            spread = f" ± {float(values.std()):.3g}" if len(values) > 1 else ""
+            cells.append(f"{float(values.mean()):.4g}{spread}")
+        lines.append(f"| {MODELS[model].label} | " + " | ".join(cells) + " |")
+    md = "\n".join(lines) + "\n"
+    (out / "table.md").write_text(md)
+    _plot_sweep(out / "sweep.png", sweep, task, scale, f"{task.name} on {zoo.source or zoo.name}")
+    print("\n" + md)
+    print(f"written to {out / 'table.md'} and {out / 'sweep.png'}")
+    return 0
+
+
+def _plot_sweep(path: Path, sweep: dict[str, dict[int, list[tuple[float, float]]]], task: Task, scale: float,
+                title: str) -> None:  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, per_size in sweep.items():
+        sizes = sorted(per_size)
+        values = [torch.tensor([v for v, _ in per_size[n]], dtype=torch.float64) * scale for n in sizes]
+        means = [float(v.mean()) for v in values]
+        spreads = [float(v.std()) if len(v) > 1 else 0.0 for v in values]
+        ax.errorbar(sizes, means, yerr=spreads, marker="o", capsize=3, label=MODELS[model].label)
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xticks(sorted({n for per_size in sweep.values() for n in per_size}))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))  # plain numbers, not powers of ten
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if not task.higher_is_better:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+    ax.set_xlabel("training networks")
+    ax.set_ylabel(f"test {task.metric}" + (" (%)" if scale == 100 else ""))
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def add_training_args(p: argparse.ArgumentParser) -> None:
@@ -307,5 +397,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_contrastive_args(table)
     table.add_argument("--models", default="all", help="comma-separated model names, or all")
     table.add_argument("--seeds", type=int, default=3, help="seeds per model")
+    table.add_argument(
+        "--train-sizes",
+        help="comma-separated training-set sizes: every model at each (the first N "
+        "training networks), a grid and a plot of the test metric against N",
+    )
     table.add_argument("--out", help="default runs/table-ZOO-TASK")
     table.set_defaults(func=cmd_table)
