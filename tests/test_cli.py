@@ -229,3 +229,14 @@ def test_table_over_training_set_sizes(sine_zoo, tmp_path, capsys):
     capsys.readouterr()
     assert main(["table", *args[:-2], "--train-sizes", "0,10"]) == 2
     _one_line_error(capsys, "--train-sizes must be positive")
+
+
+def test_runs_from_an_earlier_version_are_refused_clearly(digits_zoo, tmp_path, capsys):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"zoo": str(digits_zoo), "zoo_id": "x", "config": {"model": "mlp"}}))
+    (old / "last.pt").write_bytes(b"")
+    assert main(["evaluate", "--run", str(old)]) == 2
+    _one_line_error(capsys, "earlier version of dwsnets")
+    assert main(["train", "classify", "--zoo", str(digits_zoo), "--out", str(old), "--device", "cpu"]) == 2
+    _one_line_error(capsys, "earlier version of dwsnets")

@@ -14,7 +14,7 @@ from ..baselines import MODELS, model_spec
 from ..tasks import TASKS, Task, make_task
 from ..training.distributed import init_distributed
 from ..training.logging import save_confusion_png
-from ..training.trainer import TrainConfig, Trainer
+from ..training.trainer import TrainConfig, Trainer, read_run_record
 from ..zoo.dataset import WeightDataset
 from ..zoo.store import Zoo
 from .common import DefaultsFormatter, UsageError, add_runtime_args, hardware, setup_runtime
@@ -101,10 +101,7 @@ def _format(task: Task, value: float) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     run = Path(args.run)
-    cfg_path = run / "config.json"
-    if not cfg_path.exists():
-        raise UsageError(f"{run} is not a training run (config.json missing)")
-    saved = json.loads(cfg_path.read_text())
+    saved = read_run_record(run)
     config = TrainConfig(**saved["config"])
     setup_runtime(args)
     trainer = Trainer(args.zoo or saved["data"], run, config, args.device, progress=False)

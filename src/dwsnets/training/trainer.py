@@ -45,7 +45,7 @@ from ..zoo.store import Zoo, ZooError, ZooSplit
 from .checkpoint import load_training_state, save_training_state
 from .logging import ProgressFile, plot_curves, write_metrics
 
-__all__ = ["TrainConfig", "Trainer", "TrainingError"]
+__all__ = ["TrainConfig", "Trainer", "TrainingError", "read_run_record"]
 
 
 class TrainingError(RuntimeError):
@@ -122,6 +122,27 @@ class TrainConfig:
 
 # settings that never change what a run computes, so a run may resume with other values
 _NO_EFFECT = {"checkpoint_minutes"}
+
+
+def read_run_record(run_dir: str | Path) -> dict[str, Any]:
+    """A run directory's ``config.json``, checked to come from this version of dwsnets."""
+    path = Path(run_dir) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TrainingError(f"{run_dir} is not a training run (config.json missing)") from None
+    except json.JSONDecodeError as exc:
+        raise TrainingError(f"{path} is not valid JSON ({exc}); the run directory is damaged") from None
+    if not isinstance(saved, dict) or not {"data_id", "task_state", "config"} <= set(saved):
+        raise TrainingError(
+            f"{run_dir} was made by an earlier version of dwsnets (before tasks and layouts); this version can "
+            "neither resume nor evaluate it: train again into a new --out directory"
+        )
+    try:
+        TrainConfig(**saved["config"])
+    except TypeError as exc:
+        raise TrainingError(f"{path} holds settings this version does not know ({exc})") from None
+    return saved
 
 
 class Trainer:
@@ -239,7 +260,7 @@ class Trainer:
         cfg_path = self.run_dir / "config.json"
         if not (self.run_dir / "last.pt").exists() or not cfg_path.exists():
             return
-        saved = json.loads(cfg_path.read_text())
+        saved = read_run_record(self.run_dir)
         if saved.get("data_id") != self.data.data_id:
             raise TrainingError(
                 f"run {self.run_dir} was trained on other data (id {saved.get('data_id')}, this is "
@@ -486,7 +507,7 @@ class Trainer:
         cfg_path = self.run_dir / "config.json"
         if not path.exists() or not cfg_path.exists():
             raise TrainingError(f"no {checkpoint} checkpoint in {self.run_dir}; train first with `dwsnets train`")
-        saved = json.loads(cfg_path.read_text())
+        saved = read_run_record(self.run_dir)
         here = describe_layout(self.data.layout)
         if saved.get("layout") != here:
             raise TrainingError(
