@@ -123,7 +123,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
     summary = zoo.summary()
     rate = result["inr_steps"] / result["seconds"] if result["seconds"] > 0 else float("nan")
     print(
-        f"\nfitted {result['fitted_inrs']} INRs in {result['seconds']:.1f}s "
+        f"fitted {result['fitted_inrs']} INRs in {result['seconds']:.1f}s "
         f"({rate:,.0f} INR-steps/s); skipped {result['skipped_shards']} finished shard(s)"
     )
     if summary["inrs"]:
