@@ -30,3 +30,21 @@ def test_cuda_matches_cpu(sizes):
     model.eval()
     permuted = ws.permute(perms).to("cuda")
     assert torch.allclose(model(permuted), model(ws.to("cuda")), atol=1e-8)
+
+
+@pytest.mark.parametrize("task, options", [("classify", {}), ("regress", {"targets": ["frequency"]})])
+def test_trainer_runs_on_cuda_with_bf16_autocast(task, options, digits_zoo, sine_zoo, tmp_path):
+    """The whole training path on the GPU: data on the device, bf16 autocast (on by default
+    on CUDA), checkpoints, evaluation, with signal transforms and one view per image off."""
+    from dwsnets.training import TrainConfig, Trainer
+
+    torch.set_default_dtype(torch.float32)
+    zoo = digits_zoo if task == "classify" else sine_zoo
+    signal = {"rotate": 10, "flip": [1]} if task == "classify" else {}
+    cfg = TrainConfig(model="dwsnet", task=task, task_options=options, epochs=2, batch_size=16, signal=signal,
+                      model_args={"hidden_channels": 8, "num_layers": 2, "head_hidden": (16,)})  # fmt: skip
+    trainer = Trainer(zoo, tmp_path / task, cfg, device="cuda", progress=False)
+    history = trainer.fit()["history"]
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+    result = trainer.evaluate("test")
+    assert torch.isfinite(torch.tensor(result["loss"]))
