@@ -28,6 +28,8 @@ def train_config(args: argparse.Namespace, model: str, seed: int) -> TrainConfig
     options: dict[str, Any] = {}
     if args.task == "regress":
         options["targets"] = [t.strip() for t in args.target.split(",") if t.strip()]
+    if args.task == "edit":
+        options.update(edit=args.edit, size=args.size, data_dir=args.data_dir)
     if args.task == "contrastive":
         options.update(probe=[t.strip() for t in args.probe.split(",") if t.strip()], embedding=args.embedding,
                        temperature=args.temperature)  # fmt: skip
@@ -108,6 +110,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = trainer.evaluate(args.split, args.checkpoint)
     task = trainer.task
     print(f"{config.model} on {args.split}: {task.describe(result)}, loss {result['loss']:.4f}")
+    ws, target = trainer.inputs(args.split)
+    picture = task.pictures(trainer.model, ws, target, run / f"{task.name}-{args.split}.png")
+    if picture is not None:
+        print(f"picture: {picture}")
     confusion = result.get("confusion")
     if confusion is not None:
         print(f"correct: {int(confusion.trace())}/{int(confusion.sum())}")
@@ -343,6 +349,12 @@ def _add_task_args(p: argparse.ArgumentParser, task: str) -> None:
         )
     if task == "contrastive":
         _add_contrastive_args(p)
+    if task == "edit":
+        from ..tasks.edit import EDITS
+
+        p.add_argument("--edit", default="dilate", choices=list(EDITS), help="what the edited INR must render")
+        p.add_argument("--size", type=int, default=3, help="structuring element of the morphological edits")
+        p.add_argument("--data-dir", help="where the zoo's source images are (IDX / CIFAR-10 sources)")
 
 
 def _add_contrastive_args(p: argparse.ArgumentParser) -> None:
@@ -363,6 +375,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "classify": "classify networks by their label (INR image classes)",
         "regress": "regress a per-network quantity (a sine INR's frequency)",
         "contrastive": "self-supervised embeddings, scored by a linear probe",
+        "edit": "edit image INRs so that they render an edited image (weights in, weights out)",
     }
     for name in TASKS:
         p = train_sub.add_parser(name, help=helps.get(name, name), formatter_class=fmt)

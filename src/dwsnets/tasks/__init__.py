@@ -3,7 +3,8 @@
 * ``classify`` (:class:`Classify`): a class label per network (INR image classes);
 * ``regress`` (:class:`Regress`): per-network quantities (a sine INR's frequency);
 * ``contrastive`` (:class:`Contrastive`): self-supervised embeddings (InfoNCE between
-  augmented views), scored by a linear probe.
+  augmented views), scored by a linear probe;
+* ``edit`` (:class:`Edit`): weights in, weights out: INRs edited to render an edited image.
 
 ``make_task(name, **options)`` builds one; a new task subclasses :class:`Task` and adds
 itself to :data:`TASKS`.
@@ -16,11 +17,12 @@ from typing import Any
 from .base import Task, TaskError
 from .classify import Classify
 from .contrastive import Contrastive
+from .edit import Edit
 from .regress import Regress
 
-__all__ = ["TASKS", "Classify", "Contrastive", "Regress", "Task", "TaskError", "make_task"]
+__all__ = ["TASKS", "Classify", "Contrastive", "Edit", "Regress", "Task", "TaskError", "make_task"]
 
-TASKS: dict[str, type[Task]] = {"classify": Classify, "regress": Regress, "contrastive": Contrastive}
+TASKS: dict[str, type[Task]] = {"classify": Classify, "regress": Regress, "contrastive": Contrastive, "edit": Edit}
 
 
 def make_task(name: str, **options: Any) -> Task:

@@ -53,6 +53,14 @@ class Task(ABC):
     metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
     loss_name: ClassVar[str] = "loss"
+    # whether the trainer may transform the represented signals (rotate, flip, ...): a task
+    # whose targets are fixed pictures of the original signals says no
+    signal_transforms_ok: ClassVar[bool] = True
+
+    def bind(self, data: Any) -> None:
+        """Called once with the data set (a :class:`~dwsnets.zoo.dataset.WeightDataset`)
+        before anything else, for tasks that need more than the networks (their source
+        signals, for instance)."""
 
     @abstractmethod
     def prepare(self, train: ZooSplit) -> None:
@@ -96,6 +104,11 @@ class Task(ABC):
         model.eval()
         outputs = [model(ws[i : i + batch]) for i in range(0, len(ws), batch)]
         return self.metrics(self.collate(outputs), target)
+
+    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any) -> Any:
+        """Write a picture of the model's work on a split to ``path`` (a PNG) and return
+        the path, or return ``None`` when the task has none to show."""
+        return None
 
     def chance(self) -> float | None:
         """The metric a model that ignores its input reaches (drawn in plots), if known."""

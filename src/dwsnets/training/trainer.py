@@ -174,6 +174,7 @@ class Trainer:
         self.config = config.resolved()
         try:
             self.task: Task = make_task(self.config.task, **self.config.task_options)
+            self.task.bind(self.data)
         except (TaskError, TypeError) as exc:
             raise TrainingError(f"task {self.config.task!r}: {exc}") from None
         self.device = device
@@ -304,6 +305,8 @@ class Trainer:
         if hasattr(model, "input_norm"):
             model.input_norm.fit(train_ws.to("cpu"))
         signal = SignalTransforms.from_dict(cfg.signal)
+        if signal.active and not task.signal_transforms_ok:
+            raise TrainingError(f"the {task.name} task's targets do not follow signal transforms; drop --rotate etc.")
         if signal.active:
             try:  # fail now, not mid-run, if the transforms do not fit these networks
                 signal.apply(train_ws[:1].to("cpu"), torch.Generator())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from ..core.layout import WeightSpaceLayout
@@ -55,7 +56,7 @@ class InMemoryZoo:
     def __init__(self, splits: Mapping[str, ZooSplit], name: str = "in-memory", source: str = "") -> None:
         if not splits:
             raise ZooError("an in-memory zoo needs at least one split")
-        self._splits = dict(splits)
+        self._splits = {name: replace(data, name=name) for name, data in splits.items()}
         layouts = {split: data.weights.layout for split, data in self._splits.items()}
         first = next(iter(layouts.values()))
         for split, layout in layouts.items():

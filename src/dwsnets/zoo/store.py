@@ -395,6 +395,7 @@ class ZooSplit:
     weights: WeightSpace
     labels: Tensor
     info: dict[str, Tensor]
+    name: str = ""  # the zoo split these networks come from ("train", "val", "test")
 
     def __post_init__(self) -> None:
         n = self.weights.batch_size
@@ -407,7 +408,7 @@ class ZooSplit:
 
     def __getitem__(self, index: slice | Tensor) -> ZooSplit:
         """The networks at ``index`` (a slice or an index tensor), with their information."""
-        return ZooSplit(self.weights[index], self.labels[index], {k: v[index] for k, v in self.info.items()})
+        return ZooSplit(self.weights[index], self.labels[index], {k: v[index] for k, v in self.info.items()}, self.name)
 
     def to(self, device: str | torch.device) -> ZooSplit:
         return ZooSplit(
@@ -564,7 +565,21 @@ class Zoo:
                     info[key] = torch.empty((n, *value.shape[1:]), dtype=value.dtype)
                 info[key][sl] = value
         ws = WeightSpace.from_tensors(buffers).check_finite(f"zoo {self.path} split {split!r}")
-        return ZooSplit(ws, info.pop("label"), info)
+        info["row"] = torch.arange(n)  # position in the stored split, kept through slicing
+        return ZooSplit(ws, info.pop("label"), info, split)
+
+    def signals(self, split: str, data_dir: str | None = None) -> tuple[Tensor, Tensor]:
+        """What the INRs of a split were fitted to, regenerated from the zoo's source:
+        coordinates ``(P, d_in)`` and values ``(N, P, d_out)``, in the split's row order
+        (``data_dir``: where the source's files are, as given to ``fit-inrs``)."""
+        self._check_split(split)
+        plan, data = plan_zoo(self.zoo_config(data_dir))
+        coords, values = None, []
+        for shard in self.shards:
+            if shard.split == split:
+                coords, targets, _ = _shard_targets(plan, data, shard)
+                values.append(targets)
+        return coords, torch.cat(values)
 
     def recheck_psnr(self, data_dir: str | None = None, chunk: int = 512) -> dict[str, Any]:
         """Re-evaluate every finished INR from its stored weights against its source data and
