@@ -71,6 +71,14 @@ def test_regression_through_the_command_line(sine_zoo, tmp_path, capsys):
     assert "test mse" in (tmp_path / "t" / "table.md").read_text()
 
 
+def test_every_task_runs_from_the_table_command(digits_zoo, sine_zoo, tmp_path):
+    for task, zoo in (("edit", digits_zoo), ("contrastive", sine_zoo)):
+        out = tmp_path / task
+        args = _opts(task=task, zoo=zoo, models="mlp", seeds=1, epochs=1, batch_size=16, out=out, device="cpu")
+        assert main(_cli("table", *args)) == 0
+        assert "| MLP |" in (out / "table.md").read_text()
+
+
 def test_user_errors_are_one_line_and_come_before_any_work(digits_zoo, tmp_path, capsys):
     assert main(["train", "classify", "--zoo", str(tmp_path / "missing")]) == 2
     _one_line_error(capsys, "no zoo at")

@@ -350,11 +350,15 @@ def _add_task_args(p: argparse.ArgumentParser, task: str) -> None:
     if task == "contrastive":
         _add_contrastive_args(p)
     if task == "edit":
-        from ..tasks.edit import EDITS
+        _add_edit_args(p)
 
-        p.add_argument("--edit", default="dilate", choices=list(EDITS), help="what the edited INR must render")
-        p.add_argument("--size", type=int, default=3, help="structuring element of the morphological edits")
-        p.add_argument("--data-dir", help="where the zoo's source images are (IDX / CIFAR-10 sources)")
+
+def _add_edit_args(p: argparse.ArgumentParser) -> None:
+    from ..tasks.edit import EDITS
+
+    p.add_argument("--edit", default="dilate", choices=list(EDITS), help="what the edited INR must render")
+    p.add_argument("--size", type=int, default=3, help="structuring element of the morphological edits")
+    p.add_argument("--data-dir", help="where the zoo's source images are (IDX / CIFAR-10 sources)")
 
 
 def _add_contrastive_args(p: argparse.ArgumentParser) -> None:
@@ -405,6 +409,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     table.add_argument("--task", default="classify", choices=list(TASKS), help="what the models learn")
     table.add_argument("--target", default="frequency", help="regression targets (--task regress)")
     _add_contrastive_args(table)
+    _add_edit_args(table)
     table.add_argument("--models", default="all", help="comma-separated model names, or all")
     table.add_argument("--seeds", type=int, default=3, help="seeds per model")
     table.add_argument(
