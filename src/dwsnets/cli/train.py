@@ -127,10 +127,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_table(
-    data: WeightDataset | str, models: list[str], seeds: int, args: argparse.Namespace, out: Path
+    data: WeightDataset | str,
+    models: list[str],
+    seeds: int,
+    args: argparse.Namespace,
+    out: Path,
+    references: dict[str, list[float]] | None = None,
 ) -> dict[str, list[tuple[float, float]]]:
     """Train (or resume, or reuse when finished) every (model, seed) run under ``out``;
-    returns ``{model: [(test metric, training seconds), ...]}``."""
+    returns ``{model: [(test metric, training seconds), ...]}``. ``references`` collects
+    the task's model-free reference values (:meth:`Task.references`) of every run."""
     configs = {(m, s): train_config(args, m, s) for m in models for s in range(seeds)}  # all checked first
     results: dict[str, list[tuple[float, float]]] = {}
     for (model, seed), config in configs.items():
@@ -144,6 +150,9 @@ def run_table(
         # training time summed over epochs, so a resumed run reports its real cost
         seconds = float(sum(h["epoch_seconds"] for h in history))
         results.setdefault(model, []).append((value, seconds))
+        if references is not None:
+            for label, ref in trainer.task.references(test).items():
+                references.setdefault(label, []).append(ref)
         record = {f"test_{k}": v for k, v in test.items() if isinstance(v, float)}
         (run / "test.json").write_text(
             json.dumps({**record, "train_seconds": seconds, "hardware": hardware(args.device)}) + "\n"
@@ -153,13 +162,21 @@ def run_table(
 
 
 def markdown_table(
-    results: dict[str, list[tuple[float, float]]], task: Task, source: str, note: str, hardware_line: str
+    results: dict[str, list[tuple[float, float]]],
+    task: Task,
+    source: str,
+    note: str,
+    hardware_line: str,
+    references: dict[str, list[float]] | None = None,
 ) -> str:
-    """The table of :func:`run_table`'s results, beside the paper's numbers where it has them."""
+    """The table of :func:`run_table`'s results, beside the paper's numbers where it has them
+    and the task's model-free references (the same for every run: shown once)."""
     percent = task.name == "classify"
     unit = f"test {task.metric}" + (" (%)" if percent else "")
-    quantities = task.config().get("targets", task.config().get("probe", []))
-    what = "INR classification" if percent else f"{task.name} ({', '.join(quantities)})"
+    details = [
+        ",".join(map(str, v)) if isinstance(v, list) else f"{k} {v}" for k, v in task.config().items() if k != "task"
+    ]
+    what = "INR classification" if percent else f"{task.name} ({'; '.join(details)})"
     lines = [
         f"{what} on {source or 'these networks'} ({note}).",
         "",
@@ -176,6 +193,8 @@ def markdown_table(
         seconds = sum(sec for _, sec in runs) / len(runs)
         mean = f"{float(values.mean()):.2f}" if percent else f"{float(values.mean()):.4g}"
         lines.append(f"| {MODELS[model].label} | {mean} {spread} | {len(runs)} | {_duration(seconds)} | {ref} |")
+    for label, values in (references or {}).items():
+        lines.append(f"| {label} | {values[0]:.4g} | - | - | - |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,16 +223,20 @@ def cmd_table(args: argparse.Namespace) -> int:
     task = make_task(args.task, **train_config(args, models[0], 0).task_options)
     if sizes:
         return _size_sweep(zoo, models, sizes, task, args, out, t0)
-    results = run_table(zoo, models, args.seeds, args, out)
+    references: dict[str, list[float]] = {}
+    results = run_table(zoo, models, args.seeds, args, out, references)
     if not results:  # not rank 0 under torchrun
         return 0
     n_train = zoo.split_size("train") if args.max_train is None else min(args.max_train, zoo.split_size("train"))
+    n_test = zoo.split_size("test")
+    if args.eval_views == "first":
+        n_test //= max(1, int(zoo.config.get("views", 1)))
     note = (
-        f"{_plural(n_train, 'training network')}, {_plural(zoo.split_size('test'), 'test network')}, "
+        f"{_plural(n_train, 'training network')}, {_plural(n_test, 'test network')}, "
         f"{_plural(args.epochs, 'epoch')}, batch {args.batch_size}, {_duration(time.perf_counter() - t0)} for this "
         f"invocation; finished runs found in {out} are reused"
     )
-    md = markdown_table(results, task, zoo.source, note, hardware(args.device))
+    md = markdown_table(results, task, zoo.source, note, hardware(args.device), references)
     (out / "table.md").write_text(md)
     print("\n" + md)
     print(f"written to {out / 'table.md'}")

@@ -110,6 +110,11 @@ class Task(ABC):
         the path, or return ``None`` when the task has none to show."""
         return None
 
+    def references(self, metrics: dict[str, Any]) -> dict[str, float]:
+        """Reference values of :attr:`metric` that need no model, read from a split's
+        metrics (the unedited INRs of an editing task), for tables to show beside models."""
+        return {}
+
     def chance(self) -> float | None:
         """The metric a model that ignores its input reaches (drawn in plots), if known."""
         return None

@@ -188,6 +188,9 @@ class Edit(Task):
         plt.close(fig)
         return path
 
+    def references(self, metrics: dict[str, Any]) -> dict[str, float]:
+        return {"No edit (the source INR)": metrics["mse_unedited"]} if "mse_unedited" in metrics else {}
+
     def describe(self, metrics: dict[str, Any]) -> str:
         extra = f" (unedited {metrics['mse_unedited']:.4g})" if "mse_unedited" in metrics else ""
         return f"pixel MSE {metrics['mse']:.4g}{extra}"
