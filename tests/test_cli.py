@@ -42,6 +42,7 @@ def test_table_command(digits_zoo, tmp_path, capsys):
     assert "| MLP |" in table and "DeepSets" in table and "± " in table
     assert "Hardware:" in table and " s |" in table and "test accuracy (%)" in table
     assert "1 epoch," in table and "0.0 min" not in table
+    assert (tmp_path / "t" / "curves.png").exists()
     saved = json.loads((tmp_path / "t" / "mlp-seed1" / "test.json").read_text())
     assert saved["train_seconds"] > 0 and "CPU" in saved["hardware"] and 0 <= saved["test_accuracy"] <= 1
     # a second invocation reuses the finished runs: same rows, same recorded training time

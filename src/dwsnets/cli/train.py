@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..baselines import MODELS, model_spec
-from ..tasks import TASKS, Task, make_task
+from ..tasks import TASKS, Task, TaskError, make_task
 from ..training.distributed import init_distributed
 from ..training.logging import save_confusion_png
 from ..training.trainer import TrainConfig, Trainer, read_run_record
@@ -238,9 +238,55 @@ def cmd_table(args: argparse.Namespace) -> int:
     )
     md = markdown_table(results, task, zoo.source, note, hardware(args.device), references)
     (out / "table.md").write_text(md)
+    _plot_table_curves(out / "curves.png", out, list(results), args.seeds, task, f"{task.name} on {zoo.name}")
     print("\n" + md)
-    print(f"written to {out / 'table.md'}")
+    print(f"written to {out / 'table.md'} and {out / 'curves.png'}")
     return 0
+
+
+def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task: Task, title: str) -> None:
+    """Every model's validation metric per epoch (mean over seeds, the spread shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = f"val_{task.metric}"
+    scale = 100 if task.name == "classify" else 1
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for model in models:
+        curves = []
+        for seed in range(seeds):
+            metrics = out / f"{model}-seed{seed}" / "metrics.jsonl"
+            if metrics.exists():
+                curves.append([json.loads(line)[key] * scale for line in metrics.read_text().splitlines()])
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        values = torch.tensor([c[:length] for c in curves], dtype=torch.float64)
+        epochs = list(range(1, length + 1))
+        mean = values.mean(0)
+        ax.plot(epochs, mean.tolist(), marker="o" if length <= 30 else None, markersize=3, label=MODELS[model].label)
+        if len(curves) > 1:
+            spread = values.std(0)
+            ax.fill_between(epochs, (mean - spread).tolist(), (mean + spread).tolist(), alpha=0.2)
+    try:
+        chance = task.chance()
+    except TaskError:  # the table's task object never saw the data: read the classes from a run
+        saved = json.loads((out / f"{models[0]}-seed0" / "config.json").read_text())
+        task.load_state_dict(saved["task_state"])
+        chance = task.chance()
+    if chance is not None:
+        ax.axhline(chance * scale, color="0.5", linestyle="--", linewidth=1, label="chance")
+    if not task.higher_is_better:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {task.metric}" + (" (%)" if scale == 100 else ""))
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _parse_sizes(text: str | None) -> list[int]:
