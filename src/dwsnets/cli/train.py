@@ -279,7 +279,11 @@ def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, tas
     if chance is not None:
         ax.axhline(chance * scale, color="0.5", linestyle="--", linewidth=1, label="chance")
     if not task.higher_is_better:
+        from matplotlib.ticker import FormatStrFormatter
+
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {task.metric}" + (" (%)" if scale == 100 else ""))
     ax.set_title(title)
