@@ -139,6 +139,8 @@ def test_contrastive_embeddings_train_and_the_probe_sees_only_training_networks(
     assert test["probe_mse"] > 0 and fitted_rows[-1] == 120
     trainer.model.eval()
     assert_invariant(trainer.model, trainer.inputs("test")[0], atol=1e-4)
+    ws, target = trainer.inputs("test")
+    assert trainer.task.pictures(trainer.model, ws, target, tmp_path / "pca.png").exists()
     # the probe can fail: a constant embedding predicts no better than the training mean
     task = contrastive.Contrastive()
     y = torch.randn(50, 2, dtype=torch.float64)

@@ -149,6 +149,33 @@ class Contrastive(Task):
         """Probe metrics of embeddings ``output`` (the probe is fitted on the training split's)."""
         raise TaskError("contrastive metrics need the model to embed the training split; use evaluate()")
 
+    @torch.no_grad()
+    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any) -> Any:
+        """The split's embeddings projected on their two principal components, one panel
+        per probed quantity, coloured by it."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from sklearn.decomposition import PCA
+
+        emb = self.embed(model, ws).double().numpy()
+        points = PCA(n_components=2).fit_transform(emb)
+        values = target.double().cpu().numpy()
+        fig, axes = plt.subplots(1, len(self.keys), figsize=(4.2 * len(self.keys), 3.8), squeeze=False)
+        for i, key in enumerate(self.keys):
+            ax = axes[0, i]
+            dots = ax.scatter(points[:, 0], points[:, 1], c=values[:, i], s=6, cmap="viridis")
+            fig.colorbar(dots, ax=ax, fraction=0.046)
+            ax.set_title(f"coloured by {key}", fontsize=9)
+            ax.set_xlabel("PC 1")
+            ax.set_ylabel("PC 2")
+        fig.suptitle(f"{len(emb)} embeddings, first two principal components", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
     def describe(self, metrics: dict[str, Any]) -> str:
         return f"probe MSE {metrics['probe_mse']:.4g}"
 
