@@ -254,3 +254,29 @@ def test_cnn_layer_is_equivariant_and_complete():
         with torch.no_grad():
             maps.append(single(basis).flatten().reshape(-1))
     assert int(torch.linalg.matrix_rank(torch.stack(maps))) == expected
+
+
+def test_terms_table_matches_the_characterisation():
+    """The layer's explicit table: every pair of tensors and subset of their shared hidden
+    indices, with the per-block parameter counts of DESIGN.md section 3."""
+    sizes = (3, 5, 4, 6, 2)  # d_0 = 3, d_M = 2, M = 4
+    layer = DWSLayer(sizes, 1, 1)
+    table = layer.terms()
+    per_pair: dict[tuple[str, str], int] = {}
+    for term in table:
+        per_pair[(term.source, term.target)] = per_pair.get((term.source, term.target), 0) + term.parameters
+        hidden = {t.name: set(t.hidden_axes) for t in layer.layout.tensors}
+        assert set(term.kept) <= hidden[term.source] & hidden[term.target]
+    assert (
+        sum(t.parameters for t in table)
+        == layer.layout.equivariant_dimension()
+        == sum(p.numel() for p in layer.weight.values())
+    )
+    assert per_pair[("weight2", "weight2")] == 4  # interior: identity, row, column and full pooling
+    assert per_pair[("weight1", "weight1")] == 2 * 3**2
+    assert per_pair[("weight4", "weight4")] == 2 * 2**2
+    assert per_pair[("weight2", "weight3")] == 2  # one shared index
+    assert per_pair[("weight2", "weight4")] == 1 * 2  # no shared index, d_M = 2 fixed outputs
+    assert per_pair[("bias2", "bias2")] == 2  # DeepSets
+    assert per_pair[("bias4", "bias4")] == 2**2
+    assert len(per_pair) == len(layer.layout.tensors) ** 2  # every pair of tensors interacts

@@ -48,7 +48,27 @@ from torch.autograd.function import once_differentiable
 from ..core.layout import Packing, WeightSpaceLayout, as_layout, describe_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
 
-__all__ = ["DWSLayer"]
+__all__ = ["DWSLayer", "Term"]
+
+
+@dataclass(frozen=True)
+class Term:
+    """One block of the characterisation: tensor ``source`` to tensor ``target``, keeping the
+    hidden indices ``kept`` aligned (pooling ``source`` over its other hidden axes and
+    broadcasting over ``target``'s), with ``parameters`` free weights
+    (``fixed_in * c_in * fixed_out * c_out``). Its weights are ``group[rows, cols]`` of the
+    layer's parameter ``weight[group]``."""
+
+    source: str
+    target: str
+    kept: tuple[int, ...]
+    group: str
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+    @property
+    def parameters(self) -> int:
+        return (self.rows[1] - self.rows[0]) * (self.cols[1] - self.cols[0])
 
 
 @dataclass
@@ -150,6 +170,33 @@ class DWSLayer(nn.Module):
                 w.uniform_(-1.0, 1.0).mul_(torch.cat(bounds).to(w.dtype))
             if self.bias is not None:
                 self.bias.zero_()
+
+    def terms(self) -> list[Term]:
+        """The layer as an explicit table of the characterisation's blocks: one
+        :class:`Term` per pair of tensors and subset of their shared hidden indices, with
+        where its weights live. Their parameter counts add up to the layer's linear
+        parameters, which equal the dimension of the space of equivariant linear maps."""
+        tensors, slots = self.layout.tensors, self.packing.slots
+        table = []
+        for kept_set, group in self._groups.items():
+            row_start = 0
+            rows = []
+            for si in group.members:
+                for ti, width in zip(slots[si].members, self.packing.features(slots[si], self.in_channels)):
+                    rows.append((ti, (row_start, row_start + width)))
+                    row_start += width
+            col_start = 0
+            cols = []
+            for si in group.members:
+                for ti, width in zip(slots[si].members, self.packing.features(slots[si], self.out_channels)):
+                    cols.append((ti, (col_start, col_start + width)))
+                    col_start += width
+            for source, r in rows:
+                for target, c in cols:
+                    table.append(
+                        Term(tensors[source].name, tensors[target].name, tuple(sorted(kept_set)), group.key, r, c)
+                    )
+        return table
 
     def extra_repr(self) -> str:
         n_params = sum(p.numel() for p in self.weight.values())
