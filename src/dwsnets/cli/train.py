@@ -187,7 +187,8 @@ def markdown_table(
     ]
     for model, runs in results.items():
         values = torch.tensor([v for v, _ in runs], dtype=torch.float64) * (100 if percent else 1)
-        spread = f"± {float(values.std()):.2f}" if len(runs) > 1 else "(one seed, no spread)"
+        std = float(values.std()) if len(runs) > 1 else 0.0
+        spread = (f"± {std:.2f}" if percent else f"± {std:.3g}") if len(runs) > 1 else "(one seed, no spread)"
         paper = MODELS[model].paper.get(source) if percent else None
         ref = f"{paper:.2f}" if paper is not None else "-"
         seconds = sum(sec for _, sec in runs) / len(runs)
