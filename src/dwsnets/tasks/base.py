@@ -25,11 +25,21 @@ from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
 from ..zoo.store import ZooSplit
 
-__all__ = ["Task", "TaskError"]
+__all__ = ["Task", "TaskError", "split_quantities"]
 
 
 class TaskError(ValueError):
     """The data cannot serve this task (no labels, a missing target, ...)."""
+
+
+def split_quantities(split: ZooSplit, keys: tuple[str, ...], purpose: str) -> Tensor:
+    """Per-network quantities ``keys`` of a split's information as ``(N, len(keys))``
+    float64, or a :class:`TaskError` naming the missing ones and what the split has."""
+    missing = [k for k in keys if k not in split.info]
+    if missing:
+        available = ", ".join(sorted(k for k in split.info if k != "row")) or "none"
+        raise TaskError(f"these networks have no {', '.join(missing)} {purpose} (available: {available})")
+    return torch.stack([split.info[k].double().reshape(len(split)) for k in keys], dim=1)
 
 
 class Task(ABC):

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ..core.augment import augment
 from ..core.weight_space import WeightSpace
 from ..zoo.store import ZooSplit
-from .base import Task, TaskError
+from .base import Task, TaskError, split_quantities
 
 __all__ = ["Contrastive"]
 
@@ -69,11 +69,7 @@ class Contrastive(Task):
     # ---------------------------------------------------------------- data
 
     def _quantities(self, split: ZooSplit) -> Tensor:
-        missing = [k for k in self.keys if k not in split.info]
-        if missing:
-            available = ", ".join(sorted(split.info)) or "none"
-            raise TaskError(f"these networks have no {', '.join(missing)} for the probe (available: {available})")
-        return torch.stack([split.info[k].double().reshape(len(split)) for k in self.keys], dim=1)
+        return split_quantities(split, self.keys, "for the probe")
 
     def prepare(self, train: ZooSplit) -> None:
         self._quantities(train)

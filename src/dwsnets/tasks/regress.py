@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..zoo.store import ZooSplit
-from .base import Task, TaskError
+from .base import Task, TaskError, split_quantities
 
 __all__ = ["Regress"]
 
@@ -42,11 +42,7 @@ class Regress(Task):
         self.std: Tensor | None = None
 
     def _raw(self, split: ZooSplit) -> Tensor:
-        missing = [k for k in self.keys if k not in split.info]
-        if missing:
-            available = ", ".join(sorted(split.info)) or "none"
-            raise TaskError(f"these networks have no {', '.join(missing)} to regress (available: {available})")
-        return torch.stack([split.info[k].double().reshape(len(split)) for k in self.keys], dim=1)
+        return split_quantities(split, self.keys, "to regress")
 
     def prepare(self, train: ZooSplit) -> None:
         raw = self._raw(train)
