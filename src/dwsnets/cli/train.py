@@ -245,6 +245,15 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plain_log_y(ax: Any) -> None:
+    """A logarithmic y axis labelled with plain numbers (its range is often under a decade)."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+
+
 def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task: Task, title: str) -> None:
     """Every model's validation metric per epoch (mean over seeds, the spread shaded)."""
     import matplotlib
@@ -280,11 +289,7 @@ def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, tas
     if chance is not None:
         ax.axhline(chance * scale, color="0.5", linestyle="--", linewidth=1, label="chance")
     if not task.higher_is_better:
-        from matplotlib.ticker import FormatStrFormatter
-
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+        _plain_log_y(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {task.metric}" + (" (%)" if scale == 100 else ""))
     ax.set_title(title)
@@ -369,9 +374,7 @@ def _plot_sweep(path: Path, sweep: dict[str, dict[int, list[tuple[float, float]]
     ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))  # plain numbers, not powers of ten
     ax.xaxis.set_minor_formatter(NullFormatter())
     if not task.higher_is_better:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+        _plain_log_y(ax)
     ax.set_xlabel("training networks")
     ax.set_ylabel(f"test {task.metric}" + (" (%)" if scale == 100 else ""))
     ax.set_title(title)
