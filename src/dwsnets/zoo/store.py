@@ -410,11 +410,6 @@ class ZooSplit:
         """The networks at ``index`` (a slice or an index tensor), with their information."""
         return ZooSplit(self.weights[index], self.labels[index], {k: v[index] for k, v in self.info.items()}, self.name)
 
-    def to(self, device: str | torch.device) -> ZooSplit:
-        return ZooSplit(
-            self.weights.to(device), self.labels.to(device), {k: v.to(device) for k, v in self.info.items()}
-        )
-
 
 class Zoo:
     """A zoo directory opened for reading: ``Zoo(path).load("train")``."""
