@@ -176,27 +176,27 @@ class DWSLayer(nn.Module):
         :class:`Term` per pair of tensors and subset of their shared hidden indices, with
         where its weights live. Their parameter counts add up to the layer's linear
         parameters, which equal the dimension of the space of equivariant linear maps."""
-        tensors, slots = self.layout.tensors, self.packing.slots
+        tensors = self.layout.tensors
         table = []
         for kept_set, group in self._groups.items():
-            row_start = 0
-            rows = []
-            for si in group.members:
-                for ti, width in zip(slots[si].members, self.packing.features(slots[si], self.in_channels)):
-                    rows.append((ti, (row_start, row_start + width)))
-                    row_start += width
-            col_start = 0
-            cols = []
-            for si in group.members:
-                for ti, width in zip(slots[si].members, self.packing.features(slots[si], self.out_channels)):
-                    cols.append((ti, (col_start, col_start + width)))
-                    col_start += width
+            rows = self._spans(group.members, self.in_channels)
+            cols = self._spans(group.members, self.out_channels)
             for source, r in rows:
                 for target, c in cols:
                     table.append(
                         Term(tensors[source].name, tensors[target].name, tuple(sorted(kept_set)), group.key, r, c)
                     )
         return table
+
+    def _spans(self, members: list[int], channels: int) -> list[tuple[int, tuple[int, int]]]:
+        """``(tensor index, (start, stop))`` of each member tensor's features in a group's
+        concatenated inputs (or outputs) for ``channels`` channels."""
+        slots, spans, start = self.packing.slots, [], 0
+        for si in members:
+            for ti, width in zip(slots[si].members, self.packing.features(slots[si], channels)):
+                spans.append((ti, (start, start + width)))
+                start += width
+        return spans
 
     def extra_repr(self) -> str:
         n_params = sum(p.numel() for p in self.weight.values())
