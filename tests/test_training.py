@@ -264,13 +264,35 @@ def test_several_inrs_per_image(tmp_path):
     assert everything.fit()["history"][0]["samples_per_rank"] == 30 and len(everything.split("val")) == 30
     # draws cover the views: the rows used in an epoch are one per image, views vary
     groups = trainer._view_groups()
-    picked = Trainer._epoch_order(10, groups, torch.Generator().manual_seed(0))
+    picked = Trainer._epoch_order(10, 10, groups, torch.Generator().manual_seed(0))
     info = trainer.split("train").info
     assert sorted(info["image_index"][picked].tolist()) == sorted(set(info["image_index"].tolist()))
     assert len(set(info["view"][picked].tolist())) > 1
     plain = ZooSplit(WeightSpace.randn((2, 4, 1), 8), torch.arange(8) % 2, {})  # no image or view information
     with pytest.raises(TrainingError, match="several INRs per image"):
         Trainer(InMemoryZoo({"train": plain, "val": plain}), tmp_path / "x", one, progress=False).fit()
+
+
+def test_epoch_size_cycles_a_small_training_set(digits_zoo, tmp_path):
+    """``epoch_size`` larger than the training set: several reshuffled passes per epoch, so
+    a small set gets the optimiser steps of a large one (training-set size sweeps)."""
+    gen = torch.Generator().manual_seed(0)
+    order = Trainer._epoch_order(5, 12, None, gen)
+    assert len(order) == 12
+    assert sorted(order[:5].tolist()) == sorted(order[5:10].tolist()) == list(range(5))
+    assert len(set(order[10:].tolist())) == 2
+    # control: passes are shuffled independently
+    passes = [Trainer._epoch_order(5, 10, None, gen) for _ in range(4)]
+    assert any(not torch.equal(p[:5], p[5:]) for p in passes)
+    # one view per image and pass: rows come from the right image, views vary across passes
+    groups = torch.arange(12).reshape(4, 3)  # 4 images, 3 views each
+    rows = Trainer._epoch_order(4, 40, groups, torch.Generator().manual_seed(1))
+    assert sorted((rows // 3)[:4].tolist()) == [0, 1, 2, 3] and len(set((rows % 3).tolist())) == 3
+    cfg = TrainConfig(model="mlp", epochs=2, batch_size=8, max_train=8, epoch_size=40)
+    history = Trainer(digits_zoo, tmp_path / "cycled", cfg, progress=False).fit()["history"]
+    assert [h["samples_per_rank"] for h in history] == [40, 40]  # 5 steps of 8, not 1
+    with pytest.raises(TrainingError, match="epoch_size"):
+        TrainConfig(epoch_size=0).resolved()
 
 
 def test_signal_transforms_through_the_trainer(digits_zoo, sine_zoo, tmp_path):

@@ -73,6 +73,10 @@ class TrainConfig:
     eval_views: str = "first"  # validation and test: each image's "first" INR only, or "all"
     seed: int = 0
     max_train: int | None = None
+    # training networks per epoch (None: one pass over the training set). Larger values cycle
+    # through a small set several times per epoch, each pass reshuffled, so that training sets of
+    # every size get the same optimiser steps and validations (training-set size sweeps)
+    epoch_size: int | None = None
     checkpoint_minutes: float = 5.0  # also save mid-epoch this often (never changes the result)
     model_args: dict[str, Any] = field(default_factory=dict)
     amp: bool = True  # bf16 autocast on CUDA
@@ -107,6 +111,8 @@ class TrainConfig:
             problems.append(f"checkpoint interval must be positive, got {out.checkpoint_minutes} minutes")
         if out.max_train is not None and out.max_train < 1:
             problems.append(f"max_train must be at least 1, got {out.max_train}")
+        if out.epoch_size is not None and out.epoch_size < 1:
+            problems.append(f"epoch_size must be at least 1, got {out.epoch_size}")
         if out.train_views not in ("all", "one"):
             problems.append(f"train_views must be 'all' or 'one', got {out.train_views!r}")
         if out.eval_views not in ("all", "first"):
@@ -313,7 +319,8 @@ class Trainer:
             except WeightSpaceError as exc:
                 raise TrainingError(f"signal transforms: {exc}") from None
         views = self._view_groups() if cfg.train_views == "one" else None
-        per_epoch = len(views) if views is not None else len(train_y)
+        available = len(views) if views is not None else len(train_y)
+        per_epoch = available if cfg.epoch_size is None else cfg.epoch_size
         model.to(self.device)
         if self.rank == 0:
             (self.run_dir / "config.json").write_text(json.dumps(self._run_record(), indent=1))
@@ -369,7 +376,8 @@ class Trainer:
                 total_loss, seen, spent = partial["total_loss"], partial["seen"], partial["seconds"]
                 partial = None
             else:
-                order, first, total_loss, seen, spent = self._epoch_order(per_epoch, views, gen), 0, 0.0, 0, 0.0
+                order = self._epoch_order(available, per_epoch, views, gen)
+                first, total_loss, seen, spent = 0, 0.0, 0, 0.0
             t0 = time.perf_counter()
             last_save = t0
             for b in range(first, steps_per_epoch):
@@ -487,13 +495,15 @@ class Trainer:
         return groups
 
     @staticmethod
-    def _epoch_order(per_epoch: int, views: Tensor | None, gen: torch.Generator) -> Tensor:
-        """The training rows of one epoch, shuffled: every row, or one random view per image."""
-        order = torch.randperm(per_epoch, generator=gen)
+    def _epoch_order(available: int, per_epoch: int, views: Tensor | None, gen: torch.Generator) -> Tensor:
+        """The ``per_epoch`` training rows of one epoch: passes over the ``available`` rows (or
+        images, of which one random view each), every pass shuffled, the last one cut short."""
+        passes = -(-per_epoch // available)
+        order = torch.cat([torch.randperm(available, generator=gen) for _ in range(passes)])[:per_epoch]
         if views is None:
             return order
-        pick = torch.randint(0, views.shape[1], (views.shape[0],), generator=gen)
-        return views[order, pick[order]]
+        pick = torch.randint(0, views.shape[1], (passes, views.shape[0]), generator=gen)
+        return views[order, pick[torch.arange(per_epoch) // available, order]]
 
     # -------------------------------------------------------------- evaluation
 
