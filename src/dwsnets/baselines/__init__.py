@@ -55,8 +55,10 @@ class ModelSpec:
         lr: default learning rate.
         augment_permute: whether training draws random hidden permutations by default.
         defaults: keyword arguments of the builder used unless overridden.
-        paper: published test accuracy (%) on INR classification, per zoo source
-            (Navon et al. 2023; MNIST lists only the numbers quoted in this project's issues).
+        paper: published numbers (Navon et al. 2023), per zoo source: test accuracy (%)
+            of INR classification under the source's name, other tasks under
+            ``"TASK/SOURCE"`` (``"contrastive/sine-ab"``: linear-probe test MSE). MNIST and
+            the probe list only the numbers quoted in this project's issues.
         invariant: exactly invariant to hidden permutations by construction.
     """
 
@@ -80,16 +82,35 @@ MODELS: dict[str, ModelSpec] = {
             2e-3,
             True,
             {"hidden_channels": 32, "num_layers": 5, "head_hidden": (256,), "dropout": 0.0, "norm": "batch"},
-            {"fashion-mnist": 67.06, "mnist": 85.71},
+            {"fashion-mnist": 67.06, "mnist": 85.71, "contrastive/sine-ab": 1.39},
             invariant=True,
         ),
-        ModelSpec("mlp", "MLP", FlatMLP, 1e-3, False, paper={"fashion-mnist": 19.91, "mnist": 17.55}),
+        ModelSpec(
+            "mlp",
+            "MLP",
+            FlatMLP,
+            1e-3,
+            False,
+            paper={"fashion-mnist": 19.91, "mnist": 17.55, "contrastive/sine-ab": 7.39},
+        ),
         ModelSpec("mlp-aug", "MLP + permutation aug.", FlatMLP, 1e-3, True, paper={"fashion-mnist": 22.76}),
         ModelSpec(
-            "mlp-align", "MLP + alignment", AlignedMLP, 1e-3, False, paper={"fashion-mnist": 47.79, "mnist": 58.98}
+            "mlp-align",
+            "MLP + alignment",
+            AlignedMLP,
+            1e-3,
+            False,
+            paper={"fashion-mnist": 47.79, "mnist": 58.98, "contrastive/sine-ab": 4.47},
         ),
         ModelSpec("transformer", "Transformer", NeuronTransformer, 5e-4, False, paper={"fashion-mnist": 26.97}),
-        ModelSpec("inr2vec", "inr2vec-style", Inr2VecEncoder, 1e-3, False, paper={"fashion-mnist": 22.33}),
+        ModelSpec(
+            "inr2vec",
+            "inr2vec-style",
+            Inr2VecEncoder,
+            1e-3,
+            False,
+            paper={"fashion-mnist": 22.33, "contrastive/sine-ab": 3.86},
+        ),
         ModelSpec("deepsets", "DeepSets (neurons)", NeuronDeepSets, 1e-3, False, invariant=True),
     )
 }

@@ -101,8 +101,15 @@ class Contrastive(Task):
         scale = [t.detach().float().std(dim=[0, *range(2, t.dim())]).cpu() for t in ws.tensors]
         return augment(ws, generator, permute=True, noise=self.noise, entry_dropout=self.entry_dropout, scale=scale)
 
+    @staticmethod
+    def _as_model_input(model: nn.Module, view: WeightSpace) -> WeightSpace:
+        """A second view as the model consumes it: models that canonicalise their inputs
+        (alignment to a reference) see it canonicalised, as they saw the first view."""
+        prep = getattr(getattr(model, "module", model), "preprocess", None)  # DDP wraps the model
+        return view if prep is None else prep(view).to(view.device)
+
     def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
-        return self.info_nce(model(ws), model(self.second_view(ws)))
+        return self.info_nce(model(ws), model(self._as_model_input(model, self.second_view(ws))))
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:  # one view only: used by nothing but the protocol
         raise TaskError("the contrastive loss needs two views; it is computed in batch_loss")
@@ -124,7 +131,7 @@ class Contrastive(Task):
         emb = self.embed(model, ws, batch)
         generator_state = torch.get_rng_state()
         torch.manual_seed(0)  # the validation loss always sees the same second views
-        loss = float(self.info_nce(emb, self.embed(model, self.second_view(ws), batch)))
+        loss = float(self.info_nce(emb, self.embed(model, self._as_model_input(model, self.second_view(ws)), batch)))
         torch.set_rng_state(generator_state)
         out = self.probe(train_emb, self._quantities(train), emb, target.double().cpu())
         return {"loss": loss, **out}
