@@ -40,3 +40,19 @@ def sine_zoo(tmp_path_factory) -> Path:
     build_zoo(path, ZooConfig(source="sine", sine_count=150, shard_size=150, max_steps=40, target_psnr=None))
     torch.set_default_dtype(previous)
     return path
+
+
+@pytest.fixture(scope="session")
+def classifier_zoo(tmp_path_factory) -> Path:
+    """60 small digit classifiers (16-8-8-10), briefly trained: 48 train / 6 val / 6 test."""
+    from dwsnets.zoo.store import ZooConfig, build_zoo
+
+    path = tmp_path_factory.mktemp("zoo") / "classifiers"
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    build_zoo(
+        path,
+        ZooConfig(source="digits-classifiers", sine_count=60, hidden=(8, 8), shard_size=30, max_steps=200, lr=1e-2),
+    )
+    torch.set_default_dtype(previous)
+    return path

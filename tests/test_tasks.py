@@ -149,6 +149,24 @@ def test_contrastive_embeddings_train_and_the_probe_sees_only_training_networks(
     assert informative < 0.01 * constant
 
 
+def test_contrastive_second_view_is_aligned_for_the_alignment_baseline():
+    """A model that aligns its inputs sees the second view aligned as well: a permuted
+    aligned network comes back to the first view (control: a model without alignment
+    gets the permuted weights)."""
+    from dwsnets.baselines import build_model
+    from dwsnets.tasks.contrastive import Contrastive
+
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.float32)
+    task = Contrastive(noise=0.0, entry_dropout=0.0)
+    model = build_model("mlp-align", (1, 8, 8, 1), 4)
+    aligned = model.preprocess(WeightSpace.randn((1, 8, 8, 1), 6))
+    second = task._as_model_input(model, task.second_view(aligned))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(second.tensors, aligned.tensors))
+    plain = task._as_model_input(build_model("mlp", (1, 8, 8, 1), 4), task.second_view(aligned))
+    assert not torch.allclose(plain.tensors[0], aligned.tensors[0])
+
+
 def test_morphological_edits():
     from dwsnets.tasks.edit import edit_images
 
@@ -193,3 +211,43 @@ def test_editing_inrs_through_the_trainer(digits_zoo, tmp_path, capsys):
     assert "pixel MSE" in capsys.readouterr().out and (tmp_path / "edit" / "edit-test.png").exists()
     with pytest.raises(TrainingError, match="do not follow signal transforms"):
         Trainer(digits_zoo, tmp_path / "e2", TrainConfig(task="edit", signal={"rotate": 5}), progress=False).fit()
+
+
+def test_adapting_classifiers_through_the_trainer(classifier_zoo, tmp_path, capsys):
+    """Weights in, weights out for classifiers: the metric is what the adapted classifiers
+    predict on target-domain images, the model is equivariant, losses fall."""
+    from dwsnets.cli import main
+    from dwsnets.tasks.adapt import Adapt, finetune_classifiers
+    from dwsnets.testing import assert_equivariant
+    from dwsnets.training import TrainConfig, Trainer
+    from dwsnets.zoo.classifiers import classifier_forward
+
+    torch.set_default_dtype(torch.float32)
+    options = {"shots": 300, "finetune_steps": 30}
+    cfg = TrainConfig(model="dwsnet", task="adapt", task_options=options, epochs=4, batch_size=12, lr=3e-3,
+                      model_args={"hidden_channels": 4, "num_layers": 2})  # fmt: skip
+    trainer = Trainer(classifier_zoo, tmp_path / "adapt", cfg, progress=False)
+    history = trainer.fit()["history"]
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    result = trainer.evaluate("test")
+    task = trainer.task
+    x, y = task.images["test"]
+    test = trainer.inputs("test")[0]
+    # the metric runs the adapted classifiers on the corrupted test images (recounted here)
+    with torch.no_grad():
+        adapted = trainer.model(test)
+        hits = (classifier_forward(x, adapted).argmax(-1) == y).float().mean()
+        unadapted = (classifier_forward(x, test).argmax(-1) == y).float().mean()
+    assert result["accuracy"] == pytest.approx(float(hits), abs=1e-6)
+    assert result["accuracy_unadapted"] == pytest.approx(float(unadapted), abs=1e-6)
+    assert 0 < result["accuracy_finetuned"] <= 1 and "accuracy_source_domain" in result
+    # fine-tuning on the shots raises target accuracy: the reference is a real optimisation
+    tuned = finetune_classifiers(test, *task.images["shots"], steps=60, lr=1e-2)
+    assert float(Adapt.accuracies(tuned, x, y).mean()) > result["accuracy_unadapted"]
+    trainer.model.eval()
+    assert_equivariant(trainer.model, test, atol=1e-4)
+    assert main(["evaluate", "--run", str(tmp_path / "adapt"), "--device", "cpu"]) == 0
+    assert "target accuracy" in capsys.readouterr().out and (tmp_path / "adapt" / "adapt-test.png").exists()
+    with pytest.raises(TaskError, match="classifier zoo"):
+        Adapt().bind(object())

@@ -251,3 +251,40 @@ def test_sources_are_plug_ins(tmp_path):
         assert b_range[0] <= float(info["frequency"].min()) and float(info["frequency"].max()) <= b_range[1]
         assert (tmp_path / name / "manifest.json").exists()
     assert main(["zoo-info", str(tmp_path / "sine-ab")]) == 0
+
+
+def test_classifier_zoo(classifier_zoo, tmp_path):
+    """Classifier zoos: stored accuracies are what the stored weights compute, each network
+    depends on its seed alone, and the target domain is a fixed, real shift."""
+    from dwsnets import WeightSpace
+    from dwsnets.zoo.classifiers import Corruption, classifier_forward, thumbnails, train_classifiers
+    from dwsnets.zoo.sources import SOURCES
+
+    zoo = Zoo(classifier_zoo)
+    assert zoo.layout.tensors[0].shape == (8, 16) and zoo.summary()["quality"] == "accuracy"
+    test = zoo.load("test")
+    parts = SOURCES["digits-classifiers"].image_parts()
+    x, y = thumbnails(parts["test"][0], 2), torch.from_numpy(parts["test"][1])
+    for i in range(len(test)):  # recount with torch.nn layers built from the stored weights
+        w = test.weights[i].to_parameters()
+        net = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(),
+                                  torch.nn.Linear(8, 10))  # fmt: skip
+        with torch.no_grad():
+            for layer, (weight, bias) in zip(net[0::2], zip(w[0::2], w[1::2])):
+                layer.weight.copy_(weight[0]), layer.bias.copy_(bias[0])
+            accuracy = float((net(x).argmax(1) == y).float().mean())
+        assert accuracy == pytest.approx(float(test.info["accuracy"][i]), abs=1e-6)
+    assert float(zoo.load("train").info["accuracy"].median()) > 0.5  # they learned (chance: 0.1)
+    # a network's result does not depend on the networks trained beside it
+    train = parts["train"]
+    args = (thumbnails(train[0], 2), torch.from_numpy(train[1]), x, y)
+    one = train_classifiers(*args, [5, 6, 7], hidden=(4,), max_steps=30, chunk=3)
+    other = train_classifiers(*args, [7, 5], hidden=(4,), max_steps=30, chunk=1)
+    assert torch.allclose(one.params[0][2], other.params[0][0], atol=1e-6) and one.steps[0] == other.steps[1]
+    assert classifier_forward(x, WeightSpace.from_parameters(one.params)).shape == (3, len(x), 10)
+    # the target domain: reproducible, and not the clean images (control)
+    shifted = Corruption().apply(parts["test"][0], "test")
+    assert np.array_equal(shifted, Corruption().apply(parts["test"][0], "test"))
+    assert np.abs(shifted - parts["test"][0]).mean() > 0.05
+    with pytest.raises(ZooError, match="not INRs"):
+        zoo.recheck_psnr()

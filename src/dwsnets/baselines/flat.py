@@ -14,7 +14,7 @@ from ..nn.norm import InputNormalization
 from .alignment import align_to_reference
 from .common import mlp, mlp_sizes
 
-__all__ = ["AlignedMLP", "FlatMLP"]
+__all__ = ["AlignedMLP", "AlignsInputs", "FlatMLP"]
 
 
 class FlatMLP(nn.Module):
@@ -36,16 +36,18 @@ class FlatMLP(nn.Module):
         return self.mlp(self.input_norm(ws).flatten())
 
 
-class AlignedMLP(FlatMLP):
-    """:class:`FlatMLP` on weights aligned to a reference network.
+class AlignsInputs(nn.Module):
+    """Mixin for models that see weights aligned to a reference network.
 
     The trainer calls :meth:`preprocess` on every split once the model is built, the
     training split first; the reference (the first network it sees, i.e. of the training
-    split) is stored as buffers so evaluation aligns the same way.
+    split) is stored as buffers so evaluation aligns the same way. Call
+    :meth:`_init_alignment` in ``__init__`` once ``input_norm`` exists.
     """
 
-    def __init__(self, layout: WeightSpaceLayout | Sequence[int], num_classes: int, **kwargs: Any) -> None:
-        super().__init__(layout, num_classes, **kwargs)
+    input_norm: InputNormalization
+
+    def _init_alignment(self, layout: WeightSpaceLayout | Sequence[int]) -> None:
         self.layer_sizes = mlp_sizes(layout, "mlp-align")
         self.register_buffer("reference", torch.zeros(self.input_norm.layout.numel))
         self.register_buffer("has_reference", torch.tensor(False))
@@ -60,3 +62,11 @@ class AlignedMLP(FlatMLP):
         for start in range(0, ws.batch_size, 4096):
             out.append(align_to_reference(ws[start : start + 4096].to("cpu"), ref.to("cpu")))
         return WeightSpace.cat(out).to(ws.device)
+
+
+class AlignedMLP(AlignsInputs, FlatMLP):
+    """:class:`FlatMLP` on weights aligned to a reference network (:class:`AlignsInputs`)."""
+
+    def __init__(self, layout: WeightSpaceLayout | Sequence[int], num_classes: int, **kwargs: Any) -> None:
+        FlatMLP.__init__(self, layout, num_classes, **kwargs)
+        self._init_alignment(layout)

@@ -30,6 +30,9 @@ def train_config(args: argparse.Namespace, model: str, seed: int) -> TrainConfig
         options["targets"] = [t.strip() for t in args.target.split(",") if t.strip()]
     if args.task == "edit":
         options.update(edit=args.edit, size=args.size, data_dir=args.data_dir)
+    if args.task == "adapt":
+        options.update(shots=args.shots, contrast=args.contrast, shift=args.shift, noise=args.pixel_noise,
+                       finetune_steps=args.finetune_steps, data_dir=args.data_dir)  # fmt: skip
     if args.task == "contrastive":
         options.update(probe=[t.strip() for t in args.probe.split(",") if t.strip()], embedding=args.embedding,
                        temperature=args.temperature)  # fmt: skip
@@ -64,6 +67,7 @@ def train_config(args: argparse.Namespace, model: str, seed: int) -> TrainConfig
         entry_dropout=args.entry_dropout,
         seed=seed,
         max_train=args.max_train,
+        epoch_size=args.epoch_size,
     ).resolved()
 
 
@@ -98,7 +102,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _format(task: Task, value: float) -> str:
-    return f"{value * 100:.2f}%" if task.name == "classify" else f"{value:.4g}"
+    return f"{value * 100:.2f}%" if _percent(task) else f"{value:.4g}"
+
+
+def _percent(task: Task) -> bool:
+    """Whether the task's metric reads as a percentage (accuracies)."""
+    return task.metric == "accuracy"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -171,12 +180,12 @@ def markdown_table(
 ) -> str:
     """The table of :func:`run_table`'s results, beside the paper's numbers where it has them
     and the task's model-free references (the same for every run: shown once)."""
-    percent = task.name == "classify"
+    percent = _percent(task)
     unit = f"test {task.metric}" + (" (%)" if percent else "")
     details = [
         ",".join(map(str, v)) if isinstance(v, list) else f"{k} {v}" for k, v in task.config().items() if k != "task"
     ]
-    what = "INR classification" if percent else f"{task.name} ({'; '.join(details)})"
+    what = "INR classification" if task.name == "classify" else f"{task.name} ({'; '.join(details)})"
     lines = [
         f"{what} on {source or 'these networks'} ({note}).",
         "",
@@ -189,13 +198,14 @@ def markdown_table(
         values = torch.tensor([v for v, _ in runs], dtype=torch.float64) * (100 if percent else 1)
         std = float(values.std()) if len(runs) > 1 else 0.0
         spread = (f"± {std:.2f}" if percent else f"± {std:.3g}") if len(runs) > 1 else "(one seed, no spread)"
-        paper = MODELS[model].paper.get(source) if percent else None
-        ref = f"{paper:.2f}" if paper is not None else "-"
+        paper = MODELS[model].paper.get(source if task.name == "classify" else f"{task.name}/{source}")
+        ref = "-" if paper is None else f"{paper:.2f}"
         seconds = sum(sec for _, sec in runs) / len(runs)
         mean = f"{float(values.mean()):.2f}" if percent else f"{float(values.mean()):.4g}"
         lines.append(f"| {MODELS[model].label} | {mean} {spread} | {len(runs)} | {_duration(seconds)} | {ref} |")
     for label, values in (references or {}).items():
-        lines.append(f"| {label} | {values[0]:.4g} | - | - | - |")
+        shown = f"{values[0] * 100:.2f}" if percent else f"{values[0]:.4g}"
+        lines.append(f"| {label} | {shown} | - | - | - |")
     return "\n".join(lines) + "\n"
 
 
@@ -262,7 +272,7 @@ def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, tas
     import matplotlib.pyplot as plt
 
     key = f"val_{task.metric}"
-    scale = 100 if task.name == "classify" else 1
+    scale = 100 if _percent(task) else 1
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for model in models:
         curves = []
@@ -317,20 +327,23 @@ def _size_sweep(zoo: Zoo, models: list[str], sizes: list[int], task: Task, args:
     a markdown grid and a picture of the test metric against the size."""
     available = zoo.split_size("train")
     sweep: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    # every size gets the same optimiser steps and validations unless --epoch-size says otherwise
+    epoch_size = args.epoch_size or min(max(sizes), available)
     for size in sizes:
-        runs = run_table(zoo, models, args.seeds, argparse.Namespace(**{**vars(args), "max_train": size}),
+        runs = run_table(zoo, models, args.seeds,
+                         argparse.Namespace(**{**vars(args), "max_train": size, "epoch_size": epoch_size}),
                          out / f"n{size}")  # fmt: skip
         for model, values in runs.items():
             sweep.setdefault(model, {})[min(size, available)] = values
     if not sweep:  # not rank 0 under torchrun
         return 0
-    percent = task.name == "classify"
+    percent = _percent(task)
     scale = 100 if percent else 1
     used = sorted({n for per_size in sweep.values() for n in per_size})
     header = " | ".join(f"n = {n}" for n in used)
     lines = [
-        f"Test {task.metric} by training-set size on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')}, "
-        f"batch {args.batch_size}, {_plural(args.seeds, 'seed')}, {_duration(time.perf_counter() - t0)} for this "
+        f"Test {task.metric} by training-set size on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')} of "
+        f"{epoch_size:,} networks each, whatever the size, batch {args.batch_size}, {_plural(args.seeds, 'seed')}, {_duration(time.perf_counter() - t0)} for this "
         f"invocation). Mean ± std over seeds" + (" (%)." if percent else "."),
         "",
         f"Hardware: {hardware(args.device)}.",
@@ -394,6 +407,12 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise, fraction of each tensor's std")
     p.add_argument("--entry-dropout", type=float, default=0.0, help="probability of zeroing a weight entry")
     p.add_argument("--max-train", type=int, help="train on the first N training networks only")
+    p.add_argument(
+        "--epoch-size",
+        type=int,
+        help="training networks per epoch (default: one pass over the training set; more cycles through it, each "
+        "pass reshuffled; with --train-sizes: the largest size, so that every size gets the same optimiser steps)",
+    )
     exact = p.add_argument_group(
         "exact signal transforms",
         "random per network, applied to the weights so that the INR renders the transformed image exactly",
@@ -428,6 +447,9 @@ def _add_task_args(p: argparse.ArgumentParser, task: str) -> None:
         _add_contrastive_args(p)
     if task == "edit":
         _add_edit_args(p)
+    if task == "adapt":
+        _add_adapt_args(p)
+        p.add_argument("--data-dir", help="where the zoo's source images are")
 
 
 def _add_edit_args(p: argparse.ArgumentParser) -> None:
@@ -436,6 +458,16 @@ def _add_edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edit", default="dilate", choices=list(EDITS), help="what the edited INR must render")
     p.add_argument("--size", type=int, default=3, help="structuring element of the morphological edits")
     p.add_argument("--data-dir", help="where the zoo's source images are (IDX / CIFAR-10 sources)")
+
+
+def _add_adapt_args(p: argparse.ArgumentParser) -> None:
+    target = p.add_argument_group("domain adaptation (classifier zoos): the target domain and its images")
+    target.add_argument("--shots", type=int, default=1000, help="labelled target-domain images the training loss sees")
+    target.add_argument("--contrast", type=float, default=0.7, help="target domain: contrast around 0.5")
+    target.add_argument("--shift", type=float, default=0.0, help="target domain: brightness shift")
+    target.add_argument("--pixel-noise", type=float, default=0.2, help="target domain: Gaussian noise per pixel")
+    target.add_argument("--finetune-steps", type=int, default=200,
+                        help="Adam steps of the reference that fine-tunes each test classifier on the shots")  # fmt: skip
 
 
 def _add_contrastive_args(p: argparse.ArgumentParser) -> None:
@@ -457,6 +489,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "regress": "regress a per-network quantity (a sine INR's frequency)",
         "contrastive": "self-supervised embeddings, scored by a linear probe",
         "edit": "edit image INRs so that they render an edited image (weights in, weights out)",
+        "adapt": "update trained classifiers for a shifted input domain (weights in, weights out)",
     }
     for name in TASKS:
         p = train_sub.add_parser(name, help=helps.get(name, name), formatter_class=fmt)
@@ -487,6 +520,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     table.add_argument("--target", default="frequency", help="regression targets (--task regress)")
     _add_contrastive_args(table)
     _add_edit_args(table)
+    _add_adapt_args(table)
     table.add_argument("--models", default="all", help="comma-separated model names, or all")
     table.add_argument("--seeds", type=int, default=3, help="seeds per model")
     table.add_argument(

@@ -18,8 +18,9 @@ class FitProgress:
     """Progress bar for :func:`dwsnets.zoo.store.build_zoo` events (INRs done, INR-steps/s,
     mean PSNR of the INRs still fitting)."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, quality: str = "psnr") -> None:
         self.label, self.bar, self.done = label, None, 0
+        self.quality = quality
 
     def __call__(self, event: dict) -> None:
         if event["event"] == "plan":
@@ -45,12 +46,17 @@ class FitProgress:
             rate = event["inr_steps"] / max(event["elapsed"], 1e-9)
             self.bar.set_postfix_str(
                 f"{event['shard']} step {event['step']} active {event['active']} "
-                f"{rate:,.0f} INR-steps/s mean {event['mean_psnr']:.1f} dB"
+                f"{rate:,.0f} INR-steps/s mean {_score(self.quality, event['mean_quality'])}"
             )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _score(quality: str, value: float) -> str:
+    """A network's stored score for people: ``31.2 dB`` (PSNR) or ``84.1%`` (accuracy)."""
+    return f"{value:.1f} dB" if quality == "psnr" else f"{value * 100:.1f}% {quality}"
 
 
 def _parse_shard(text: str | None) -> tuple[int, int]:
@@ -104,7 +110,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         init=args.init,
         data_dir=args.data_dir,
     )
-    fit_progress = FitProgress(args.out)
+    fit_progress = FitProgress(args.out, SOURCES[args.source].quality)
     try:
         result = build_zoo(
             args.out,
@@ -123,20 +129,21 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
     summary = zoo.summary()
     rate = result["inr_steps"] / result["seconds"] if result["seconds"] > 0 else float("nan")
     print(
-        f"fitted {result['fitted_inrs']} INRs in {result['seconds']:.1f}s "
+        f"fitted {result['fitted_inrs']} networks in {result['seconds']:.1f}s "
         f"({rate:,.0f} INR-steps/s); skipped {result['skipped_shards']} finished shard(s)"
     )
     if summary["inrs"]:
         target = summary.get("reached_target")
+        quality = summary["quality"]
         print(
-            f"zoo: {summary['inrs']}/{summary['planned']} INRs, PSNR median {summary['psnr_median']:.2f} dB, "
-            f"5th percentile {summary['psnr_p5']:.2f} dB"
+            f"zoo: {summary['inrs']}/{summary['planned']} networks, {quality} median "
+            f"{_score(quality, summary[f'{quality}_median'])}, 5th percentile {_score(quality, summary[f'{quality}_p5'])}"
             + (f", {target * 100:.1f}% reached {config.target_psnr:g} dB" if target is not None else "")
         )
         missing = zoo.missing_shards()
         if missing:
             print(f"{len(missing)} shard(s) still to fit (other --shard parts, or run this command again)")
-        if not args.no_preview:
+        if not args.no_preview and SOURCES[args.source].quality == "psnr":
             try:
                 path = save_reconstruction_grid(args.out, data_dir=args.data_dir)
                 print(f"picture: {path}")
@@ -212,7 +219,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--shard-size", type=int, default=1000, help="INRs per shard file")
     fit.add_argument("--max-per-split", type=int, help="use at most this many images per split (quick runs)")
     fit.add_argument(
-        "--sine-count", type=int, default=10000, help="number of sine waves (--source sine, sine-freq, sine-ab)"
+        "--count",
+        "--sine-count",
+        dest="sine_count",
+        type=int,
+        default=10000,
+        help="networks of a synthetic zoo: sine waves (sine, sine-freq, sine-ab) or classifiers "
+        "(fashion-mnist-classifiers)",
     )
     fit.add_argument("--shard", help="I/N: fit only every N-th shard starting at I (default: torchrun rank, or all)")
     fit.add_argument("--chunk", type=int, default=128, help="INRs per batched computation")

@@ -24,6 +24,12 @@ Signal sources are synthetic: ``sine`` (``a sin(b x)``, ``a`` in [0.1, 1], ``b``
 ``sine-freq`` (``sin(b x)``, ``b`` in [0.5, 10]: frequency regression) and ``sine-ab``
 (``a``, ``b`` in [0, 10]: the paper's self-supervised data), each on 2,000 points of
 ``[-pi, pi]``, with ``amplitude`` and ``frequency`` stored per INR.
+
+Classifier sources hold trained classifiers instead of INRs:
+``fashion-mnist-classifiers`` trains ``--count`` ReLU MLPs on Fashion-MNIST thumbnails
+(28x28 pooled to 7x7; :mod:`dwsnets.zoo.classifiers`), the networks that domain
+adaptation updates; ``digits-classifiers`` does the same on the bundled digits (8x8
+pooled to 4x4: small, for tests and quick trials).
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ __all__ = [
     "FASHION_MNIST_DIR",
     "IMAGE_SOURCES",
     "SOURCES",
+    "ClassifierSource",
     "DataNotFoundError",
+    "Fitted",
     "ImageSet",
     "ImageSource",
     "SineSource",
@@ -193,11 +201,47 @@ def _cifar10(root: Path, part: str) -> ImageSet:
 # ---------------------------------------------------------------------- plug-ins
 
 
+@dataclass
+class Fitted:
+    """What fitting one shard produced: parameters ``[W1, b1, ...]`` (leading axis: the
+    networks), per-network information to store beside them (the source's
+    :attr:`Source.quality` among it) and the optimisation steps each took."""
+
+    params: list[Tensor]
+    info: dict[str, Tensor]
+    steps: Tensor
+
+
 class Source(ABC):
-    """What one kind of zoo fits. ``load`` once, then ``splits`` and ``items``."""
+    """What one kind of zoo fits. ``load`` once, then ``splits`` and ``items``; ``fit``
+    trains a shard's networks (SIRENs unless a source says otherwise)."""
 
     name: str
     is_image: bool
+    # the per-network score stored with every network and summarised per shard
+    quality: str = "psnr"
+    quality_unit: str = "dB"
+
+    def fit(self, data: Any, coords: Tensor, targets: Tensor, seeds: list[int], config: ZooConfig, *,
+            device: str | torch.device = "cpu", chunk: int = 128,
+            progress: Any = None) -> Fitted:  # fmt: skip
+        """Fit one SIREN per item to ``targets`` at ``coords`` (see :func:`~dwsnets.inr.fit_sirens`)."""
+        from ..inr.fitting import fit_sirens
+
+        result = fit_sirens(
+            coords.to(device),
+            targets.to(device),
+            seeds,
+            hidden=config.hidden,
+            w0=config.w0,
+            lr=config.lr,
+            max_steps=config.max_steps,
+            target_psnr=config.target_psnr,
+            chunk=chunk,
+            progress=progress,
+            init=config.init,
+        )
+        return Fitted(result.params, {"psnr": result.psnr}, result.steps)
 
     @abstractmethod
     def load(self, config: ZooConfig) -> Any:
@@ -304,11 +348,72 @@ class SineSource(Source):
         return x[:, None], targets.float(), meta
 
 
+class ClassifierSource(Source):
+    """Classifiers, not INRs: ReLU MLPs trained on an image source's thumbnails
+    (:mod:`dwsnets.zoo.classifiers`); ``--count`` networks split 80 / 10 / 10, each
+    scored by its accuracy on the source's test images."""
+
+    is_image = False
+    quality = "accuracy"
+    quality_unit = ""
+
+    def __init__(self, name: str, images: str, pool: int) -> None:
+        self.name, self.images, self.pool = name, images, pool
+
+    def image_parts(self, data_dir: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The source's ``train`` and ``test`` images ``(N, H, W, 1)`` and labels. A source
+        shipped as one set (digits) is divided with a fixed seed, the last 500 for test."""
+        train, test = load_images(self.images, "train", data_dir), load_images(self.images, "test", data_dir)
+        if len(test):
+            return {"train": (train.images, train.labels), "test": (test.images, test.labels)}
+        order = np.random.default_rng(9_000).permutation(len(train))
+        keep, held = np.sort(order[:-500]), np.sort(order[-500:])
+        return {"train": (train.images[keep], train.labels[keep]), "test": (train.images[held], train.labels[held])}
+
+    def load(self, config: ZooConfig) -> dict[str, Any]:
+        from .classifiers import thumbnails
+
+        data: dict[str, Any] = {"count": config.sine_count}
+        for part, (images, labels) in self.image_parts(config.data_dir).items():
+            data[part] = (thumbnails(images, self.pool), torch.from_numpy(labels))
+        return data
+
+    def splits(self, data: dict[str, Any], seed: int) -> Splits:
+        n = data["count"]
+        n_val = n_test = max(1, n // 10)
+        order = np.arange(n)
+        return {
+            "train": ("train", order[: n - n_val - n_test]),
+            "val": ("train", order[n - n_val - n_test : n - n_test]),
+            "test": ("train", order[n - n_test :]),
+        }
+
+    def sizes(self, data: dict[str, Any]) -> tuple[int, int, tuple[int, ...] | None]:
+        return int(data["train"][0].shape[1]), int(data["train"][1].max()) + 1, None
+
+    def items(self, data: dict[str, Any], part: str, index: np.ndarray) -> tuple[Tensor, Tensor, dict]:
+        # every classifier learns from the same images: nothing per item but its seed
+        return torch.empty(0), torch.empty(0), {"label": np.full(len(index), -1, np.int64)}
+
+    def fit(self, data: Any, coords: Tensor, targets: Tensor, seeds: list[int], config: ZooConfig, *,
+            device: str | torch.device = "cpu", chunk: int = 128, progress: Any = None) -> Fitted:  # fmt: skip
+        from .classifiers import train_classifiers
+
+        (x, y), (x_test, y_test) = data["train"], data["test"]
+        result = train_classifiers(x.to(device), y.to(device), x_test.to(device), y_test.to(device), seeds,
+                                   hidden=config.hidden, classes=int(y.max()) + 1, lr=config.lr,
+                                   max_steps=config.max_steps, chunk=chunk, progress=progress)  # fmt: skip
+        info = {"accuracy": result.accuracy, "weight_decay": result.weight_decay}
+        return Fitted(result.params, info, result.steps)
+
+
 SOURCES: dict[str, Source] = {
     **{name: ImageSource(name) for name in IMAGE_SOURCES},
     "sine": SineSource("sine", (0.1, 1.0), (1.0, 10.0)),
     "sine-freq": SineSource("sine-freq", (1.0, 1.0), (0.5, 10.0)),
     "sine-ab": SineSource("sine-ab", (0.0, 10.0), (0.0, 10.0)),
+    "fashion-mnist-classifiers": ClassifierSource("fashion-mnist-classifiers", "fashion-mnist", pool=4),
+    "digits-classifiers": ClassifierSource("digits-classifiers", "digits", pool=2),
 }
 
 

@@ -201,12 +201,11 @@ def build_zoo(
     Only shards ``k`` with ``k % num_shards == shard_index`` are fitted by this call.
     ``on_progress`` receives dicts with ``event`` in ``{"plan", "step", "shard_done"}``.
     """
-    from ..inr.fitting import fit_sirens
-
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard index {shard_index} is not in 0..{num_shards - 1}")
     out = Path(out_dir)
     plan, data = plan_zoo(config)
+    source = get_source(config.source)
     manifest = _manifest(plan)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     existing = out / "manifest.json"
@@ -255,7 +254,7 @@ def build_zoo(
             finished: int,
             active: int,
             step: int,
-            mean_psnr: float,
+            mean_quality: float,
             _shard: ShardPlan = shard,
             counters: dict[str, int] = counters,
             fitted: int = fitted,
@@ -270,36 +269,26 @@ def build_zoo(
                         "finished": fitted + finished,
                         "active": active,
                         "step": step,
-                        "mean_psnr": mean_psnr,
+                        "mean_quality": mean_quality,
                         "inr_steps": inr_steps + counters["steps"],
                         "elapsed": time.perf_counter() - t_start,
                     }
                 )
 
-        result = fit_sirens(
-            coords.to(device),
-            targets.to(device),
-            meta["seed"].tolist(),
-            hidden=config.hidden,
-            w0=config.w0,
-            lr=config.lr,
-            max_steps=config.max_steps,
-            target_psnr=config.target_psnr,
-            chunk=chunk,
-            progress=progress,
-            init=config.init,
-        )
+        result = source.fit(data, coords, targets, meta["seed"].tolist(), config, device=device, chunk=chunk,
+                            progress=progress)  # fmt: skip
         inr_steps += int(result.steps.sum())
         fitted += shard.count
         tensors = {}
         for m in range(len(result.params) // 2):
             tensors[f"weight{m + 1}"] = result.params[2 * m].detach().float().cpu().contiguous()
             tensors[f"bias{m + 1}"] = result.params[2 * m + 1].detach().float().cpu().contiguous()
-        tensors["psnr"] = result.psnr.float().cpu()
+        for key, value in result.info.items():
+            tensors[key] = value.detach().float().cpu().contiguous()
         tensors["steps"] = result.steps.cpu()
         for key, value in meta.items():
             tensors[key] = torch.from_numpy(np.ascontiguousarray(value))
-        _write_shard(out, shard, tensors, manifest["zoo_id"], config.target_psnr)
+        _write_shard(out, shard, tensors, manifest["zoo_id"], config.target_psnr, source.quality)
         if on_progress:
             on_progress(
                 {
@@ -319,7 +308,8 @@ def build_zoo(
     }
 
 
-def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id: str, target: float | None) -> None:
+def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id: str, target: float | None,
+                 quality: str = "psnr") -> None:  # fmt: skip
     from safetensors.torch import save
 
     # one metadata key holding sorted JSON: safetensors writes several keys in random order,
@@ -338,7 +328,7 @@ def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id
     blob = save(tensors, metadata={"dwsnets": info})
     path = out / "shards" / f"{shard.name}.safetensors"
     atomic_write_bytes(path, blob)
-    psnr = tensors["psnr"].double()
+    score = tensors[quality].double()
     record = {
         "shard": shard.name,
         "split": shard.split,
@@ -347,9 +337,9 @@ def _write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id
         "zoo_id": zoo_id,
         "bytes": len(blob),
         "sha256": hashlib.sha256(blob).hexdigest(),
-        "psnr_median": float(psnr.median()),
-        "psnr_min": float(psnr.min()),
-        "reached_target": int((psnr >= target).sum()) if target is not None else None,
+        f"{quality}_median": float(score.median()),
+        f"{quality}_min": float(score.min()),
+        "reached_target": int((score >= target).sum()) if target is not None and quality == "psnr" else None,
         "inr_steps": int(tensors["steps"].sum()),
     }
     _atomic_write_json(out / "shards" / f"{shard.name}.json", record)
@@ -520,8 +510,8 @@ class Zoo:
                 f"shard {path} belongs to another zoo or position (zoo_id {meta.get('zoo_id')!r}, shard "
                 f"{meta.get('shard')!r}; expected {self.zoo_id!r}, {shard.name!r})"
             )
-        if tensors["psnr"].shape[0] != shard.count:
-            raise ZooError(f"shard {path} holds {tensors['psnr'].shape[0]} INRs, the manifest plans {shard.count}")
+        if tensors["steps"].shape[0] != shard.count:
+            raise ZooError(f"shard {path} holds {tensors['steps'].shape[0]} networks, the manifest plans {shard.count}")
         return tensors
 
     def iter_shards(self, split: str, verify: bool = True) -> Iterator[tuple[ShardPlan, dict[str, Tensor]]]:
@@ -581,6 +571,8 @@ class Zoo:
         compare with the stored PSNR; returns the largest absolute difference (dB)."""
         from ..inr.fitting import evaluate_sirens, psnr
 
+        if self.quality != "psnr":
+            raise ZooError(f"zoo {self.path} holds {self.source} networks, not INRs: there is no PSNR to recheck")
         config = self.zoo_config(data_dir)
         plan, data = plan_zoo(config)
         worst, count = 0.0, 0
@@ -595,24 +587,33 @@ class Zoo:
             count += shard.count
         return {"rechecked": count, "max_abs_psnr_difference_db": worst}
 
+    @property
+    def quality(self) -> str:
+        """The per-network score the zoo stores: ``psnr`` (INRs) or ``accuracy`` (classifiers)."""
+        source = self.source
+        return get_source(source).quality if source else "psnr"
+
     def summary(self, verify: bool = False) -> dict[str, Any]:
-        """PSNR statistics over every finished shard (checksums checked with ``verify``)."""
-        psnrs, steps = [], 0
+        """Statistics of the networks' :attr:`quality` over every finished shard
+        (checksums checked with ``verify``): ``psnr_median`` etc. for INR zoos."""
+        quality = self.quality
+        scores, steps = [], 0
         for shard in self.shards:
             if self._finished(shard):
                 t = self.open_shard(shard, verify=verify)
-                psnrs.append(t["psnr"].double())
+                scores.append(t[quality].double())
                 steps += int(t["steps"].sum())
-        if not psnrs:
+        if not scores:
             return {"inrs": 0}
-        p = torch.cat(psnrs)
-        target = self.config.get("target_psnr")
+        p = torch.cat(scores)
+        target = self.config.get("target_psnr") if quality == "psnr" else None
         return {
             "inrs": int(p.numel()),
             "planned": sum(s.count for s in self.shards),
-            "psnr_median": float(p.median()),
-            "psnr_p5": float(torch.quantile(p, 0.05)),
-            "psnr_mean": float(p.mean()),
+            "quality": quality,
+            f"{quality}_median": float(p.median()),
+            f"{quality}_p5": float(torch.quantile(p, 0.05)),
+            f"{quality}_mean": float(p.mean()),
             "reached_target": float((p >= target).double().mean()) if target is not None else None,
             "inr_steps": steps,
         }
