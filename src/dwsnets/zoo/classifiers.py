@@ -126,7 +126,7 @@ def train_classifiers(
 
     Network ``k`` starts from ``seeds[k]`` and takes its own weight decay, step budget and
     mini-batches from it: its result does not depend on which networks train beside it.
-    ``progress(finished, active, step, mean_batch_accuracy)`` is called every 25 steps.
+    ``progress(finished, active, step, mean_batch_accuracy)`` is called after every step.
     """
     sizes = (x.shape[1], *hidden, classes)
     n = len(seeds)
@@ -158,8 +158,8 @@ def train_classifiers(
             with torch.no_grad():
                 for p, s in zip(params, saved):
                     p[~live] = s
-            if progress is not None and step % 25 == 0:
-                hit = (logits.argmax(-1) == y[idx]).float().mean()
+            if progress is not None:
+                hit = (logits.detach().argmax(-1) == y[idx]).float().mean()
                 progress(finished, int(live.sum()), step, float(hit))
         with torch.no_grad():
             for o, p in zip(out, params):
