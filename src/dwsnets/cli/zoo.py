@@ -46,7 +46,7 @@ class FitProgress:
             rate = event["inr_steps"] / max(event["elapsed"], 1e-9)
             self.bar.set_postfix_str(
                 f"{event['shard']} step {event['step']} active {event['active']} "
-                f"{rate:,.0f} INR-steps/s mean {_score(self.quality, event['mean_quality'])}"
+                f"{rate:,.0f} INR-steps/s mean {self.quality} {_score(self.quality, event['mean_quality'])}"
             )
 
     def close(self) -> None:
@@ -56,7 +56,7 @@ class FitProgress:
 
 def _score(quality: str, value: float) -> str:
     """A network's stored score for people: ``31.2 dB`` (PSNR) or ``84.1%`` (accuracy)."""
-    return f"{value:.1f} dB" if quality == "psnr" else f"{value * 100:.1f}% {quality}"
+    return f"{value:.1f} dB" if quality == "psnr" else f"{value * 100:.1f}%"
 
 
 def _parse_shard(text: str | None) -> tuple[int, int]:
