@@ -46,7 +46,8 @@ class FitProgress:
             rate = event["inr_steps"] / max(event["elapsed"], 1e-9)
             self.bar.set_postfix_str(
                 f"{event['shard']} step {event['step']} active {event['active']} "
-                f"{rate:,.0f} INR-steps/s mean {self.quality} {_score(self.quality, event['mean_quality'])}"
+                f"{rate:,.0f} INR-steps/s mean {'' if self.quality == 'psnr' else self.quality + ' '}"
+                f"{_score(self.quality, event['mean_quality'])}"
             )
 
     def close(self) -> None:
