@@ -180,7 +180,8 @@ class Contrastive(Task):
         return path
 
     def describe(self, metrics: dict[str, Any]) -> str:
-        return f"probe MSE {metrics['probe_mse']:.4g}"
+        parts = [f"{key} {metrics[f'probe_mse_{key}']:.4g}" for key in self.keys if f"probe_mse_{key}" in metrics]
+        return f"probe MSE {metrics['probe_mse']:.4g}" + (f" ({', '.join(parts)})" if len(parts) > 1 else "")
 
     def config(self) -> dict[str, Any]:
         return {"task": self.name, "probe": list(self.keys), "embedding": self.embedding,
