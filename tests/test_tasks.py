@@ -40,11 +40,21 @@ def test_regression_standardises_on_train_and_reports_in_target_units():
     targets = task.targets(train)
     assert torch.allclose(targets.double().mean(0), torch.zeros(1), atol=1e-6)
     assert torch.allclose(targets.double().std(0), torch.ones(1), atol=1e-6)
-    # a prediction off by exactly 1 (in frequency units) everywhere
-    output = targets + float(1.0 / freq.std())
+    # a prediction off by exactly 1 (in frequency units) everywhere, inside the training range
+    sign = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])[:, None]
+    output = targets + sign * float(1.0 / freq.std())
     metrics = task.metrics(output, targets)
     assert metrics["mse"] == pytest.approx(1.0, rel=1e-5) and metrics["mae"] == pytest.approx(1.0, rel=1e-5)
     assert torch.allclose(task.predictions(targets)[:, 0], freq.double(), atol=1e-5)
+    # a wild prediction is clipped to the training range [1, 6] (reported unclipped beside it)
+    wild = targets.clone()
+    wild[0, 0] = (100.0 - float(freq.mean())) / float(freq.std())  # frequency 100 for a true 1
+    metrics = task.metrics(wild, targets)
+    assert metrics["mse"] == pytest.approx(25.0 / 6, rel=1e-5) and task.predictions(wild)[0, 0] == pytest.approx(6.0)
+    assert metrics["mse_unclipped"] == pytest.approx(99.0**2 / 6, rel=1e-5)
+    old_run = Regress()  # control: a run saved before the range was recorded is not clipped
+    old_run.load_state_dict({k: v for k, v in task.state_dict().items() if k not in ("low", "high")})
+    assert old_run.metrics(wild, targets)["mse"] == pytest.approx(99.0**2 / 6, rel=1e-5)
     assert task.better(0.5, 1.0) and not task.better(2.0, 1.0)
     again = Regress()
     again.load_state_dict(task.state_dict())
