@@ -63,4 +63,5 @@ def hardware(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
     cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()}-core {cpu} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    return f"{os.cpu_count()}-core {cpu} CPU, {threads} torch thread{'s' * (threads != 1)}, torch {torch.__version__}"

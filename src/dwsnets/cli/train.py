@@ -251,8 +251,21 @@ def cmd_table(args: argparse.Namespace) -> int:
     (out / "table.md").write_text(md)
     _plot_table_curves(out / "curves.png", out, list(results), args.seeds, task, f"{task.name} on {zoo.name}")
     print("\n" + md)
-    print(f"written to {out / 'table.md'} and {out / 'curves.png'}")
+    written = [out / "table.md", out / "curves.png"]
+    picture = _first_run_picture(zoo, out / f"{models[0]}-seed0", out / f"{task.name}-test.png", args.device)
+    if picture is not None:
+        written.append(picture)
+    print("written to " + ", ".join(map(str, written)))
     return 0
+
+
+def _first_run_picture(zoo: Zoo, run: Path, path: Path, device: str) -> Path | None:
+    """The task's picture (:meth:`Task.pictures`) of one finished run on the test split,
+    e.g. the first model's seed 0: edited renderings, embeddings, adapted accuracies."""
+    trainer = Trainer(zoo, run, TrainConfig(**read_run_record(run)["config"]), device, progress=False)
+    trainer.evaluate("test")  # builds the model and loads its best checkpoint
+    ws, target = trainer.inputs("test")
+    return trainer.task.pictures(trainer.model, ws, target, path)
 
 
 def _plain_log_y(ax: Any) -> None:
