@@ -21,12 +21,44 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..baselines import build_model
 from ..core.augment import augment
+from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
 from ..zoo.store import ZooSplit
 from .base import Task, TaskError, split_quantities
 
-__all__ = ["Contrastive"]
+__all__ = ["Contrastive", "ContrastiveModel"]
+
+
+class ContrastiveModel(nn.Module):
+    """An encoder (any registry model: networks -> ``embedding`` features) followed by a
+    projection head ``Linear, ReLU, Linear``. InfoNCE is computed on the projections;
+    the probe reads the encoder's embeddings, before the head (the head's output keeps
+    little beyond what tells the two views of a network from the others).
+
+    Shapes: ``WeightSpace (B, ...)`` -> ``(B, projection)``; :meth:`embed` -> ``(B, embedding)``.
+    Symmetry contract: invariant exactly when the encoder is.
+    """
+
+    def __init__(self, encoder: nn.Module, embedding: int, projection: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.projection = nn.Sequential(nn.Linear(embedding, embedding), nn.ReLU(), nn.Linear(embedding, projection))
+
+    def embed(self, ws: WeightSpace) -> Tensor:
+        return self.encoder(ws)
+
+    def forward(self, ws: WeightSpace) -> Tensor:
+        return self.projection(self.encoder(ws))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in ("input_norm", "preprocess"):  # the encoder's input handling, for the trainer
+                return getattr(self.encoder, name)
+            raise
 
 
 class Contrastive(Task):
@@ -34,7 +66,8 @@ class Contrastive(Task):
 
     Args:
         probe: keys of :attr:`ZooSplit.info` the probe predicts from the embeddings.
-        embedding: size of the embedding (the model's output).
+        embedding: size of the embedding (the encoder's output, which the probe reads;
+            the projection head maps it to as many features for the loss).
         temperature: InfoNCE temperature.
         noise, entry_dropout: strength of the second view's generic augmentations
             (noise as a fraction of each tensor's spread over the batch).
@@ -84,6 +117,10 @@ class Contrastive(Task):
     def targets(self, split: ZooSplit) -> Tensor:
         return self._quantities(split).float()
 
+    def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
+        """The registry's ``name`` as the encoder, with a projection head for the loss."""
+        return ContrastiveModel(build_model(name, layout, self.embedding, **kwargs), self.embedding, self.embedding)
+
     # ---------------------------------------------------------------- training
 
     def info_nce(self, a: Tensor, b: Tensor) -> Tensor:
@@ -117,9 +154,13 @@ class Contrastive(Task):
     # ---------------------------------------------------------------- evaluation
 
     @torch.no_grad()
-    def embed(self, model: nn.Module, ws: WeightSpace, batch: int = 1024) -> Tensor:
+    def embed(self, model: nn.Module, ws: WeightSpace, batch: int = 1024, projected: bool = False) -> Tensor:
+        """What the probe reads (the encoder's embeddings), or with ``projected`` what the
+        loss compares, for a whole split in eval mode."""
         model.eval()
-        return torch.cat([model(ws[i : i + batch]).float() for i in range(0, len(ws), batch)]).cpu()
+        inner = getattr(model, "module", model)
+        encode = inner if projected or not hasattr(inner, "embed") else inner.embed
+        return torch.cat([encode(ws[i : i + batch]).float() for i in range(0, len(ws), batch)]).cpu()
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, batch: int = 1024) -> dict[str, Any]:
@@ -131,7 +172,8 @@ class Contrastive(Task):
         emb = self.embed(model, ws, batch)
         generator_state = torch.get_rng_state()
         torch.manual_seed(0)  # the validation loss always sees the same second views
-        loss = float(self.info_nce(emb, self.embed(model, self._as_model_input(model, self.second_view(ws)), batch)))
+        second = self._as_model_input(model, self.second_view(ws))
+        loss = float(self.info_nce(self.embed(model, ws, batch, True), self.embed(model, second, batch, True)))
         torch.set_rng_state(generator_state)
         out = self.probe(train_emb, self._quantities(train), emb, target.double().cpu())
         return {"loss": loss, **out}
