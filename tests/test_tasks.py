@@ -150,6 +150,12 @@ def test_contrastive_embeddings_train_and_the_probe_sees_only_training_networks(
     trainer.model.eval()
     assert_invariant(trainer.model, trainer.inputs("test")[0], atol=1e-4)
     ws, target = trainer.inputs("test")
+    # the probe reads the encoder's embeddings, not the projection head's output the loss compares
+    assert isinstance(trainer.model, contrastive.ContrastiveModel)
+    with torch.no_grad():
+        encoded, projected = trainer.model.encoder(ws), trainer.model(ws)
+    assert torch.allclose(trainer.task.embed(trainer.model, ws), encoded, atol=1e-6)
+    assert not torch.allclose(encoded, projected, atol=1e-3)
     assert trainer.task.pictures(trainer.model, ws, target, tmp_path / "pca.png").exists()
     # the probe can fail: a constant embedding predicts no better than the training mean
     task = contrastive.Contrastive()
