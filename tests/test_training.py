@@ -268,6 +268,18 @@ def test_several_inrs_per_image(tmp_path):
     info = trainer.split("train").info
     assert sorted(info["image_index"][picked].tolist()) == sorted(set(info["image_index"].tolist()))
     assert len(set(info["view"][picked].tolist())) > 1
+    first = Trainer(zoo, tmp_path / "first", TrainConfig(model="mlp", epochs=1, batch_size=5, train_views="first"),
+                    progress=False)  # fmt: skip
+    assert first.fit()["history"][0]["samples_per_rank"] == 10
+    assert bool((first.split("train").info["view"] == 0).all())  # control: "all" trains on views 1 and 2 too
+    # the table puts 1 view and K views side by side
+    from dwsnets.cli import main
+
+    out = tmp_path / "views-table"
+    assert main(["table", "--zoo", str(zoo), "--models", "mlp", "--seeds", "1", "--epochs", "1", "--batch-size", "5",
+                 "--train-views", "first,all", "--out", str(out), "--device", "cpu"]) == 0  # fmt: skip
+    md = (out / "table.md").read_text()
+    assert "1 view (each image's first INR)" in md and "3 views (all, every epoch)" in md and "| MLP |" in md
     plain = ZooSplit(WeightSpace.randn((2, 4, 1), 8), torch.arange(8) % 2, {})  # no image or view information
     with pytest.raises(TrainingError, match="several INRs per image"):
         Trainer(InMemoryZoo({"train": plain, "val": plain}), tmp_path / "x", one, progress=False).fit()

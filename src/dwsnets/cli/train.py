@@ -226,6 +226,10 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     sizes = _parse_sizes(args.train_sizes)
+    view_settings = _parse_train_views(args.train_views)
+    if sizes and len(view_settings) > 1:
+        raise UsageError("--train-sizes and several --train-views settings: run one comparison at a time")
+    args = argparse.Namespace(**{**vars(args), "train_views": view_settings[0]})  # one setting per run
     _setup(args)
     zoo = Zoo(args.zoo)
     out = Path(args.out or f"runs/table-{zoo.path.name}-{args.task}")
@@ -234,11 +238,16 @@ def cmd_table(args: argparse.Namespace) -> int:
     task = make_task(args.task, **train_config(args, models[0], 0).task_options)
     if sizes:
         return _size_sweep(zoo, models, sizes, task, args, out, t0)
+    if len(view_settings) > 1:
+        return _views_table(zoo, models, view_settings, task, args, out, t0)
     references: dict[str, list[float]] = {}
     results = run_table(zoo, models, args.seeds, args, out, references)
     if not results:  # not rank 0 under torchrun
         return 0
-    n_train = zoo.split_size("train") if args.max_train is None else min(args.max_train, zoo.split_size("train"))
+    n_train = zoo.split_size("train")
+    if args.train_views == "first":
+        n_train //= max(1, int(zoo.config.get("views", 1)))
+    n_train = n_train if args.max_train is None else min(args.max_train, n_train)
     n_test = zoo.split_size("test")
     if args.eval_views == "first":
         n_test //= max(1, int(zoo.config.get("views", 1)))
@@ -320,6 +329,59 @@ def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, tas
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _parse_train_views(text: str) -> list[str]:
+    settings = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in settings if v not in ("all", "one", "first")]
+    if not settings or bad:
+        raise UsageError(f"--train-views takes all, one or first (table: several, comma-separated), got {text!r}")
+    return list(dict.fromkeys(settings))
+
+
+def _views_table(zoo: Zoo, models: list[str], settings: list[str], task: Task, args: argparse.Namespace, out: Path,
+                 t0: float) -> int:  # fmt: skip
+    """Every model trained on one INR per image and on all ``K`` of them, side by side
+    (``--train-views first,all``); validation and test as ``--eval-views`` says."""
+    k = int(zoo.config.get("views", 1))
+    if k < 2:
+        raise UsageError(
+            f"{zoo.path} holds one INR per image: comparing --train-views needs a zoo fitted with --views K"
+        )
+    names = {"first": "1 view (each image's first INR)", "all": f"{k} views (all, every epoch)",
+             "one": f"{k} views (one drawn per image and epoch)"}  # fmt: skip
+    table: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for setting in settings:
+        runs = run_table(zoo, models, args.seeds, argparse.Namespace(**{**vars(args), "train_views": setting}),
+                         out / f"views-{setting}")  # fmt: skip
+        for model, values in runs.items():
+            table.setdefault(model, {})[setting] = values
+    if not table:  # not rank 0 under torchrun
+        return 0
+    scale = 100 if _percent(task) else 1
+    lines = [
+        f"Test {task.metric} by training views on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')}, batch "
+        f"{args.batch_size}, {_plural(args.seeds, 'seed')}, test on {'every' if args.eval_views == 'all' else 'the first'}"
+        f" INR of each test image, {_duration(time.perf_counter() - t0)} for this invocation). Mean ± std over seeds"
+        + (" (%)." if scale == 100 else "."),
+        "",
+        f"Hardware: {hardware(args.device)}.",
+        "",
+        "| model | " + " | ".join(names[s] for s in settings) + " |",
+        "|---|" + "---|" * len(settings),
+    ]
+    for model, per_setting in table.items():
+        cells = []
+        for setting in settings:
+            values = torch.tensor([v for v, _ in per_setting[setting]], dtype=torch.float64) * scale
+            spread = f" ± {float(values.std()):.2f}" if len(values) > 1 else ""
+            cells.append(f"{float(values.mean()):.2f}{spread}")
+        lines.append(f"| {MODELS[model].label} | " + " | ".join(cells) + " |")
+    md = "\n".join(lines) + "\n"
+    (out / "table.md").write_text(md)
+    print("\n" + md)
+    print(f"written to {out / 'table.md'}")
+    return 0
 
 
 def _parse_sizes(text: str | None) -> list[int]:
@@ -439,8 +501,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     exact.add_argument("--intensity-scale", type=float, default=0.0, help="contrast times 1+u, |u| up to this")
     exact.add_argument("--intensity-shift", type=float, default=0.0, help="brightness plus u, |u| up to this")
     views = p.add_argument_group("several INRs per image (zoos fitted with --views K)")
-    views.add_argument("--train-views", default="all", choices=["all", "one"],
-                       help="per epoch, every INR of an image or one drawn at random")  # fmt: skip
+    views.add_argument("--train-views", default="all",
+                       help="per epoch, every INR of an image (all), one drawn at random (one) or only each image's "
+                            "first (first); table takes several, comma-separated, and puts them side by side")  # fmt: skip
     views.add_argument("--eval-views", default="first", choices=["first", "all"],
                        help="validation and test on each image's first INR, or on all of them")  # fmt: skip
     p.add_argument("--checkpoint-minutes", type=float, default=5.0,

@@ -69,7 +69,8 @@ class TrainConfig:
     noise: float = 0.0  # Gaussian noise, as a fraction of each tensor's std
     entry_dropout: float = 0.0
     signal: dict[str, Any] = field(default_factory=dict)  # exact signal transforms (SignalTransforms)
-    train_views: str = "all"  # several INRs per image: "all" of them each epoch, or "one" drawn at random
+    # several INRs per image: "all" of them each epoch, "one" drawn at random, or only each image's "first"
+    train_views: str = "all"
     eval_views: str = "first"  # validation and test: each image's "first" INR only, or "all"
     seed: int = 0
     max_train: int | None = None
@@ -113,8 +114,8 @@ class TrainConfig:
             problems.append(f"max_train must be at least 1, got {out.max_train}")
         if out.epoch_size is not None and out.epoch_size < 1:
             problems.append(f"epoch_size must be at least 1, got {out.epoch_size}")
-        if out.train_views not in ("all", "one"):
-            problems.append(f"train_views must be 'all' or 'one', got {out.train_views!r}")
+        if out.train_views not in ("all", "one", "first"):
+            problems.append(f"train_views must be 'all', 'one' or 'first', got {out.train_views!r}")
         if out.eval_views not in ("all", "first"):
             problems.append(f"eval_views must be 'all' or 'first', got {out.eval_views!r}")
         try:
@@ -197,14 +198,17 @@ class Trainer:
     # -------------------------------------------------------------- data
 
     def split(self, name: str) -> ZooSplit:
-        """A split as stored (on the CPU, read on first use); ``train`` is cut to
-        ``max_train`` networks when set; other splits keep each image's first INR only
-        unless ``eval_views`` is ``"all"``."""
+        """A split as stored (on the CPU, read on first use); ``train`` keeps each image's
+        first INR only when ``train_views`` is ``"first"``, then is cut to ``max_train``
+        networks when set; other splits keep each image's first INR only unless
+        ``eval_views`` is ``"all"``."""
         if name not in self._raw:
             try:
                 data = self.data.load(name)
             except ZooError as exc:
                 raise TrainingError(str(exc)) from None
+            if name == "train" and self.config.train_views == "first" and "view" in data.info:
+                data = data[data.info["view"] == 0]
             if name == "train" and self.config.max_train is not None:
                 data = data[: self.config.max_train]
             if name != "train" and self.config.eval_views == "first" and "view" in data.info:
