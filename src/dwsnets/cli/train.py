@@ -331,6 +331,23 @@ def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, tas
     plt.close(fig)
 
 
+def _grid_rows(grid: dict[str, dict[Any, list[tuple[float, float]]]], columns: list[Any], scale: float) -> list[str]:
+    """Markdown rows ``| model | mean ± std | ... |`` of ``{model: {column: [(metric, seconds), ...]}}``
+    (percentages with two decimals, other metrics with four significant digits)."""
+    rows = []
+    for model, per_column in grid.items():
+        cells = []
+        for column in columns:
+            values = torch.tensor([v for v, _ in per_column[column]], dtype=torch.float64) * scale
+            mean, std = float(values.mean()), float(values.std()) if len(values) > 1 else None
+            if scale == 100:
+                cells.append(f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else ""))
+            else:
+                cells.append(f"{mean:.4g}" + (f" ± {std:.3g}" if std is not None else ""))
+        rows.append(f"| {MODELS[model].label} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def _parse_train_views(text: str) -> list[str]:
     settings = [v.strip() for v in text.split(",") if v.strip()]
     bad = [v for v in settings if v not in ("all", "one", "first")]
@@ -370,14 +387,7 @@ def _views_table(zoo: Zoo, models: list[str], settings: list[str], task: Task, a
         "| model | " + " | ".join(names[s] for s in settings) + " |",
         "|---|" + "---|" * len(settings),
     ]
-    for model, per_setting in table.items():
-        cells = []
-        for setting in settings:
-            values = torch.tensor([v for v, _ in per_setting[setting]], dtype=torch.float64) * scale
-            spread = f" ± {float(values.std()):.2f}" if len(values) > 1 else ""
-            cells.append(f"{float(values.mean()):.2f}{spread}")
-        lines.append(f"| {MODELS[model].label} | " + " | ".join(cells) + " |")
-    md = "\n".join(lines) + "\n"
+    md = "\n".join(lines + _grid_rows(table, settings, scale)) + "\n"
     (out / "table.md").write_text(md)
     print("\n" + md)
     print(f"written to {out / 'table.md'}")
@@ -426,14 +436,7 @@ def _size_sweep(zoo: Zoo, models: list[str], sizes: list[int], task: Task, args:
         f"| model | {header} |",
         "|---|" + "---|" * len(used),
     ]
-    for model, per_size in sweep.items():
-        cells = []
-        for n in used:
-            values = torch.tensor([v for v, _ in per_size[n]], dtype=torch.float64) * scale
-            spread = f" ± {float(values.std()):.3g}" if len(values) > 1 else ""
-            cells.append(f"{float(values.mean()):.4g}{spread}")
-        lines.append(f"| {MODELS[model].label} | " + " | ".join(cells) + " |")
-    md = "\n".join(lines) + "\n"
+    md = "\n".join(lines + _grid_rows(sweep, used, scale)) + "\n"
     (out / "table.md").write_text(md)
     _plot_sweep(out / "sweep.png", sweep, task, scale, f"{task.name} on {zoo.source or zoo.name}")
     print("\n" + md)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..core.forward import batched_mlp_forward
 from ..core.weight_space import WeightSpace
 
 __all__ = ["INIT_RECIPES", "Sine", "Siren", "coordinate_grid", "siren_forward", "siren_init"]
@@ -141,12 +142,4 @@ def siren_forward(coords: Tensor, params: WeightSpace | Sequence[Tensor], w0: fl
     Returns ``(N, P, d_M)``. Differentiable in ``params`` (and ``coords``), so a loss on
     what an INR renders can train a model that edits its weights.
     """
-    if isinstance(params, WeightSpace):
-        params = params.to_parameters()
-    n = params[0].shape[0]
-    h = coords.unsqueeze(0).expand(n, -1, -1) if coords.dim() == 2 else coords
-    layers = len(params) // 2
-    for m in range(layers):
-        z = torch.baddbmm(params[2 * m + 1].unsqueeze(1), h, params[2 * m].transpose(1, 2))
-        h = torch.sin(w0 * z) if m < layers - 1 else z
-    return h
+    return batched_mlp_forward(coords, params, lambda z: torch.sin(w0 * z))

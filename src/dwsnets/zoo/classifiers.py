@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..core.forward import batched_mlp_forward
 from ..core.weight_space import WeightSpace
 
 __all__ = ["ClassifierFit", "Corruption", "classifier_forward", "thumbnails", "train_classifiers"]
@@ -74,16 +75,7 @@ def classifier_forward(x: Tensor, params: WeightSpace | Sequence[Tensor]) -> Ten
     Returns ``(N, P, d_M)``, differentiable in ``params``: a loss on what the updated
     classifiers predict can train the model that updates them.
     """
-    if isinstance(params, WeightSpace):
-        params = params.to_parameters()
-    n = params[0].shape[0]
-    h = x.unsqueeze(0).expand(n, -1, -1) if x.dim() == 2 else x
-    layers = len(params) // 2
-    for m in range(layers):
-        h = torch.baddbmm(params[2 * m + 1].unsqueeze(1), h, params[2 * m].transpose(1, 2))
-        if m < layers - 1:
-            h = torch.relu(h)
-    return h
+    return batched_mlp_forward(x, params, torch.relu)
 
 
 @dataclass
