@@ -181,7 +181,7 @@ def markdown_table(
     """The table of :func:`run_table`'s results, beside the paper's numbers where it has them
     and the task's model-free references (the same for every run: shown once)."""
     percent = _percent(task)
-    unit = f"test {task.metric}" + (" (%)" if percent else "")
+    unit = f"test {_metric_name(task)}" + (" (%)" if percent else "")
     details = [
         ",".join(map(str, v)) if isinstance(v, list) else f"{k} {v}" for k, v in task.config().items() if k != "task"
     ]
@@ -278,12 +278,19 @@ def _first_run_picture(zoo: Zoo, run: Path, path: Path, device: str) -> Path | N
 
 
 def _plain_log_y(ax: Any) -> None:
-    """A logarithmic y axis labelled with plain numbers (its range is often under a decade)."""
-    from matplotlib.ticker import FormatStrFormatter
+    """A logarithmic y axis labelled with plain numbers; minor ticks are labelled only when
+    the range is under a decade (over more they crowd each other)."""
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     ax.set_yscale("log")
+    low, high = ax.get_ylim()
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g") if high < 10 * low else NullFormatter())
+
+
+def _metric_name(task: Task) -> str:
+    """How tables and plots name the task's metric (``MSE``, ``accuracy``, ``probe MSE``)."""
+    return task.metric.replace("_", " ").replace("mse", "MSE").replace("mae", "MAE")
 
 
 def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task: Task, title: str) -> None:
@@ -323,7 +330,7 @@ def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, tas
     if not task.higher_is_better:
         _plain_log_y(ax)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation {task.metric}" + (" (%)" if scale == 100 else ""))
+    ax.set_ylabel(f"validation {_metric_name(task)}" + (" (%)" if scale == 100 else ""))
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -377,7 +384,7 @@ def _views_table(zoo: Zoo, models: list[str], settings: list[str], task: Task, a
         return 0
     scale = 100 if _percent(task) else 1
     lines = [
-        f"Test {task.metric} by training views on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')}, batch "
+        f"Test {_metric_name(task)} by training views on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')}, batch "
         f"{args.batch_size}, {_plural(args.seeds, 'seed')}, test on {'every' if args.eval_views == 'all' else 'the first'}"
         f" INR of each test image, {_duration(time.perf_counter() - t0)} for this invocation). Mean ± std over seeds"
         + (" (%)." if scale == 100 else "."),
@@ -427,7 +434,7 @@ def _size_sweep(zoo: Zoo, models: list[str], sizes: list[int], task: Task, args:
     used = sorted({n for per_size in sweep.values() for n in per_size})
     header = " | ".join(f"n = {n}" for n in used)
     lines = [
-        f"Test {task.metric} by training-set size on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')} of "
+        f"Test {_metric_name(task)} by training-set size on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')} of "
         f"{epoch_size:,} networks each, whatever the size, batch {args.batch_size}, {_plural(args.seeds, 'seed')}, {_duration(time.perf_counter() - t0)} for this "
         f"invocation). Mean ± std over seeds" + (" (%)." if percent else "."),
         "",
@@ -467,7 +474,7 @@ def _plot_sweep(path: Path, sweep: dict[str, dict[int, list[tuple[float, float]]
     if not task.higher_is_better:
         _plain_log_y(ax)
     ax.set_xlabel("training networks")
-    ax.set_ylabel(f"test {task.metric}" + (" (%)" if scale == 100 else ""))
+    ax.set_ylabel(f"test {_metric_name(task)}" + (" (%)" if scale == 100 else ""))
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
