@@ -147,6 +147,9 @@ def test_contrastive_embeddings_train_and_the_probe_sees_only_training_networks(
     assert set(fitted_rows) == {120}  # every probe was fitted on the 120 training networks only
     test = trainer.evaluate("test")
     assert test["probe_mse"] > 0 and fitted_rows[-1] == 120
+    # a run evaluated from its directory alone (dwsnets evaluate) gives the same numbers
+    again = Trainer(sine_zoo, tmp_path / "ssl", cfg, progress=False).evaluate("test")
+    assert again["probe_mse"] == pytest.approx(test["probe_mse"], rel=1e-9)
     trainer.model.eval()
     assert_invariant(trainer.model, trainer.inputs("test")[0], atol=1e-4)
     ws, target = trainer.inputs("test")
@@ -163,6 +166,26 @@ def test_contrastive_embeddings_train_and_the_probe_sees_only_training_networks(
     constant = task.probe(torch.zeros(50, 4), y, torch.zeros(50, 4), y)["probe_mse"]
     informative = task.probe(y.float(), y, y.float(), y)["probe_mse"]
     assert informative < 0.01 * constant
+
+
+def test_contrastive_probe_sees_training_networks_as_the_model_does(sine_zoo, tmp_path, monkeypatch):
+    """The alignment baseline's probe is fitted on aligned training networks, as its test
+    networks are aligned (fitting it on raw ones gave probe errors above chance)."""
+    from dwsnets.tasks import contrastive
+    from dwsnets.training import TrainConfig, Trainer
+
+    torch.set_default_dtype(torch.float32)
+    seen = []
+    original = contrastive.Contrastive.probe
+    monkeypatch.setattr(
+        contrastive.Contrastive, "probe", lambda self, a, *rest: seen.append(a) or original(self, a, *rest)
+    )
+    cfg = TrainConfig(model="mlp-align", task="contrastive", task_options={"embedding": 8}, epochs=1, batch_size=24)
+    trainer = Trainer(sine_zoo, tmp_path / "align", cfg, progress=False)
+    trainer.fit()
+    aligned = trainer.task.embed(trainer.model, trainer.inputs("train")[0])
+    raw = trainer.task.embed(trainer.model, trainer.split("train").weights)
+    assert torch.allclose(seen[-1], aligned, atol=1e-5) and not torch.allclose(seen[-1], raw, atol=1e-3)
 
 
 def test_contrastive_second_view_is_aligned_for_the_alignment_baseline():

@@ -66,6 +66,9 @@ class Task(ABC):
     # whether the trainer may transform the represented signals (rotate, flip, ...): a task
     # whose targets are fixed pictures of the original signals says no
     signal_transforms_ok: ClassVar[bool] = True
+    # whether evaluation reads training networks (the contrastive probe): the trainer then
+    # hands the training split to prepare() even when the task's state comes from a saved run
+    evaluates_with_training_split: ClassVar[bool] = False
 
     def bind(self, data: Any) -> None:
         """Called once with the data set (a :class:`~dwsnets.zoo.dataset.WeightDataset`)

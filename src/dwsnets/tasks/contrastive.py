@@ -78,6 +78,7 @@ class Contrastive(Task):
     metric = "probe_mse"
     higher_is_better = False
     loss_name = "InfoNCE"
+    evaluates_with_training_split = True  # the probe is fitted on training embeddings
 
     def __init__(
         self,
@@ -168,7 +169,8 @@ class Contrastive(Task):
             raise TaskError("Contrastive.prepare() has not seen a training split yet")
         device = ws.device
         train = self._probe_train
-        train_emb = self.embed(model, train.weights.to(device), batch)
+        # the training networks as the model consumes them (aligned, for the alignment baseline)
+        train_emb = self.embed(model, self._as_model_input(model, train.weights.to(device)), batch)
         emb = self.embed(model, ws, batch)
         generator_state = torch.get_rng_state()
         torch.manual_seed(0)  # the validation loss always sees the same second views

@@ -240,10 +240,10 @@ class Trainer:
         """Prepare the task (from ``task_state``, or by measuring the training split) and
         build a fresh model. Model inputs are (re)made for this model on demand."""
         try:
-            if task_state is not None:
-                self.task.load_state_dict(task_state)
-            else:
+            if task_state is None or self.task.evaluates_with_training_split:
                 self.task.prepare(self.split("train"))
+            if task_state is not None:
+                self.task.load_state_dict(task_state)  # exactly the statistics the run trained with
             torch.manual_seed(self.config.seed)
             self.model = self.task.build_model(self.config.model, self.data.layout, **self.config.model_args)
         except (TaskError, BaselineError) as exc:
