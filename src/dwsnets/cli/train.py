@@ -278,14 +278,19 @@ def _first_run_picture(zoo: Zoo, run: Path, path: Path, device: str) -> Path | N
 
 
 def _plain_log_y(ax: Any) -> None:
-    """A logarithmic y axis labelled with plain numbers; minor ticks are labelled only when
-    the range is under a decade (over more they crowd each other)."""
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    """A logarithmic y axis labelled with plain numbers: minor ticks too (2, 3, 5 times a
+    power of ten) while the range is under two decades, every one under half a decade."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        """matplotlib's choice of which log ticks to label, written as plain numbers."""
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:.3g}" if super().__call__(x, pos) else ""
 
     ax.set_yscale("log")
-    low, high = ax.get_ylim()
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g") if high < 10 * low else NullFormatter())
+    ax.yaxis.set_major_formatter(PlainLogFormatter())
+    ax.yaxis.set_minor_formatter(PlainLogFormatter(minor_thresholds=(2, 0.5)))
 
 
 def _metric_name(task: Task) -> str:
