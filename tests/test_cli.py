@@ -69,15 +69,18 @@ def test_regression_through_the_command_line(sine_zoo, tmp_path, capsys):
     assert "MSE" in capsys.readouterr().out
     table = _opts(task="regress", models="mlp", seeds=1, epochs=1, out=tmp_path / "t", **common)
     assert main(_cli("table", *table)) == 0
-    assert "test mse" in (tmp_path / "t" / "table.md").read_text()
+    assert "test MSE" in (tmp_path / "t" / "table.md").read_text()
 
 
-def test_every_task_runs_from_the_table_command(digits_zoo, sine_zoo, tmp_path):
-    for task, zoo in (("edit", digits_zoo), ("contrastive", sine_zoo)):
+def test_every_task_runs_from_the_table_command(digits_zoo, sine_zoo, classifier_zoo, tmp_path):
+    for task, zoo in (("edit", digits_zoo), ("contrastive", sine_zoo), ("adapt", classifier_zoo)):
         out = tmp_path / task
         args = _opts(task=task, zoo=zoo, models="mlp", seeds=1, epochs=1, batch_size=16, out=out, device="cpu")
+        if task == "adapt":
+            args += _opts(shots=200, finetune_steps=10)
         assert main(_cli("table", *args)) == 0
         assert "| MLP |" in (out / "table.md").read_text()
+        assert (out / f"{task}-test.png").exists()  # the task's picture of the first run
 
 
 def test_user_errors_are_one_line_and_come_before_any_work(digits_zoo, tmp_path, capsys):

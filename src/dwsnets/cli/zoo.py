@@ -137,7 +137,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         target = summary.get("reached_target")
         quality = summary["quality"]
         print(
-            f"zoo: {summary['inrs']}/{summary['planned']} networks, {quality} median "
+            f"zoo: {summary['inrs']}/{summary['planned']} networks, {quality.replace('psnr', 'PSNR')} median "
             f"{_score(quality, summary[f'{quality}_median'])}, 5th percentile {_score(quality, summary[f'{quality}_p5'])}"
             + (f", {target * 100:.1f}% reached {config.target_psnr:g} dB" if target is not None else "")
         )
