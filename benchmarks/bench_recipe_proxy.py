@@ -1,0 +1,105 @@
+"""A short, fixed training budget for comparing DWSNet recipes (the proxy for recipe work).
+
+    python benchmarks/bench_recipe_proxy.py --zoo ZOO [--epochs 10] [--max-train N] [--seed 0]
+        [--variants default,lr-1e-3,...] [--out runs/recipe-proxy]
+
+Full schedules take hours on a CPU, so a recipe change (learning rate, width, depth,
+normalisation, augmentation) is first compared here: every variant trains a DWSNet
+classifier through the package's own ``Trainer`` for the same epochs on the same training
+networks, from the same seed, and the script prints one markdown row per variant with its
+best and last validation accuracy, the test accuracy of its best checkpoint and its
+training time, beside the default recipe's from the same invocation. The winner is then
+confirmed at the full schedule (``dwsnets table``). Runs are kept under ``--out``, so an
+interrupted comparison resumes and a repeated one only prints.
+
+Variants (``--variants``, comma-separated; default: all; see ``VARIANTS``): ``default`` (the
+registry's DWSNet: 5 layers of 32 channels, batch norm, AdamW lr 2e-3, random hidden
+permutations), ``lr-1e-3``, ``lr-4e-3``, ``no-norm``, ``width-64``, ``depth-3``,
+``dropout-0.1``, ``no-permutations`` and ``flip-and-intensity`` (exact image
+augmentations: left-right flips and intensity scale and shift of up to 10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},  # the registry's DWSNet: 5 layers x 32 channels, batch norm, lr 2e-3, permutations
+    "lr-1e-3": {"lr": 1e-3},
+    "lr-4e-3": {"lr": 4e-3},
+    "no-norm": {"model_args": {"norm": None}},
+    "width-64": {"model_args": {"hidden_channels": 64}},
+    "depth-3": {"model_args": {"num_layers": 3}},
+    "dropout-0.1": {"model_args": {"dropout": 0.1}},
+    "no-permutations": {"augment_permute": False},
+    "flip-and-intensity": {"signal": {"flip": [1], "intensity_scale": 0.1, "intensity_shift": 0.1}},
+}
+
+
+def run_variant(zoo: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    from dwsnets.training import TrainConfig, Trainer
+
+    settings = dict(VARIANTS[name])
+    config = TrainConfig(model="dwsnet", task="classify", epochs=args.epochs, batch_size=args.batch_size,
+                         seed=args.seed, max_train=args.max_train, **settings)  # fmt: skip
+    trainer = Trainer(zoo, Path(args.out) / name, config, progress=False)
+    t0 = time.perf_counter()
+    history = trainer.fit()["history"]
+    test = trainer.evaluate("test")
+    return {
+        "variant": name,
+        "best_val": max(h["val_accuracy"] for h in history),
+        "last_val": history[-1]["val_accuracy"],
+        "test": test["accuracy"],
+        "train_seconds": sum(h["epoch_seconds"] for h in history),
+        "wall_seconds": time.perf_counter() - t0,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--zoo", required=True, help="an image INR zoo (dwsnets fit-inrs)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--max-train", type=int, help="the first N training INRs only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
+    parser.add_argument("--out", default="runs/recipe-proxy", help="where the runs are kept (resumed)")
+    args = parser.parse_args(argv)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if "default" not in names:
+        names.insert(0, "default")  # every comparison is against the default of the same invocation
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for name in names:
+        row = run_variant(args.zoo, name, args)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    base = rows[0]
+    print(f"\n{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}, zoo {args.zoo}"
+          + (f", first {args.max_train} training INRs" if args.max_train else "")
+          + f", {torch.get_num_threads()} torch threads\n")  # fmt: skip
+    print("| variant | best validation (%) | last validation (%) | test (%) | vs default (test) | training time |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        delta = (row["test"] - base["test"]) * 100
+        print(
+            f"| {row['variant']} | {row['best_val'] * 100:.2f} | {row['last_val'] * 100:.2f} | {row['test'] * 100:.2f} "
+            f"| {delta:+.2f} | {row['train_seconds']:.0f} s |"
+        )
+
+
+if __name__ == "__main__":
+    main()
