@@ -198,7 +198,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--source",
         default="digits",
         choices=list(SOURCES),
-        help="what to fit",
+        help="what to fit (classifier sources train classifiers: they use --hidden, --lr, --steps, --count, "
+        "--seed and ignore --w0, --init and --target-psnr)",
     )
     fit.add_argument("--data-dir", help="directory with the source's files (IDX / CIFAR-10 batches)")
     fit.add_argument("--out", required=True, help="zoo directory (created, or resumed if it exists)")

@@ -34,8 +34,8 @@ class Classify(Task):
             raise TaskError("the training split is empty")
         if int(labels.min()) < 0:
             raise TaskError(
-                "these networks have no class labels (a sine zoo, for instance); "
-                "use a task that fits them, such as `dwsnets train regress`"
+                "these networks have no class labels (a sine or classifier zoo, for instance); "
+                "use a task that fits them, such as `dwsnets train regress` (sines) or `adapt` (classifiers)"
             )
         found = int(labels.max()) + 1
         if self.num_classes is None:
