@@ -142,19 +142,24 @@ def run_table(
     args: argparse.Namespace,
     out: Path,
     references: dict[str, list[float]] | None = None,
+    picture: Path | None = None,
 ) -> dict[str, list[tuple[float, float]]]:
     """Train (or resume, or reuse when finished) every (model, seed) run under ``out``;
     returns ``{model: [(test metric, training seconds), ...]}``. ``references`` collects
-    the task's model-free reference values (:meth:`Task.references`) of every run."""
+    the task's model-free reference values (:meth:`Task.references`) of every run;
+    ``picture``: where the task's picture (:meth:`Task.pictures`) of the first run's best
+    model on the test split goes (edited renderings, embeddings, adapted accuracies)."""
     configs = {(m, s): train_config(args, m, s) for m in models for s in range(seeds)}  # all checked first
     results: dict[str, list[tuple[float, float]]] = {}
-    for (model, seed), config in configs.items():
+    for index, ((model, seed), config) in enumerate(configs.items()):
         run = out / f"{model}-seed{seed}"
         trainer = Trainer(data, run, config, args.device)
         history = trainer.fit()["history"]
         if trainer.rank != 0:
             continue
-        test = trainer.evaluate("test")
+        test = trainer.evaluate("test")  # builds the model and loads its best checkpoint
+        if picture is not None and index == 0:
+            trainer.task.pictures(trainer.model, *trainer.inputs("test"), picture)
         value = test[trainer.task.metric]
         # training time summed over epochs, so a resumed run reports its real cost
         seconds = float(sum(h["epoch_seconds"] for h in history))
@@ -195,14 +200,11 @@ def markdown_table(
         "|---|---|---|---|---|",
     ]
     for model, runs in results.items():
-        values = torch.tensor([v for v, _ in runs], dtype=torch.float64) * (100 if percent else 1)
-        std = float(values.std()) if len(runs) > 1 else 0.0
-        spread = (f"± {std:.2f}" if percent else f"± {std:.3g}") if len(runs) > 1 else "(one seed, no spread)"
         paper = MODELS[model].paper.get(source if task.name == "classify" else f"{task.name}/{source}")
         ref = "-" if paper is None else f"{paper:.2f}"
         seconds = sum(sec for _, sec in runs) / len(runs)
-        mean = f"{float(values.mean()):.2f}" if percent else f"{float(values.mean()):.4g}"
-        lines.append(f"| {MODELS[model].label} | {mean} {spread} | {len(runs)} | {_duration(seconds)} | {ref} |")
+        cell = _mean_spread(runs, 100 if percent else 1, single=" (one seed, no spread)")
+        lines.append(f"| {MODELS[model].label} | {cell} | {len(runs)} | {_duration(seconds)} | {ref} |")
     for label, values in (references or {}).items():
         shown = f"{values[0] * 100:.2f}" if percent else f"{values[0]:.4g}"
         lines.append(f"| {label} | {shown} | - | - | - |")
@@ -241,16 +243,14 @@ def cmd_table(args: argparse.Namespace) -> int:
     if len(view_settings) > 1:
         return _views_table(zoo, models, view_settings, task, args, out, t0)
     references: dict[str, list[float]] = {}
-    results = run_table(zoo, models, args.seeds, args, out, references)
+    picture = out / f"{task.name}-test.png"
+    results = run_table(zoo, models, args.seeds, args, out, references, picture)
     if not results:  # not rank 0 under torchrun
         return 0
-    n_train = zoo.split_size("train")
-    if args.train_views == "first":
-        n_train //= max(1, int(zoo.config.get("views", 1)))
+    views = max(1, int(zoo.config.get("views", 1)))
+    n_train = zoo.split_size("train") // (views if args.train_views == "first" else 1)
     n_train = n_train if args.max_train is None else min(args.max_train, n_train)
-    n_test = zoo.split_size("test")
-    if args.eval_views == "first":
-        n_test //= max(1, int(zoo.config.get("views", 1)))
+    n_test = zoo.split_size("test") // (views if args.eval_views == "first" else 1)
     note = (
         f"{_plural(n_train, 'training network')}, {_plural(n_test, 'test network')}, "
         f"{_plural(args.epochs, 'epoch')}, batch {args.batch_size}, {_duration(time.perf_counter() - t0)} for this "
@@ -260,21 +260,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     (out / "table.md").write_text(md)
     _plot_table_curves(out / "curves.png", out, list(results), args.seeds, task, f"{task.name} on {zoo.name}")
     print("\n" + md)
-    written = [out / "table.md", out / "curves.png"]
-    picture = _first_run_picture(zoo, out / f"{models[0]}-seed0", out / f"{task.name}-test.png", args.device)
-    if picture is not None:
-        written.append(picture)
+    written = [out / "table.md", out / "curves.png", *([picture] if picture.exists() else [])]
     print("written to " + ", ".join(map(str, written)))
     return 0
-
-
-def _first_run_picture(zoo: Zoo, run: Path, path: Path, device: str) -> Path | None:
-    """The task's picture (:meth:`Task.pictures`) of one finished run on the test split,
-    e.g. the first model's seed 0: edited renderings, embeddings, adapted accuracies."""
-    trainer = Trainer(zoo, run, TrainConfig(**read_run_record(run)["config"]), device, progress=False)
-    trainer.evaluate("test")  # builds the model and loads its best checkpoint
-    ws, target = trainer.inputs("test")
-    return trainer.task.pictures(trainer.model, ws, target, path)
 
 
 def _plain_log_y(ax: Any) -> None:
@@ -327,8 +315,7 @@ def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, tas
     try:
         chance = task.chance()
     except TaskError:  # the table's task object never saw the data: read the classes from a run
-        saved = json.loads((out / f"{models[0]}-seed0" / "config.json").read_text())
-        task.load_state_dict(saved["task_state"])
+        task.load_state_dict(read_run_record(out / f"{models[0]}-seed0")["task_state"])
         chance = task.chance()
     if chance is not None:
         ax.axhline(chance * scale, color="0.5", linestyle="--", linewidth=1, label="chance")
@@ -343,21 +330,23 @@ def _plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, tas
     plt.close(fig)
 
 
+def _mean_spread(runs: list[tuple[float, float]], scale: float, single: str = "") -> str:
+    """``mean ± std`` of the runs' metrics (percentages with two decimals, other metrics with
+    four significant digits); one run shows its value followed by ``single``."""
+    values = torch.tensor([v for v, _ in runs], dtype=torch.float64) * scale
+    mean = float(values.mean())
+    if len(values) < 2:
+        return (f"{mean:.2f}" if scale == 100 else f"{mean:.4g}") + single
+    std = float(values.std())
+    return f"{mean:.2f} ± {std:.2f}" if scale == 100 else f"{mean:.4g} ± {std:.3g}"
+
+
 def _grid_rows(grid: dict[str, dict[Any, list[tuple[float, float]]]], columns: list[Any], scale: float) -> list[str]:
-    """Markdown rows ``| model | mean ± std | ... |`` of ``{model: {column: [(metric, seconds), ...]}}``
-    (percentages with two decimals, other metrics with four significant digits)."""
-    rows = []
-    for model, per_column in grid.items():
-        cells = []
-        for column in columns:
-            values = torch.tensor([v for v, _ in per_column[column]], dtype=torch.float64) * scale
-            mean, std = float(values.mean()), float(values.std()) if len(values) > 1 else None
-            if scale == 100:
-                cells.append(f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else ""))
-            else:
-                cells.append(f"{mean:.4g}" + (f" ± {std:.3g}" if std is not None else ""))
-        rows.append(f"| {MODELS[model].label} | " + " | ".join(cells) + " |")
-    return rows
+    """Markdown rows ``| model | mean ± std | ... |`` of ``{model: {column: [(metric, seconds), ...]}}``."""
+    return [
+        f"| {MODELS[model].label} | " + " | ".join(_mean_spread(per_column[c], scale) for c in columns) + " |"
+        for model, per_column in grid.items()
+    ]
 
 
 def _parse_train_views(text: str) -> list[str]:
