@@ -207,12 +207,11 @@ class Trainer:
                 data = self.data.load(name)
             except ZooError as exc:
                 raise TrainingError(str(exc)) from None
-            if name == "train" and self.config.train_views == "first" and "view" in data.info:
+            views = self.config.train_views if name == "train" else self.config.eval_views
+            if views == "first" and "view" in data.info:
                 data = data[data.info["view"] == 0]
             if name == "train" and self.config.max_train is not None:
                 data = data[: self.config.max_train]
-            if name != "train" and self.config.eval_views == "first" and "view" in data.info:
-                data = data[data.info["view"] == 0]
             self._raw[name] = data
         return self._raw[name]
 

@@ -220,7 +220,6 @@ class Source(ABC):
     is_image: bool
     # the per-network score stored with every network and summarised per shard
     quality: str = "psnr"
-    quality_unit: str = "dB"
 
     def fit(self, data: Any, coords: Tensor, targets: Tensor, seeds: list[int], config: ZooConfig, *,
             device: str | torch.device = "cpu", chunk: int = 128,
@@ -270,6 +269,17 @@ def _holdout_splits(n_train: int, n_test: int, seed: int) -> Splits:
         "train": ("train", np.sort(order[n_val:])),
         "val": ("train", np.sort(order[:n_val])),
         "test": ("test", np.arange(n_test)),
+    }
+
+
+def _consecutive_splits(n: int, held: int) -> Splits:
+    """``n`` generated items in order: the last ``held`` for test, the ``held`` before them
+    for validation, the rest for training (the items themselves are drawn at random)."""
+    order = np.arange(n)
+    return {
+        "train": ("train", order[: n - 2 * held]),
+        "val": ("train", order[n - 2 * held : n - held]),
+        "test": ("train", order[n - held :]),
     }
 
 
@@ -329,13 +339,7 @@ class SineSource(Source):
 
     def splits(self, data: dict[str, np.ndarray], seed: int) -> Splits:
         n = len(data["amplitude"])
-        n_val = n_test = n // 10
-        order = np.arange(n)
-        return {
-            "train": ("train", order[: n - n_val - n_test]),
-            "val": ("train", order[n - n_val - n_test : n - n_test]),
-            "test": ("train", order[n - n_test :]),
-        }
+        return _consecutive_splits(n, n // 10)
 
     def sizes(self, data: dict[str, np.ndarray]) -> tuple[int, int, tuple[int, ...] | None]:
         return 1, 1, None
@@ -355,7 +359,6 @@ class ClassifierSource(Source):
 
     is_image = False
     quality = "accuracy"
-    quality_unit = ""
 
     def __init__(self, name: str, images: str, pool: int) -> None:
         self.name, self.images, self.pool = name, images, pool
@@ -380,13 +383,7 @@ class ClassifierSource(Source):
 
     def splits(self, data: dict[str, Any], seed: int) -> Splits:
         n = data["count"]
-        n_val = n_test = max(1, n // 10)
-        order = np.arange(n)
-        return {
-            "train": ("train", order[: n - n_val - n_test]),
-            "val": ("train", order[n - n_val - n_test : n - n_test]),
-            "test": ("train", order[n - n_test :]),
-        }
+        return _consecutive_splits(n, max(1, n // 10))
 
     def sizes(self, data: dict[str, Any]) -> tuple[int, int, tuple[int, ...] | None]:
         return int(data["train"][0].shape[1]), int(data["train"][1].max()) + 1, None
