@@ -290,3 +290,5 @@ def test_adapting_classifiers_through_the_trainer(classifier_zoo, tmp_path, caps
     assert "target accuracy" in capsys.readouterr().out and (tmp_path / "adapt" / "adapt-test.png").exists()
     with pytest.raises(TaskError, match="classifier zoo"):
         Adapt().bind(object())
+    with pytest.raises(TaskError, match="adapt task has models dwsnet, mlp, mlp-aug and mlp-align, not 'deepsets'"):
+        task.build_model("deepsets", test.layout)

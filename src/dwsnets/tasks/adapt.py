@@ -26,30 +26,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..baselines.flat import AlignsInputs
 from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
-from ..nn.models import EquivariantDWSNet
 from ..zoo.classifiers import Corruption, classifier_forward, thumbnails
 from ..zoo.sources import ClassifierSource, get_source
 from ..zoo.store import ZooSplit
 from .base import Task, TaskError
-from .edit import FlatEditMLP
+from .edit import build_editor
 
-__all__ = ["Adapt", "AlignedEditMLP", "finetune_classifiers"]
+__all__ = ["Adapt", "finetune_classifiers"]
 
 SETS = ("shots", "val", "test")  # the image set each split's networks are scored on
 VAL_IMAGES = 2000
-
-
-class AlignedEditMLP(AlignsInputs, FlatEditMLP):
-    """:class:`~dwsnets.tasks.edit.FlatEditMLP` on weights aligned to a reference network:
-    the update is predicted (and added) in the aligned frame, which computes the same
-    function as the original network."""
-
-    def __init__(self, layout: WeightSpaceLayout, **kwargs: Any) -> None:
-        FlatEditMLP.__init__(self, layout, **kwargs)
-        self._init_alignment(layout)
 
 
 def finetune_classifiers(ws: WeightSpace, x: Tensor, y: Tensor, *, steps: int = 200, lr: float = 1e-3,
@@ -146,14 +134,8 @@ class Adapt(Task):
     # ---------------------------------------------------------------- training
 
     def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
-        if name == "dwsnet":
-            args = {"hidden_channels": 16, "num_layers": 4, "norm": None, **kwargs}
-            return EquivariantDWSNet(layout, 1, residual=True, **args)
-        if name in ("mlp", "mlp-aug"):
-            return FlatEditMLP(layout, **kwargs)
-        if name == "mlp-align":
-            return AlignedEditMLP(layout, **kwargs)
-        raise TaskError(f"the adapt task has models dwsnet, mlp, mlp-aug and mlp-align, not {name!r}")
+        defaults = {"hidden_channels": 16, "num_layers": 4, "norm": None}
+        return build_editor(name, layout, self.name, ("dwsnet", "mlp", "mlp-aug", "mlp-align"), defaults, **kwargs)
 
     def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
         x, y = self.images["shots"]

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..baselines.common import mlp
+from ..baselines.flat import AlignsInputs
 from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
 from ..inr.siren import siren_forward
@@ -28,7 +29,7 @@ from ..nn.norm import InputNormalization
 from ..zoo.store import ZooSplit
 from .base import Task, TaskError
 
-__all__ = ["EDITS", "Edit", "FlatEditMLP", "edit_images"]
+__all__ = ["EDITS", "AlignedEditMLP", "Edit", "FlatEditMLP", "build_editor", "edit_images"]
 
 EDITS = ("dilate", "erode", "contrast", "gradient")
 
@@ -68,6 +69,29 @@ class FlatEditMLP(nn.Module):
         normed = self.input_norm(ws)
         update = WeightSpace.from_flat(self.mlp(normed.flatten()), self.layout)
         return self.input_norm.inverse(normed + update)
+
+
+class AlignedEditMLP(AlignsInputs, FlatEditMLP):
+    """:class:`FlatEditMLP` on weights aligned to a reference network: the update is
+    predicted (and added) in the aligned frame, which computes the same function as the
+    original network."""
+
+    def __init__(self, layout: WeightSpaceLayout, **kwargs: Any) -> None:
+        FlatEditMLP.__init__(self, layout, **kwargs)
+        self._init_alignment(layout)
+
+
+def build_editor(name: str, layout: WeightSpaceLayout, task: str, models: Sequence[str],
+                 dwsnet_defaults: dict[str, Any], **kwargs: Any) -> nn.Module:  # fmt: skip
+    """A model that maps networks to updated networks, for the tasks that change weights:
+    ``dwsnet`` (an :class:`EquivariantDWSNet` adding a residual update, ``dwsnet_defaults``
+    unless ``kwargs`` say otherwise), ``mlp`` and ``mlp-aug`` (:class:`FlatEditMLP`) and
+    ``mlp-align`` (:class:`AlignedEditMLP`); ``models`` are the names ``task`` offers."""
+    if name not in models:
+        raise TaskError(f"the {task} task has models {', '.join(models[:-1])} and {models[-1]}, not {name!r}")
+    if name == "dwsnet":
+        return EquivariantDWSNet(layout, 1, residual=True, **{**dwsnet_defaults, **kwargs})
+    return AlignedEditMLP(layout, **kwargs) if name == "mlp-align" else FlatEditMLP(layout, **kwargs)
 
 
 class Edit(Task):
@@ -121,12 +145,8 @@ class Edit(Task):
         return edit_images(images, self.edit, self.size).permute(0, 2, 3, 1).reshape(-1, h * w, c).float()
 
     def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
-        if name == "dwsnet":
-            args = {"hidden_channels": 32, "num_layers": 4, "norm": None, **kwargs}
-            return EquivariantDWSNet(layout, 1, residual=True, **args)
-        if name in ("mlp", "mlp-aug"):
-            return FlatEditMLP(layout, **kwargs)
-        raise TaskError(f"the edit task has models dwsnet, mlp and mlp-aug, not {name!r}")
+        defaults = {"hidden_channels": 32, "num_layers": 4, "norm": None}
+        return build_editor(name, layout, self.name, ("dwsnet", "mlp", "mlp-aug"), defaults, **kwargs)
 
     def render(self, ws: WeightSpace) -> Tensor:
         """What INRs render on the image grid, ``(n, H*W, C)``."""
