@@ -288,3 +288,7 @@ def test_classifier_zoo(classifier_zoo, tmp_path):
     assert np.abs(shifted - parts["test"][0]).mean() > 0.05
     with pytest.raises(ZooError, match="not INRs"):
         zoo.recheck_psnr()
+    from dwsnets.zoo.preview import save_reconstruction_grid
+
+    with pytest.raises(ValueError, match="not INRs"):
+        save_reconstruction_grid(classifier_zoo, out_path=tmp_path / "x.png")

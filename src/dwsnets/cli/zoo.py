@@ -144,7 +144,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         missing = zoo.missing_shards()
         if missing:
             print(f"{len(missing)} shard(s) still to fit (other --shard parts, or run this command again)")
-        if not args.no_preview and SOURCES[args.source].quality == "psnr":
+        if not args.no_preview and zoo.quality == "psnr":  # INRs: reconstructions to show
             try:
                 path = save_reconstruction_grid(args.out, data_dir=args.data_dir)
                 print(f"picture: {path}")

@@ -26,6 +26,8 @@ def save_reconstruction_grid(
     from .store import Zoo, _shard_targets, plan_zoo
 
     zoo = Zoo(zoo_dir)
+    if zoo.quality != "psnr":
+        raise ValueError(f"zoo {zoo.path} holds {zoo.source} networks, not INRs: there are no reconstructions to show")
     records = zoo.records()
     if not records:
         raise ValueError(f"zoo {zoo.path} has no finished shard to show")
