@@ -280,3 +280,27 @@ def test_terms_table_matches_the_characterisation():
     assert per_pair[("bias2", "bias2")] == 2  # DeepSets
     assert per_pair[("bias4", "bias4")] == 2**2
     assert len(per_pair) == len(layer.layout.tensors) ** 2  # every pair of tensors interacts
+
+
+def test_blocked_interior_kernel_matches_one_block(monkeypatch):
+    """The interior-weight kernel works in blocks of networks on the CPU; any block size
+    gives the same outputs and gradients (to rounding)."""
+    import dwsnets.nn.equivariant as equivariant
+
+    torch.manual_seed(5)
+    sizes = (2, 6, 5, 1)
+    layer = DWSLayer(sizes, 3, 4)
+    _randomise(layer)
+    ws = WeightSpace.randn(sizes, 7, 3)
+    results = []
+    for block_bytes in (2**40, 1, 3 * 6 * 5 * 4 * 8):
+        monkeypatch.setattr(equivariant, "_BLOCK_BYTES", block_bytes)
+        xs = [t.clone().requires_grad_() for t in ws.tensors]
+        out = layer.forward_tensors(xs)
+        loss = sum((t.sin()).sum() for t in out)
+        results.append((out, torch.autograd.grad(loss, [*xs, *layer.parameters()])))
+    for out, grads in results[1:]:
+        for a, b in zip(out, results[0][0]):
+            assert torch.allclose(a, b, atol=1e-12)
+        for a, b in zip(grads, results[0][1]):
+            assert torch.allclose(a, b, atol=1e-12)

@@ -147,3 +147,32 @@ def test_models_on_a_cnn_weight_space():
     assert torch.allclose(classifier(augmented), classifier(ws), atol=1e-9)
     noisy = augment(ws, torch.Generator().manual_seed(0), permute=False, noise=0.1, entry_dropout=0.1)
     assert noisy.layout == layout and not noisy.allclose(ws)
+
+
+def test_backbone_fuses_batchnorm_and_relu_without_changing_results():
+    """The backbone runs batch norm + ReLU as one fused step; the same modules applied one
+    by one give the same outputs and gradients, and the state_dict keys are unchanged."""
+    torch.manual_seed(6)
+    model = DWSNet((2, 6, 5, 1), 3, hidden_channels=4, num_layers=3, norm="batch")
+    ws = WeightSpace.randn((2, 6, 5, 1), 8)
+    backbone = model.backbone
+
+    def one_by_one(space):
+        slots = backbone.blocks[0].packing.pack(space.tensors)
+        for block in backbone.blocks:
+            slots = block.forward_packed(slots)
+        return slots
+
+    outputs = []
+    for run in (backbone.forward_packed, one_by_one):
+        xs = [t.clone().requires_grad_() for t in ws.tensors]
+        out = run(WeightSpace.from_tensors(xs))
+        loss = sum((o.cos()).sum() for o in out)
+        outputs.append((out, torch.autograd.grad(loss, [*xs, *backbone.parameters()])))
+    for a, b in zip(outputs[0][0], outputs[1][0]):
+        assert torch.allclose(a, b, atol=1e-12)
+    for a, b in zip(outputs[0][1], outputs[1][1]):
+        assert torch.allclose(a, b, atol=1e-10)
+    keys = model.state_dict().keys()
+    # modules stay where they were: layer, batch norm, activation per block
+    assert {"backbone.blocks.1.running_mean", "backbone.blocks.4.running_var", "backbone.blocks.3.bias"} <= keys

@@ -121,3 +121,133 @@ def test_input_normalization():
     again = InputNormalization(SIZES)
     again.load_state_dict(state)
     assert again(ws).allclose(out)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Row blocks of a few rows, so that the blocked passes run over many blocks."""
+    import dwsnets.nn.norm as norm_module
+
+    monkeypatch.setattr(norm_module, "_CHUNK_BYTES", 64)
+
+
+@pytest.mark.parametrize("blocks", ["one", "many"])
+def test_batchnorm_with_fused_relu_matches_batchnorm_then_relu(blocks, request):
+    if blocks == "many":
+        request.getfixturevalue("small_blocks")
+    torch.manual_seed(2)
+    ws = WeightSpace.randn(SIZES, 6, 3).map(lambda t: (2 * t + 0.3).requires_grad_())
+    bn = WSBatchNorm(SIZES, 3)
+    with torch.no_grad():
+        bn.weight.normal_()  # negative scales too: the ReLU mask must follow their sign
+        bn.bias.normal_()
+    probe = WeightSpace.randn(SIZES, 6, 3)
+    packing = bn.layout.packing
+    results = []
+    for fused in (True, False):
+        slots = packing.pack(ws.tensors)
+        out = bn.forward_packed(slots, relu=True) if fused else [torch.relu(y) for y in bn.forward_packed(slots)]
+        out = packing.unpack(out, 3)
+        loss = sum((o * p).sum() for o, p in zip(out, probe.tensors))
+        results.append((out, torch.autograd.grad(loss, [*ws.tensors, bn.weight, bn.bias])))
+    (out_f, grads_f), (out_r, grads_r) = results
+    for a, b in zip(out_f, out_r):
+        assert torch.allclose(a, b, atol=1e-12)
+    for a, b in zip(grads_f, grads_r):
+        assert torch.allclose(a, b, atol=1e-10)
+    # control: dropping the ReLU's mask from the gradient is caught
+    loss = sum(
+        (o * p).sum() for o, p in zip(packing.unpack(bn.forward_packed(packing.pack(ws.tensors)), 3), probe.tensors)
+    )
+    unmasked = torch.autograd.grad(loss, ws.tensors[0])[0]
+    assert not torch.allclose(unmasked, grads_f[0], atol=1e-3)
+    # eval mode: the running statistics, then the ReLU
+    bn.eval()
+    with torch.no_grad():
+        fused_eval = packing.unpack(bn.forward_packed(packing.pack(ws.tensors), relu=True), 3)
+        plain_eval = [torch.relu(t) for t in bn(ws).tensors]
+    for a, b in zip(fused_eval, plain_eval):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_blocked_batchnorm_gradcheck(small_blocks):
+    torch.manual_seed(3)
+    ws = WeightSpace.randn((2, 3, 2), 3, 2).map(lambda t: t.requires_grad_())
+    bn = WSBatchNorm((2, 3, 2), 2)
+    with torch.no_grad():
+        bn.weight.normal_()
+        bn.bias.normal_()
+    packing = bn.layout.packing
+
+    def fn(*tensors):
+        return tuple(packing.unpack(bn.forward_packed(packing.pack(list(tensors)), relu=True), 2))
+
+    assert torch.autograd.gradcheck(fn, tuple(ws.tensors))
+
+
+def test_batchnorm_in_bfloat16_follows_float32():
+    """Under CPU autocast the slots arrive in bf16: statistics still accumulate in float32,
+    so outputs and gradients agree with float32 to bf16's resolution."""
+    torch.manual_seed(4)
+    base = WeightSpace.randn((2, 16, 16, 1), 64, 8).map(lambda t: 3 * t + 1)
+    bn = WSBatchNorm((2, 16, 16, 1), 8).float()
+    packing = bn.layout.packing
+    probe = [torch.randn_like(s) for s in packing.pack([t.float() for t in base.tensors])]
+    outs, grads = [], []
+    for dtype in (torch.float32, torch.bfloat16):
+        slots = [s.to(dtype).requires_grad_() for s in packing.pack([t.float() for t in base.tensors])]
+        out = bn.forward_packed(slots, relu=True)
+        loss = sum((o.float() * p).sum() for o, p in zip(out, probe))
+        grads.append([g.float() for g in torch.autograd.grad(loss, slots)])
+        outs.append([o.float() for o in out])
+    for a, b in zip(outs[0], outs[1]):
+        assert (a - b).abs().max() <= 2e-2 * a.abs().max()
+    for a, b in zip(grads[0], grads[1]):
+        cosine = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)
+        assert cosine > 0.999
+
+
+def test_compiled_kernels_match_the_eager_ones():
+    """``compile_kernels(True)`` runs the same arithmetic as fused loops: outputs, gradients
+    and running statistics agree with the eager kernels (float64, with and without ReLU)."""
+    import warnings
+
+    from dwsnets.nn import compile_kernels
+
+    torch.manual_seed(7)
+    ws = WeightSpace.randn(SIZES, 6, 3).map(lambda t: 2 * t + 0.3)
+    probe = WeightSpace.randn(SIZES, 6, 3)
+    results = []
+    try:
+        for compiled in (False, True):
+            compile_kernels(compiled)
+            bn = WSBatchNorm(SIZES, 3)
+            with torch.no_grad():
+                bn.weight.copy_(torch.linspace(-1.5, 2.0, bn.weight.numel()).view_as(bn.weight))
+                bn.bias.copy_(torch.linspace(-0.5, 0.7, bn.bias.numel()).view_as(bn.bias))
+            packing = bn.layout.packing
+            xs = [t.clone().requires_grad_() for t in ws.tensors]
+            with warnings.catch_warnings():
+                # a fallback to eager must not pass for a compiled run
+                warnings.filterwarnings("error", message="dwsnets: compiling")
+                try:
+                    out = [
+                        *packing.unpack(bn.forward_packed(packing.pack(xs), relu=True), 3),
+                        *packing.unpack(bn.forward_packed(packing.pack(xs)), 3),
+                    ]
+                except UserWarning as exc:
+                    pytest.skip(f"torch.compile is not available here: {exc}")
+                loss = sum((o * p).sum() for o, p in zip(out, [*probe.tensors, *probe.tensors]))
+                grads = torch.autograd.grad(loss, [*xs, bn.weight, bn.bias])
+            results.append((out, grads, bn.running_mean.clone(), bn.running_var.clone()))
+    finally:
+        compile_kernels(False)
+    (out_e, grads_e, mean_e, var_e), (out_c, grads_c, mean_c, var_c) = results
+    for a, b in zip(out_e, out_c):
+        assert torch.allclose(a, b, atol=1e-12)
+    for a, b in zip(grads_e, grads_c):
+        assert torch.allclose(a, b, atol=1e-10)
+    assert torch.allclose(mean_e, mean_c, atol=1e-12) and torch.allclose(var_e, var_c, atol=1e-12)
+    # control: the comparison tells the kernels' variants apart (with and without the ReLU)
+    half = len(out_c) // 2
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(out_c[:half], out_e[half:]))

@@ -2,7 +2,8 @@
 
 * :mod:`~dwsnets.nn.equivariant`: :class:`DWSLayer`, the complete affine equivariant layer;
 * :mod:`~dwsnets.nn.invariant`: :class:`InvariantPooling` and :class:`InvariantHead`;
-* :mod:`~dwsnets.nn.norm`: :class:`WSBatchNorm` and :class:`InputNormalization`;
+* :mod:`~dwsnets.nn.norm`: :class:`WSBatchNorm` and :class:`InputNormalization`
+  (:func:`compile_kernels` fuses batch norm's passes with torch.compile);
 * :mod:`~dwsnets.nn.pointwise`: :class:`Entrywise` activations and :class:`WSDropout`;
 * :mod:`~dwsnets.nn.models`: :class:`DWSNet`, :class:`EquivariantDWSNet`, :class:`DWSBackbone`.
 """
@@ -10,7 +11,7 @@
 from .equivariant import DWSLayer
 from .invariant import InvariantHead, InvariantPooling
 from .models import DWSBackbone, DWSNet, EquivariantDWSNet
-from .norm import InputNormalization, WSBatchNorm
+from .norm import InputNormalization, WSBatchNorm, compile_kernels
 from .pointwise import Entrywise, WSDropout, make_activation
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "InvariantPooling",
     "WSBatchNorm",
     "WSDropout",
+    "compile_kernels",
     "make_activation",
 ]

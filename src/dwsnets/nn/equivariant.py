@@ -305,8 +305,11 @@ class DWSLayer(nn.Module):
 class _Aligned2(torch.autograd.Function):
     """``y = x @ W + row[:, :, None] + col[:, None, :]`` for ``x (B, a, b, F_in)``.
 
-    The broadcast sum is written once into the output buffer and the GEMM accumulates on
-    top of it (``addmm_``); no broadcast copy is kept for backward.
+    The broadcast sum is written into the output buffer and the GEMM accumulates on top of
+    it (``addmm_``); no broadcast copy is kept for backward. On the CPU the work goes in
+    cache-sized blocks of networks, so that the output block is still in cache when the
+    GEMM adds to it, and the backward reads each block of the incoming gradient from
+    memory once for all four of its uses (input and weight GEMMs, row and column sums).
 
     Mixed precision: the GEMM runs in the dtype of ``row`` and ``col``, which the layer's
     other GEMMs produced, so under ``torch.autocast`` it follows autocast's choice (bf16 or
@@ -317,35 +320,60 @@ class _Aligned2(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, row: Tensor, col: Tensor) -> Tensor:  # type: ignore[override]
         fin, fout = weight.shape
         dtype = torch.promote_types(row.dtype, col.dtype)
-        out = torch.add(row.unsqueeze(2).to(dtype), col.unsqueeze(1).to(dtype))
-        x2 = x.reshape(-1, fin).to(dtype)
-        w = weight.to(dtype)
-        out.view(-1, fout).addmm_(x2, w)
-        ctx.save_for_backward(x2, w)
-        ctx.x_shape, ctx.x_dtype, ctx.w_dtype = x.shape, x.dtype, weight.dtype
-        ctx.row_dtype, ctx.col_dtype = row.dtype, col.dtype
+        batch, a, b = x.shape[:3]
+        ctx.in_dtype, ctx.w_dtype, ctx.row_dtype, ctx.col_dtype = x.dtype, weight.dtype, row.dtype, col.dtype
+        out = torch.empty((batch, a, b, fout), dtype=dtype, device=x.device)
+        x, w, row, col = x.to(dtype), weight.to(dtype), row.to(dtype), col.to(dtype)
+        for s, e in _network_blocks(out):
+            block = out[s:e]
+            torch.add(row[s:e].unsqueeze(2), col[s:e].unsqueeze(1), out=block)
+            block.view(-1, fout).addmm_(x[s:e].reshape(-1, fin), w)
+        ctx.save_for_backward(x, w)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x2, weight = ctx.saved_tensors
-        fout = weight.shape[1]
+        x, weight = ctx.saved_tensors
+        fin, fout = weight.shape
         grad = grad.contiguous().to(weight.dtype)
-        g2 = grad.view(-1, fout)
-        gx = gw = grow = gcol = None
-        if ctx.needs_input_grad[0]:
-            # a base tensor (not a view) so that autograd may accumulate into it in place
-            gx = torch.empty(ctx.x_shape, dtype=weight.dtype, device=grad.device)
-            torch.mm(g2, weight.t(), out=gx.view(-1, weight.shape[0]))
-            gx = gx.to(ctx.x_dtype)
-        if ctx.needs_input_grad[1]:
-            gw = torch.mm(x2.t(), g2).to(ctx.w_dtype)
-        if ctx.needs_input_grad[2]:
-            grow = grad.sum(dim=2).to(ctx.row_dtype)
-        if ctx.needs_input_grad[3]:
-            gcol = grad.sum(dim=1).to(ctx.col_dtype)
-        return gx, gw, grow, gcol
+        batch, a, b = grad.shape[:3]
+        need_x, need_w, need_row, need_col = ctx.needs_input_grad
+        # base tensors (not views) so that autograd may accumulate into them in place
+        gx = torch.empty((batch, a, b, fin), dtype=weight.dtype, device=grad.device) if need_x else None
+        gw = torch.zeros_like(weight) if need_w else None
+        grow = torch.empty((batch, a, fout), dtype=grad.dtype, device=grad.device) if need_row else None
+        gcol = torch.empty((batch, b, fout), dtype=grad.dtype, device=grad.device) if need_col else None
+        for s, e in _network_blocks(grad):
+            g = grad[s:e]
+            g2 = g.view(-1, fout)
+            if gx is not None:
+                torch.mm(g2, weight.t(), out=gx[s:e].view(-1, fin))
+            if gw is not None:
+                gw.addmm_(x[s:e].reshape(-1, fin).t(), g2)
+            if grow is not None:
+                torch.sum(g, dim=2, out=grow[s:e])
+            if gcol is not None:
+                torch.sum(g, dim=1, out=gcol[s:e])
+        return (
+            None if gx is None else gx.to(ctx.in_dtype),
+            None if gw is None else gw.to(ctx.w_dtype),
+            None if grow is None else grow.to(ctx.row_dtype),
+            None if gcol is None else gcol.to(ctx.col_dtype),
+        )
+
+
+# Networks per block of the fused kernels on the CPU: about 2 MiB of output per block.
+_BLOCK_BYTES = 2**21
+
+
+def _network_blocks(t: Tensor) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges over the batch of ``t`` (one range off the CPU)."""
+    batch = t.shape[0]
+    if t.device.type != "cpu":
+        return [(0, batch)]
+    per = max(1, _BLOCK_BYTES // max(1, t[0].numel() * t.element_size()))
+    return [(s, min(s + per, batch)) for s in range(0, batch, per)]
 
 
 # ---------------------------------------------------------------------- helpers

@@ -30,8 +30,15 @@ __all__ = ["DWSBackbone", "DWSNet", "EquivariantDWSNet"]
 _NORMS = (None, "none", "batch")
 
 
+def _is_relu(block: nn.Module) -> bool:
+    return isinstance(block, Entrywise) and type(block.fn) is nn.ReLU
+
+
 class DWSBackbone(nn.Module):
     """``num_layers`` equivariant blocks from ``in_channels`` to ``hidden_channels``.
+
+    A batch norm followed by a ReLU runs as one fused step (:meth:`WSBatchNorm.forward_packed`);
+    the modules, and so the ``state_dict``, are the same either way.
 
     Shapes: ``WeightSpace (B, in_channels, ...)`` -> ``(B, hidden_channels, ...)``.
     """
@@ -73,8 +80,16 @@ class DWSBackbone(nn.Module):
         first = self.blocks[0]
         first.check_input(ws.tensors)
         slots = first.packing.pack(ws.tensors)
-        for block in self.blocks:
+        blocks = list(self.blocks)
+        i = 0
+        while i < len(blocks):
+            block = blocks[i]
+            if isinstance(block, WSBatchNorm) and i + 1 < len(blocks) and _is_relu(blocks[i + 1]):
+                slots = block.forward_packed(slots, relu=True)  # batch norm and ReLU fused
+                i += 2
+                continue
             slots = block.forward_packed(slots)
+            i += 1
         return slots
 
     def forward(self, ws: WeightSpace) -> WeightSpace:
