@@ -8,7 +8,9 @@ stack* of the same size (one dense channel map per tensor and layer, ReLU, mean 
 the same head; no equivariant structure): the floor that any model of this width pays.
 
 ``--norm batch`` puts :class:`~dwsnets.WSBatchNorm` after every equivariant layer, as the
-classifier of ``dwsnets train`` does. ``--tuned-malloc`` applies :func:`dwsnets.utils.tune_cpu_allocator` (glibc keeps freed
+classifier of ``dwsnets train`` does. ``--optimizer`` times the whole training step (an
+AdamW step included) and ``--bf16`` runs it under bf16 autocast (``dwsnets train --bf16``),
+for both models. ``--tuned-malloc`` applies :func:`dwsnets.utils.tune_cpu_allocator` (glibc keeps freed
 memory instead of page-faulting it back in every step) in both models' processes.
 
 Each (case, model) runs in a fresh subprocess, so one model's allocator state does not
@@ -92,6 +94,10 @@ def worker(sizes: tuple[int, ...], name: str, args: argparse.Namespace) -> dict:
 
     if args.tuned_malloc:
         tune_cpu_allocator()
+    if args.compile:
+        from dwsnets.nn import compile_kernels
+
+        compile_kernels(True)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -110,10 +116,16 @@ def worker(sizes: tuple[int, ...], name: str, args: argparse.Namespace) -> dict:
         model = BareChannelStack(len(ws.tensors), args.channels, args.layers, 10)
     model.to(device)
     loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3) if args.optimizer else None
+    amp_device = "cuda" if device.startswith("cuda") else "cpu"
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        loss_fn(model(ws), labels).backward()
+        with torch.autocast(amp_device, dtype=torch.bfloat16, enabled=args.bf16):
+            loss = loss_fn(model(ws), labels)
+        loss.backward()
+        if optimizer is not None:
+            optimizer.step()
 
     def sync() -> None:
         if device.startswith("cuda"):
@@ -170,6 +182,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="apply dwsnets.utils.tune_cpu_allocator() in both models' processes (CPU)",
     )
+    parser.add_argument(
+        "--optimizer", action="store_true", help="include an AdamW step: the whole training step (both models)"
+    )
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (both models), as `dwsnets train --bf16`")
+    parser.add_argument(
+        "--compile", action="store_true", help="batch norm's fused compiled kernels (dwsnets train --compile)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -179,13 +198,18 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"# torch {torch.__version__}, device {args.device}, threads {args.threads}, batch {args.batch}, "
         f"channels {args.channels}, {args.layers} equivariant layers, median of {args.repeats}, "
-        f"allocator {'tuned' if args.tuned_malloc else 'default'}, dwsnet norm {args.norm}"
+        f"allocator {'tuned' if args.tuned_malloc else 'default'}, dwsnet norm {args.norm}, "
+        f"{'bf16 autocast' if args.bf16 else 'float32'}{', AdamW step included' if args.optimizer else ''}"
+        f"{', compiled batch-norm kernels' if args.compile else ''}"
     )
     passthrough = [
         f"--{k}={getattr(args, k)}" for k in ("device", "threads", "repeats", "batch", "channels", "layers", "norm")
     ]
-    if args.tuned_malloc:
-        passthrough.append("--tuned-malloc")
+    passthrough += [
+        f"--{flag}"
+        for flag in ("tuned-malloc", "optimizer", "bf16", "compile")
+        if getattr(args, flag.replace("-", "_"))
+    ]
     for sizes in [tuple(int(d) for d in case.split("-")) for case in args.cases.split(",")]:
         results = {}
         for name in args.models.split(","):
@@ -205,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
             if name != "dwsnet" and "dwsnet" in results:
                 extra = f"  dwsnet/bare {results['dwsnet']['median'] / r['median']:.2f}x"
             print(
-                f"{tag:>18}  {name:<10}  fwd+bwd median {r['median'] * 1e3:8.1f} ms "
+                f"{tag:>18}  {name:<10}  {'step' if args.optimizer else 'fwd+bwd'} median {r['median'] * 1e3:8.1f} ms "
                 f"(best {r['best'] * 1e3:8.1f} ms, {args.batch / r['median']:7.0f} INRs/s)  peak mem {r['peak'] / 2**20:7.1f} MiB{extra}",
                 flush=True,
             )

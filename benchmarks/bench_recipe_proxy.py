@@ -15,8 +15,9 @@ interrupted comparison resumes and a repeated one only prints.
 Variants (``--variants``, comma-separated; default: all; see ``VARIANTS``): ``default`` (the
 registry's DWSNet: 5 layers of 32 channels, batch norm, AdamW lr 2e-3, random hidden
 permutations), ``lr-1e-3``, ``lr-4e-3``, ``no-norm``, ``width-64``, ``depth-3``,
-``dropout-0.1``, ``no-permutations`` and ``flip-and-intensity`` (exact image
-augmentations: left-right flips and intensity scale and shift of up to 10%).
+``dropout-0.1``, ``no-permutations``, ``flip-and-intensity`` (exact image
+augmentations: left-right flips and intensity scale and shift of up to 10%) and ``bf16``
+(bf16 autocast on the CPU, ``dwsnets train --bf16``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dropout-0.1": {"model_args": {"dropout": 0.1}},
     "no-permutations": {"augment_permute": False},
     "flip-and-intensity": {"signal": {"flip": [1], "intensity_scale": 0.1, "intensity_shift": 0.1}},
+    "bf16": {"amp_cpu": True},  # bf16 autocast on the CPU (dwsnets train --bf16)
 }
 
 

@@ -16,7 +16,7 @@ One :class:`Trainer` drives every run:
 * data-parallel training over processes launched by ``torchrun`` (gloo on CPU, NCCL on
   GPU). Every rank draws the same global batch and augmentation and takes its own slice,
   so the result matches one process up to float rounding;
-* bf16 autocast on CUDA; metrics to ``metrics.jsonl``/``metrics.csv``, curves to
+* bf16 autocast on CUDA (and on the CPU with ``amp_cpu``); metrics to ``metrics.jsonl``/``metrics.csv``, curves to
   ``curves.png``, a progress bar with epoch, loss, throughput and the validation metric.
 """
 
@@ -38,6 +38,7 @@ from ..baselines import BaselineError, model_spec
 from ..core.augment import SignalTransforms, augment
 from ..core.layout import describe_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
+from ..nn.norm import compile_kernels
 from ..tasks import Task, TaskError, make_task
 from ..utils import atomic_torch_save, rank_and_world
 from ..zoo.dataset import WeightDataset
@@ -81,6 +82,13 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0  # also save mid-epoch this often (never changes the result)
     model_args: dict[str, Any] = field(default_factory=dict)
     amp: bool = True  # bf16 autocast on CUDA
+    # bf16 autocast on the CPU as well (with amp): GEMMs 2-4x faster on CPUs with AVX512-BF16 or
+    # AMX, half the memory traffic; statistics and the optimiser stay in float32
+    amp_cpu: bool = False
+    # batch norm's four passes as loops fused by torch.compile (dwsnets.nn.compile_kernels): with
+    # amp_cpu about 1.7x faster training steps on the CPU; the same arithmetic, so runs may resume
+    # with either setting
+    compile: bool = False
 
     def resolved(self) -> TrainConfig:
         """A copy with the model's defaults filled in; checks every setting."""
@@ -128,7 +136,7 @@ class TrainConfig:
 
 
 # settings that never change what a run computes, so a run may resume with other values
-_NO_EFFECT = {"checkpoint_minutes"}
+_NO_EFFECT = {"checkpoint_minutes", "compile"}
 
 
 def read_run_record(run_dir: str | Path) -> dict[str, Any]:
@@ -308,6 +316,8 @@ class Trainer:
         cfg, task = self.config, self.task
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_run_dir()
+        if cfg.compile:
+            compile_kernels(True)
         model = self.build()
         train_ws, train_y = self.inputs("train")
         val_ws, val_y = self.inputs("val")
@@ -362,7 +372,8 @@ class Trainer:
         if self.world > 1:
             net = nn.parallel.DistributedDataParallel(model)
         scale = [s for s in model.input_norm.std.cpu()] if hasattr(model, "input_norm") else None
-        use_amp = cfg.amp and self.device.startswith("cuda")
+        amp_device = "cuda" if self.device.startswith("cuda") else "cpu"
+        use_amp = cfg.amp and (amp_device == "cuda" or cfg.amp_cpu)
         report = ProgressFile(self.run_dir / "progress.txt", cfg.epochs, cfg.model, task.metric, self.rank == 0)
         steps_this_call = 0
         stopped = False
@@ -402,7 +413,7 @@ class Trainer:
                     ws, y = ws
                 if self.world > 1:
                     ws, y = ws[self.rank :: self.world], y[self.rank :: self.world]
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                with torch.autocast(amp_device, dtype=torch.bfloat16, enabled=use_amp):
                     loss = task.batch_loss(net, ws, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
