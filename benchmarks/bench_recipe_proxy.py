@@ -16,8 +16,9 @@ Variants (``--variants``, comma-separated; default: all; see ``VARIANTS``): ``de
 registry's DWSNet: 5 layers of 32 channels, batch norm, AdamW lr 2e-3, random hidden
 permutations), ``lr-1e-3``, ``lr-4e-3``, ``no-norm``, ``width-64``, ``depth-3``,
 ``dropout-0.1``, ``no-permutations``, ``flip-and-intensity`` (exact image
-augmentations: left-right flips and intensity scale and shift of up to 10%) and ``bf16``
-(bf16 autocast on the CPU, ``dwsnets train --bf16``).
+augmentations: left-right flips and intensity scale and shift of up to 10%), ``bf16``
+(bf16 autocast on the CPU, ``dwsnets train --bf16``) and ``bf16-compiled`` (also
+``--compile``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-permutations": {"augment_permute": False},
     "flip-and-intensity": {"signal": {"flip": [1], "intensity_scale": 0.1, "intensity_shift": 0.1}},
     "bf16": {"amp_cpu": True},  # bf16 autocast on the CPU (dwsnets train --bf16)
+    "bf16-compiled": {"amp_cpu": True, "compile": True},  # and the fused batch-norm kernels (--compile)
 }
 
 
