@@ -191,12 +191,15 @@ def compile_kernels(enabled: bool = True) -> bool:
 
 
 def _kernel(name: str) -> Callable[..., Tensor]:
-    global _use_compiled
     if not _use_compiled:
         return _EAGER[name]
     if name not in _compiled:
-        _compiled[name] = torch.compile(_FUSED[name], dynamic=True)
-    compiled, eager = _compiled[name], _EAGER[name]
+        _compiled[name] = _with_fallback(torch.compile(_FUSED[name], dynamic=True), _EAGER[name])
+    return _compiled[name]
+
+
+def _with_fallback(compiled: Callable[..., Tensor], eager: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``compiled``, or ``eager`` from the first failure on (with one warning)."""
 
     def run(*args: Any) -> Tensor:
         global _use_compiled
@@ -350,6 +353,7 @@ class WSBatchNorm(nn.Module):
                 k = len(out)
                 scale = w.reshape(-1) * torch.rsqrt(running_vars[k].reshape(-1) + self.eps)
                 shift = b.reshape(-1) - running_means[k].reshape(-1) * scale
+                # differentiable ops (gradients may flow to the scale in eval mode), not the kernels
                 x2 = x.reshape(-1, x.shape[-1])
                 y = torch.addcmul(g.expand(shift, index).to(x.dtype), x2, g.expand(scale, index).to(x.dtype))
                 y = (y.clamp_min_(0.0) if relu else y).view(x.shape)
