@@ -292,3 +292,27 @@ def test_classifier_zoo(classifier_zoo, tmp_path):
 
     with pytest.raises(ValueError, match="not INRs"):
         save_reconstruction_grid(classifier_zoo, out_path=tmp_path / "x.png")
+
+
+def test_views_in_train_only(tmp_path):
+    """``views_in="train"``: K INRs per training image, one per validation and test image, and
+    that one is the same INR (same seed, same weights) as view 0 of the all-splits zoo."""
+    base = {**SMALL, "max_per_split": 4, "views": 3}
+    assert "views_in" not in ZooConfig(**base).identity()  # zoos made before the setting keep their id
+    assert ZooConfig(**base).zoo_id != ZooConfig(**base, views_in="train").zoo_id
+    with pytest.raises(ValueError, match="views_in"):
+        plan_zoo(ZooConfig(**base, views_in="val"))
+    build_zoo(tmp_path / "all", ZooConfig(**base))
+    build_zoo(tmp_path / "train", ZooConfig(**base, views_in="train"))
+    every, lean = Zoo(tmp_path / "all"), Zoo(tmp_path / "train")
+    assert [every.split_size(s) for s in every.splits] == [12, 12, 12]
+    assert [lean.split_size(s) for s in lean.splits] == [12, 4, 4]
+    assert [lean.split_views(s) for s in lean.splits] == [3, 1, 1] and every.split_views("test") == 3
+    assert torch.equal(lean.load("train").weights.flatten(), every.load("train").weights.flatten())
+    for split in ("val", "test"):
+        one, first = lean.load(split), every.load(split)
+        keep = first.info["view"] == 0
+        assert bool((one.info["view"] == 0).all())
+        assert torch.equal(one.info["seed"], first.info["seed"][keep])
+        assert torch.allclose(one.weights.flatten(), first.weights.flatten()[keep], atol=1e-6)
+        assert not torch.allclose(one.weights.flatten(), first.weights.flatten()[~keep][: len(one)], atol=1e-3)

@@ -249,10 +249,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     results = run_table(zoo, models, args.seeds, args, out, references, picture)
     if not results:  # not rank 0 under torchrun
         return 0
-    views = max(1, int(zoo.config.get("views", 1)))
-    n_train = zoo.split_size("train") // (views if args.train_views == "first" else 1)
+    n_train = zoo.split_size("train") // (zoo.split_views("train") if args.train_views == "first" else 1)
     n_train = n_train if args.max_train is None else min(args.max_train, n_train)
-    n_test = zoo.split_size("test") // (views if args.eval_views == "first" else 1)
+    n_test = zoo.split_size("test") // (zoo.split_views("test") if args.eval_views == "first" else 1)
     note = (
         f"{_plural(n_train, 'training network')}, {_plural(n_test, 'test network')}, "
         f"{_plural(args.epochs, 'epoch')}, batch {args.batch_size}, {_duration(time.perf_counter() - t0)} for this "
@@ -379,10 +378,14 @@ def _views_table(zoo: Zoo, models: list[str], settings: list[str], task: Task, a
     if not table:  # not rank 0 under torchrun
         return 0
     scale = 100 if _percent(task) else 1
+    if zoo.split_views("test") == 1:
+        tested = "the one INR of each test image"
+    else:
+        tested = f"{'every' if args.eval_views == 'all' else 'the first'} INR of each test image"
+    n_images = zoo.split_size("train") // k
     lines = [
-        f"Test {_metric_name(task)} by training views on {zoo.source or zoo.name} ({_plural(args.epochs, 'epoch')}, batch "
-        f"{args.batch_size}, {_plural(args.seeds, 'seed')}, test on {'every' if args.eval_views == 'all' else 'the first'}"
-        f" INR of each test image, {_duration(time.perf_counter() - t0)} for this invocation). Mean ± std over seeds"
+        f"Test {_metric_name(task)} by training views on {zoo.source or zoo.name} ({_plural(n_images, 'training image')}, "
+        f"{_plural(args.epochs, 'epoch')}, batch {args.batch_size}, {_plural(args.seeds, 'seed')}, test on {tested}, {_duration(time.perf_counter() - t0)} for this invocation). Mean ± std over seeds"
         + (" (%)." if scale == 100 else "."),
         "",
         f"Hardware: {hardware(args.device)}.",

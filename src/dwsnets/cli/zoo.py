@@ -104,6 +104,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         max_steps=args.steps,
         target_psnr=None if args.target_psnr <= 0 else args.target_psnr,
         views=args.views,
+        views_in=args.views_in,
         seed=args.seed,
         shard_size=args.shard_size,
         max_per_split=args.max_per_split,
@@ -217,6 +218,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--steps", type=int, default=1000, help="maximum Adam steps per INR")
     fit.add_argument("--target-psnr", type=float, default=40.0, help="early stop at this PSNR in dB (0: never)")
     fit.add_argument("--views", type=int, default=1, help="INRs per image, each from its own seed")
+    fit.add_argument("--views-in", default="all", choices=["all", "train"],
+                     help="splits fitted with --views INRs per image: all, or train only (validation and test get "
+                          "each image's first INR, the one training evaluates on unless --eval-views all)")  # fmt: skip
     fit.add_argument("--seed", type=int, default=0, help="zoo seed (splits and every INR's initialisation)")
     fit.add_argument("--shard-size", type=int, default=1000, help="INRs per shard file")
     fit.add_argument("--max-per-split", type=int, help="use at most this many images per split (quick runs)")

@@ -72,6 +72,9 @@ class ZooConfig:
     max_steps: int = 1000
     target_psnr: float | None = 40.0
     views: int = 1
+    # which splits get ``views`` INRs per image: "all", or "train" (validation and test get one
+    # each, the INR with view 0 of an all-splits zoo: evaluation reads only that one by default)
+    views_in: str = "all"
     seed: int = 0
     shard_size: int = 1000
     max_per_split: int | None = None
@@ -86,8 +89,14 @@ class ZooConfig:
         d.pop("data_dir")  # where the images live does not change the zoo
         if d["init"] == "siren":
             d.pop("init")  # zoos made before the recipe was a setting (all "siren") keep their identity
+        if d["views_in"] == "all":
+            d.pop("views_in")  # zoos made before the setting keep their identity
         d["hidden"] = list(self.hidden)
         return d
+
+    def views_of(self, split: str) -> int:
+        """INRs per image in ``split``."""
+        return self.views if self.views_in == "all" or split == "train" else 1
 
     @property
     def zoo_id(self) -> str:
@@ -127,11 +136,14 @@ def plan_zoo(config: ZooConfig) -> tuple[ZooPlan, Any]:
     sizes = (d_in, *config.hidden, d_out)
     splits: dict[str, dict[str, Any]] = {}
     shards: list[ShardPlan] = []
+    if config.views_in not in ("all", "train"):
+        raise ValueError(f"views_in must be 'all' or 'train', got {config.views_in!r}")
     for split, (part, idx) in parts.items():
         if config.max_per_split is not None:
             idx = idx[: config.max_per_split]
-        count = len(idx) * config.views
-        splits[split] = {"part": part, "image_index": idx, "count": count}
+        views = config.views_of(split)
+        count = len(idx) * views
+        splits[split] = {"part": part, "image_index": idx, "count": count, "views": views}
         for k, start in enumerate(range(0, count, config.shard_size)):
             shards.append(ShardPlan(f"{split}-{k:05d}", split, start, min(config.shard_size, count - start)))
     return ZooPlan(config, splits, shards, sizes, shape), data
@@ -176,7 +188,8 @@ def _shard_targets(plan: ZooPlan, data: Any, shard: ShardPlan) -> tuple[Tensor, 
     cfg = plan.config
     split = plan.splits[shard.split]
     items = np.arange(shard.start, shard.start + shard.count)
-    image_pos, views = items // cfg.views, items % cfg.views
+    per_image = split["views"]
+    image_pos, views = items // per_image, items % per_image
     image_index = split["image_index"][image_pos]
     part = split["part"]
     seeds = np.array([item_seed(cfg.seed, part, int(i), int(v), cfg.views) for i, v in zip(image_index, views)])
@@ -459,6 +472,11 @@ class Zoo:
     def _check_split(self, split: str) -> None:
         if split not in self.manifest["splits"]:
             raise ZooError(f"zoo {self.path} has no split {split!r}; it has {', '.join(self.splits)}")
+
+    def split_views(self, split: str) -> int:
+        """INRs per image in ``split`` (``fit-inrs --views K --views-in``)."""
+        views = max(1, int(self.config.get("views", 1)))
+        return views if self.config.get("views_in", "all") == "all" or split == "train" else 1
 
     def zoo_config(self, data_dir: str | None = None) -> ZooConfig:
         """The settings this zoo was built with (``data_dir`` is not stored: pass it)."""
