@@ -222,7 +222,7 @@ def _duration(seconds: float) -> str:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def cmd_table(args: argparse.Namespace) -> int:
