@@ -475,8 +475,7 @@ class Zoo:
 
     def split_views(self, split: str) -> int:
         """INRs per image in ``split`` (``fit-inrs --views K --views-in``)."""
-        views = max(1, int(self.config.get("views", 1)))
-        return views if self.config.get("views_in", "all") == "all" or split == "train" else 1
+        return self.zoo_config().views_of(split)
 
     def zoo_config(self, data_dir: str | None = None) -> ZooConfig:
         """The settings this zoo was built with (``data_dir`` is not stored: pass it)."""
