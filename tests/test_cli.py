@@ -252,3 +252,31 @@ def test_runs_from_an_earlier_version_are_refused_clearly(digits_zoo, tmp_path, 
     _one_line_error(capsys, "earlier version of dwsnets")
     assert main(["train", "classify", "--zoo", str(digits_zoo), "--out", str(old), "--device", "cpu"]) == 2
     _one_line_error(capsys, "earlier version of dwsnets")
+
+
+def test_compare_names_what_differs_between_runs(digits_zoo, tmp_path, capsys):
+    base = _cli("train", "classify", *_opts(zoo=digits_zoo, model="mlp", batch_size=16, epochs=1, device="cpu"))
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--lr", "0.01", "--rotate", "10"]) == 0
+    capsys.readouterr()
+    plot = tmp_path / "cmp.png"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--plot", str(plot)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = lines[0]
+    # the columns are exactly the settings that differ, and the identical ones stay out
+    assert "| lr | signal.rotate |" in head and "batch_size" not in head and "model" not in head
+    rows = [line for line in lines[2:] if line.startswith("| ")]
+    assert len(rows) == 2 and "| 0.01 | 10.0 |" in rows[1] and "| - |" in rows[0]
+    saved = json.loads((tmp_path / "a" / "test.json").read_text())
+    assert f"| {saved['test_accuracy'] * 100:.2f} |" in rows[0] and "1 of 1" in rows[0]
+    assert plot.exists()
+    # bad input: one run, labels that do not match, a run with no finished epoch
+    assert main(["compare", str(tmp_path / "a")]) == 2
+    _one_line_error(capsys, "at least two run directories")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--labels", "x"]) == 2
+    _one_line_error(capsys, "--labels names 1 runs")
+    (tmp_path / "b" / "metrics.jsonl").unlink()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    _one_line_error(capsys, "no finished epoch yet")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
+    _one_line_error(capsys, "not a training run")

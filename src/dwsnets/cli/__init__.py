@@ -8,6 +8,7 @@ Commands (one module per family):
     train       train a model for a task (``dwsnets train classify|regress ...``) (:mod:`.train`)
     evaluate    the test metrics of a trained run
     table       every model over several seeds, as a markdown table beside the paper's numbers
+    compare     training runs side by side: the settings they differ in, their curves (:mod:`.compare`)
 
 User errors (bad arguments, missing or corrupt data, mismatched runs) are reported here,
 once, as one line naming the problem and the fix, with exit status 2.
@@ -27,7 +28,7 @@ from ..tasks import TaskError
 from ..training.trainer import TrainingError
 from ..zoo.sources import DataNotFoundError
 from ..zoo.store import ZooError
-from . import demo, train, zoo
+from . import compare, demo, train, zoo
 from .common import UsageError
 
 __all__ = ["USER_ERRORS", "build_parser", "main"]
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parsers(sub)
     zoo.add_parsers(sub)
     train.add_parsers(sub)
+    compare.add_parsers(sub)
     return parser
 
 

@@ -95,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = trainer.fit()
     if trainer.rank == 0:
         test = trainer.evaluate("test")
+        _save_test(Path(out), test, float(sum(h["epoch_seconds"] for h in result["history"])), args.device)
         task = trainer.task
         print(
             f"{args.model}: best validation {task.metric} {_format(task, result['best'])}, "
@@ -137,6 +138,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save_test(run: Path, test: dict[str, Any], seconds: float, device: str) -> None:
+    """``test.json``: the run's test metrics (best checkpoint), training time and hardware."""
+    record = {f"test_{k}": v for k, v in test.items() if isinstance(v, float)}
+    (run / "test.json").write_text(
+        json.dumps({**record, "train_seconds": seconds, "hardware": hardware(device)}) + "\n"
+    )
+
+
 def run_table(
     data: WeightDataset | str,
     models: list[str],
@@ -169,10 +178,7 @@ def run_table(
         if references is not None:
             for label, ref in trainer.task.references(test).items():
                 references.setdefault(label, []).append(ref)
-        record = {f"test_{k}": v for k, v in test.items() if isinstance(v, float)}
-        (run / "test.json").write_text(
-            json.dumps({**record, "train_seconds": seconds, "hardware": hardware(args.device)}) + "\n"
-        )
+        _save_test(run, test, seconds, args.device)
         print(f"  {model} seed {seed}: test {trainer.task.describe(test)} ({seconds:.0f}s of training)", flush=True)
     return results
 
