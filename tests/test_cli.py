@@ -280,3 +280,5 @@ def test_compare_names_what_differs_between_runs(digits_zoo, tmp_path, capsys):
     _one_line_error(capsys, "no finished epoch yet")
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
     _one_line_error(capsys, "not a training run")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path)]) == 2  # the directory holding both runs
+    _one_line_error(capsys, "holds several runs")

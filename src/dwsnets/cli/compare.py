@@ -65,6 +65,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     runs = [Path(r) for r in args.runs]
     if len(runs) < 2:
         raise UsageError("compare needs at least two run directories")
+    for run in runs:
+        inner = sorted(run.glob("*/config.json"))
+        if not (run / "config.json").exists() and inner:  # a table's directory, not one run
+            names = " ".join(str(p.parent) for p in inner[:3])
+            raise UsageError(f"{run} holds several runs (a table's directory); name the runs, e.g. {names}")
     records = [read_run_record(r) for r in runs]
     names = sorted({r["config"]["task"] for r in records})
     if len(names) > 1:
