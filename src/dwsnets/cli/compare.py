@@ -17,6 +17,7 @@ from typing import Any
 from ..tasks import TASKS
 from ..training.trainer import read_run_record
 from .common import DefaultsFormatter, UsageError
+from .train import _metric_name, _percent
 
 __all__ = ["add_parsers", "cmd_compare", "differing_settings"]
 
@@ -84,9 +85,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if labels is None:
         labels = [", ".join(f"{n}={_value(f, n)}" for n in differ if n in f) or str(r) for f, r in zip(flats, runs)]
 
-    percent = task.metric == "accuracy"
+    percent = _percent(task)
     scale = 100 if percent else 1
-    metric = task.metric.replace("_", " ").replace("mse", "MSE")
+    metric = _metric_name(task)
     show = (lambda v: f"{v * 100:.2f}") if percent else (lambda v: f"{v:.4g}")
     unit = " (%)" if percent else ""
     differ = [n for n in differ if n != "epochs"]  # the finished-epochs column says "k of n"
