@@ -37,7 +37,7 @@ def sine_zoo(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("zoo") / "sine"
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
-    build_zoo(path, ZooConfig(source="sine", sine_count=150, shard_size=150, max_steps=40, target_psnr=None))
+    build_zoo(path, ZooConfig(source="sine", count=150, shard_size=150, max_steps=40, target_psnr=None))
     torch.set_default_dtype(previous)
     return path
 
@@ -52,7 +52,7 @@ def classifier_zoo(tmp_path_factory) -> Path:
     torch.set_default_dtype(torch.float32)
     build_zoo(
         path,
-        ZooConfig(source="digits-classifiers", sine_count=60, hidden=(8, 8), shard_size=30, max_steps=200, lr=1e-2),
+        ZooConfig(source="digits-classifiers", count=60, hidden=(8, 8), shard_size=30, max_steps=200, lr=1e-2),
     )
     torch.set_default_dtype(previous)
     return path

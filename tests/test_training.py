@@ -212,7 +212,7 @@ def test_bad_inputs_give_clear_errors(digits_zoo, tmp_path):
             digits_zoo, tmp_path / "r", TrainConfig(epochs=2, batch_size=16, model_args=SMALL_MODEL), progress=False
         ).fit()
     sine = tmp_path / "sine"
-    build_zoo(sine, ZooConfig(source="sine", sine_count=20, shard_size=20, max_steps=10))
+    build_zoo(sine, ZooConfig(source="sine", count=20, shard_size=20, max_steps=10))
     with pytest.raises(TrainingError, match="no class labels.*regress"):
         Trainer(sine, tmp_path / "s", TrainConfig()).fit()
     with pytest.raises(TrainingError, match="no amplitude_of_b to regress"):

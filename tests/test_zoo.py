@@ -139,7 +139,7 @@ def test_missing_data_and_bad_files(tmp_path):
 
 
 def test_sine_zoo(tmp_path):
-    build_zoo(tmp_path / "s", ZooConfig(source="sine", sine_count=30, shard_size=8, max_steps=80, target_psnr=30.0))
+    build_zoo(tmp_path / "s", ZooConfig(source="sine", count=30, shard_size=8, max_steps=80, target_psnr=30.0))
     split = Zoo(tmp_path / "s").load("test")
     assert split.weights.layer_sizes == (1, 32, 32, 1) and len(split) == 3
     assert {"amplitude", "frequency"} <= set(split.info)
@@ -245,7 +245,7 @@ def test_sources_are_plug_ins(tmp_path):
     for name, (a_range, b_range) in {"sine-freq": ((1, 1), (0.5, 10)), "sine-ab": ((0, 10), (0, 10))}.items():
         source = get_source(name)
         assert isinstance(source, SineSource) and not source.is_image
-        build_zoo(tmp_path / name, ZooConfig(source=name, sine_count=40, shard_size=40, max_steps=5, target_psnr=None))
+        build_zoo(tmp_path / name, ZooConfig(source=name, count=40, shard_size=40, max_steps=5, target_psnr=None))
         info = Zoo(tmp_path / name).load("train").info
         assert a_range[0] <= float(info["amplitude"].min()) and float(info["amplitude"].max()) <= a_range[1]
         assert b_range[0] <= float(info["frequency"].min()) and float(info["frequency"].max()) <= b_range[1]

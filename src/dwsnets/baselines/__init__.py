@@ -1,7 +1,12 @@
-"""Every model of the paper's tables behind one registry.
+"""Every model of every task behind one registry.
 
 ``build_model(name, layout, out_features)`` returns a module mapping a raw one-channel
-:class:`~dwsnets.WeightSpace` to ``(B, out_features)``. Every model starts with the same
+:class:`~dwsnets.WeightSpace` to ``(B, out_features)`` (classifiers, regressors,
+encoders); ``build_editor(name, layout)`` returns the same model's weight-valued form,
+mapping networks to networks of the same layout (the editing and adaptation tasks), for
+the models that have one. Every model keeps the trainer's contract
+(:class:`~dwsnets.nn.WeightSpaceModel`). :func:`check_model_args` validates keyword
+arguments (``dwsnets train --model-arg KEY=VALUE``) against a builder's signature. Every model starts with the same
 per-tensor :class:`~dwsnets.InputNormalization` (fitted by the trainer), so they differ
 only in what they do with the weights. :data:`MODELS` holds, per name, the builder, the
 training defaults, a readable label and the paper's published numbers:
@@ -14,10 +19,14 @@ training defaults, a readable label and the paper's published numbers:
 * ``transformer``: a Transformer encoder over per-neuron tokens;
 * ``inr2vec``: an inr2vec-style shared encoder on every neuron's weight row, max pooled;
 * ``deepsets``: DeepSets over each layer's neurons, exactly invariant.
+
+Editors: ``dwsnet`` (an :class:`~dwsnets.EquivariantDWSNet` adding a residual update),
+``mlp`` and ``mlp-aug`` (:class:`FlatEditMLP`), ``mlp-align`` (:class:`AlignedEditMLP`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,21 +34,25 @@ from typing import Any
 from torch import nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
-from ..nn.models import DWSNet
+from ..nn.models import DWSNet, EquivariantDWSNet
 from .common import BaselineError
-from .flat import AlignedMLP, FlatMLP
+from .flat import AlignedEditMLP, AlignedMLP, FlatEditMLP, FlatMLP
 from .neurons import Inr2VecEncoder, NeuronDeepSets, NeuronTransformer
 
 __all__ = [
     "MODELS",
+    "AlignedEditMLP",
     "AlignedMLP",
     "BaselineError",
+    "FlatEditMLP",
     "FlatMLP",
     "Inr2VecEncoder",
     "ModelSpec",
     "NeuronDeepSets",
     "NeuronTransformer",
+    "build_editor",
     "build_model",
+    "check_model_args",
     "model_spec",
 ]
 
@@ -60,6 +73,8 @@ class ModelSpec:
             ``"TASK/SOURCE"`` (``"contrastive/sine-ab"``: linear-probe test MSE). MNIST and
             the probe list only the numbers quoted in this project's issues.
         invariant: exactly invariant to hidden permutations by construction.
+        editor: ``editor(layout, **kwargs) -> nn.Module`` mapping networks to networks of
+            the same layout, or ``None`` when the model has no such form.
     """
 
     name: str
@@ -70,6 +85,12 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
     invariant: bool = False
+    editor: Callable[..., nn.Module] | None = None
+
+
+def _residual_dwsnet(layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
+    """The equivariant editor: an :class:`EquivariantDWSNet` adding an update (starts as the identity)."""
+    return EquivariantDWSNet(layout, 1, residual=True, **kwargs)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -84,6 +105,7 @@ MODELS: dict[str, ModelSpec] = {
             {"hidden_channels": 32, "num_layers": 5, "head_hidden": (256,), "dropout": 0.0, "norm": "batch"},
             {"fashion-mnist": 67.06, "mnist": 85.71, "contrastive/sine-ab": 1.39},
             invariant=True,
+            editor=_residual_dwsnet,
         ),
         ModelSpec(
             "mlp",
@@ -92,8 +114,11 @@ MODELS: dict[str, ModelSpec] = {
             1e-3,
             False,
             paper={"fashion-mnist": 19.91, "mnist": 17.55, "contrastive/sine-ab": 7.39},
+            editor=FlatEditMLP,
         ),
-        ModelSpec("mlp-aug", "MLP + permutation aug.", FlatMLP, 1e-3, True, paper={"fashion-mnist": 22.76}),
+        ModelSpec(
+            "mlp-aug", "MLP + permutation aug.", FlatMLP, 1e-3, True, paper={"fashion-mnist": 22.76}, editor=FlatEditMLP
+        ),
         ModelSpec(
             "mlp-align",
             "MLP + alignment",
@@ -101,6 +126,7 @@ MODELS: dict[str, ModelSpec] = {
             1e-3,
             False,
             paper={"fashion-mnist": 47.79, "mnist": 58.98, "contrastive/sine-ab": 4.47},
+            editor=AlignedEditMLP,
         ),
         ModelSpec("transformer", "Transformer", NeuronTransformer, 5e-4, False, paper={"fashion-mnist": 26.97}),
         ModelSpec(
@@ -123,7 +149,41 @@ def model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+def _builder(spec: ModelSpec, editor: bool) -> Callable[..., nn.Module]:
+    if not editor:
+        return spec.builder
+    if spec.editor is None:
+        choices = ", ".join(n for n, m in MODELS.items() if m.editor is not None)
+        raise BaselineError(f"model {spec.name!r} has no form that outputs networks; choose from {choices}")
+    return spec.editor
+
+
+def check_model_args(name: str, model_args: dict[str, Any], editor: bool = False) -> None:
+    """Raise a :class:`BaselineError` naming every key of ``model_args`` that the builder of
+    ``name`` (its editor with ``editor``) does not take, and the keys it does take."""
+    builder = _builder(model_spec(name), editor)
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        target = getattr(builder, "__init__", builder)
+        if builder is _residual_dwsnet:
+            target = EquivariantDWSNet.__init__
+        params = inspect.signature(target).parameters
+    fixed = {"self", "layout", "layer_sizes", "num_classes", "out_features", "out_channels", "in_channels"}
+    known = sorted(k for k, p in params.items() if k not in fixed and p.kind is not inspect.Parameter.VAR_KEYWORD)
+    unknown = sorted(set(model_args) - set(known))
+    if unknown:
+        raise BaselineError(
+            f"model {name!r}{' (editor)' if editor else ''} takes no argument {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(known) or 'none'}"
+        )
+
+
 def build_model(name: str, layout: WeightSpaceLayout | Sequence[int], out_features: int, **kwargs: Any) -> nn.Module:
     """A model of the registry by name, for networks of ``layout`` (or MLP layer sizes)."""
     spec = model_spec(name)
     return spec.builder(as_layout(layout), out_features, **{**spec.defaults, **kwargs})
+
+
+def build_editor(name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
+    """The weight-valued form of a registry model: networks in, networks of ``layout`` out."""
+    return _builder(model_spec(name), True)(as_layout(layout), **kwargs)

@@ -1,4 +1,6 @@
-"""Baselines that see the weights as one flat vector (no symmetry built in)."""
+"""Baselines that see the weights as one flat vector (no symmetry built in): classifiers and
+regressors (:class:`FlatMLP`, :class:`AlignedMLP`) and editors that output networks
+(:class:`FlatEditMLP`, :class:`AlignedEditMLP`)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ from torch import Tensor, nn
 
 from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
+from ..nn.models import WeightSpaceModel
 from ..nn.norm import InputNormalization
 from .alignment import align_to_reference
 from .common import mlp, mlp_sizes
 
-__all__ = ["AlignedMLP", "AlignsInputs", "FlatMLP"]
+__all__ = ["AlignedEditMLP", "AlignedMLP", "AlignsInputs", "FlatEditMLP", "FlatMLP"]
 
 
-class FlatMLP(nn.Module):
+class FlatMLP(WeightSpaceModel):
     """MLP on the flattened (normalised) weights: ``(B, P) -> hidden -> classes``."""
 
     def __init__(
@@ -36,7 +39,7 @@ class FlatMLP(nn.Module):
         return self.mlp(self.input_norm(ws).flatten())
 
 
-class AlignsInputs(nn.Module):
+class AlignsInputs(WeightSpaceModel):
     """Mixin for models that see weights aligned to a reference network.
 
     The trainer calls :meth:`preprocess` on every split once the model is built, the
@@ -69,4 +72,36 @@ class AlignedMLP(AlignsInputs, FlatMLP):
 
     def __init__(self, layout: WeightSpaceLayout | Sequence[int], num_classes: int, **kwargs: Any) -> None:
         FlatMLP.__init__(self, layout, num_classes, **kwargs)
+        self._init_alignment(layout)
+
+
+class FlatEditMLP(WeightSpaceModel):
+    """Baseline editor: an MLP on the flattened (normalised) weights predicts an update of
+    every weight; the output starts as the identity edit. Not equivariant.
+
+    Shapes: ``WeightSpace (B, 1, ...)`` -> ``WeightSpace (B, 1, ...)`` of the same layout.
+    """
+
+    def __init__(self, layout: WeightSpaceLayout, hidden: Sequence[int] = (512, 512), dropout: float = 0.0) -> None:
+        super().__init__()
+        self.input_norm = InputNormalization(layout)
+        n = layout.numel
+        self.layout = layout
+        self.mlp = mlp([n, *hidden, n], dropout)
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, ws: WeightSpace) -> WeightSpace:
+        normed = self.input_norm(ws)
+        update = WeightSpace.from_flat(self.mlp(normed.flatten()), self.layout)
+        return self.input_norm.inverse(normed + update)
+
+
+class AlignedEditMLP(AlignsInputs, FlatEditMLP):
+    """:class:`FlatEditMLP` on weights aligned to a reference network: the update is
+    predicted (and added) in the aligned frame, which computes the same function as the
+    original network."""
+
+    def __init__(self, layout: WeightSpaceLayout, **kwargs: Any) -> None:
+        FlatEditMLP.__init__(self, layout, **kwargs)
         self._init_alignment(layout)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
+from ..nn.models import WeightSpaceModel
 from ..nn.norm import InputNormalization
 from .common import mlp, mlp_sizes
 
@@ -26,7 +27,7 @@ def _neuron_rows(ws: WeightSpace, width: int) -> Tensor:
     return torch.cat(rows, dim=1)
 
 
-class NeuronTransformer(nn.Module):
+class NeuronTransformer(WeightSpaceModel):
     """Transformer encoder over neuron tokens, mean pooled (Transformer baseline)."""
 
     def __init__(
@@ -63,7 +64,7 @@ class _RowBatchNorm(nn.BatchNorm1d):
         return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
 
 
-class Inr2VecEncoder(nn.Module):
+class Inr2VecEncoder(WeightSpaceModel):
     """inr2vec-style encoder: a shared MLP on each neuron's weight row (incoming weights and
     bias, zero-padded, with a one-hot layer index), batch-normalised over rows like
     inr2vec's kernel-size-1 convolutions, then max pooled over all rows."""
@@ -94,7 +95,7 @@ class Inr2VecEncoder(nn.Module):
         return self.head(self.rows(torch.cat([rows, onehot], dim=2)).max(dim=1).values)
 
 
-class NeuronDeepSets(nn.Module):
+class NeuronDeepSets(WeightSpaceModel):
     """DeepSets over each layer's neurons, exactly invariant to hidden permutations.
 
     A neuron of layer ``m`` is described by its bias, its incoming weights and its outgoing

@@ -87,7 +87,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
 
     setup_runtime(args)
     index, count = _parse_shard(args.shard)
-    for name in ("views", "shard_size", "steps", "chunk", "sine_count"):
+    for name in ("views", "shard_size", "steps", "chunk", "count"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.max_per_split is not None and args.max_per_split < 1:
@@ -108,7 +108,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         seed=args.seed,
         shard_size=args.shard_size,
         max_per_split=args.max_per_split,
-        sine_count=args.sine_count,
+        count=args.count,
         init=args.init,
         data_dir=args.data_dir,
     )
@@ -227,7 +227,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit.add_argument(
         "--count",
         "--sine-count",
-        dest="sine_count",
+        dest="count",
         type=int,
         default=10000,
         help="networks of a synthetic zoo: sine waves (sine, sine-freq, sine-ab) or classifiers "

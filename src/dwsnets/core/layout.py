@@ -12,7 +12,10 @@ axis is either
 :class:`WeightSpaceLayout` records this for every tensor. The equivariant layers
 (:mod:`dwsnets.equivariant`) and the invariant pooling (:mod:`dwsnets.invariant`) are
 built from a layout alone, so supporting a new architecture means writing a new layout
-(for example with :meth:`WeightSpaceLayout.from_tensors`), not a new layer class.
+(a tuple of :class:`TensorLayout`, or :meth:`WeightSpaceLayout.feedforward` for MLPs and
+CNNs), not a new layer class. :meth:`WeightSpaceLayout.to_dict` and
+:meth:`WeightSpaceLayout.from_dict` store a layout as plain JSON (zoo manifests keep it).
+docs/design.md states the mathematics.
 
 Internally each tensor is stored *hidden axes first, channels last*: a tensor of public
 shape ``(B, C, *axes)`` is viewed as ``(B, *hidden_sizes, prod(fixed_sizes) * C)``. Layers
@@ -272,6 +275,38 @@ class WeightSpaceLayout:
     ) -> list[torch.Tensor]:
         """One random permutation per hidden index, in increasing index order."""
         return random_permutations(list(self.hidden_sizes.values()), batch_size, generator=generator, device=device)
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable description that :meth:`from_dict` turns back into an equal
+        layout: ``{"kind": "feedforward", "layer_sizes": [...], "kernel_shapes": [...]}`` for
+        MLPs and CNNs, ``{"kind": "tensors", "tensors": [{"name", "shape", "hidden"}, ...]}``
+        for any other architecture."""
+        if self.layer_sizes is not None and self.kernel_shapes is not None:
+            return {
+                "kind": "feedforward",
+                "layer_sizes": list(self.layer_sizes),
+                "kernel_shapes": [list(k) for k in self.kernel_shapes],
+            }
+        tensors = [{"name": t.name, "shape": list(t.shape), "hidden": list(t.hidden)} for t in self.tensors]
+        return {"kind": "tensors", "tensors": tensors}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WeightSpaceLayout:
+        """The layout :meth:`to_dict` described; ``ValueError`` naming the problem otherwise."""
+        kind = data.get("kind") if isinstance(data, dict) else None
+        try:
+            if kind == "feedforward":
+                return cls.feedforward(data["layer_sizes"], data["kernel_shapes"])
+            if kind == "tensors":
+                return cls(
+                    tuple(
+                        TensorLayout(t["name"], tuple(int(s) for s in t["shape"]), tuple(t["hidden"]))
+                        for t in data["tensors"]
+                    )
+                )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"a {kind} layout description lacks or mistypes {exc}") from None
+        raise ValueError(f"not a layout description (kind {kind!r}; expected 'feedforward' or 'tensors')")
 
     def __repr__(self) -> str:
         parts = []

@@ -10,7 +10,7 @@
 
 from .equivariant import DWSLayer
 from .invariant import InvariantHead, InvariantPooling
-from .models import DWSBackbone, DWSNet, EquivariantDWSNet
+from .models import DWSBackbone, DWSNet, EquivariantDWSNet, WeightSpaceModel
 from .norm import InputNormalization, WSBatchNorm, compile_kernels
 from .pointwise import Entrywise, WSDropout, make_activation
 
@@ -25,6 +25,7 @@ __all__ = [
     "InvariantPooling",
     "WSBatchNorm",
     "WSDropout",
+    "WeightSpaceModel",
     "compile_kernels",
     "make_activation",
 ]

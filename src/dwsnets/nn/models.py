@@ -25,13 +25,32 @@ from .invariant import InvariantHead
 from .norm import InputNormalization, WSBatchNorm
 from .pointwise import Entrywise, WSDropout, make_activation
 
-__all__ = ["DWSBackbone", "DWSNet", "EquivariantDWSNet"]
+__all__ = ["DWSBackbone", "DWSNet", "EquivariantDWSNet", "WeightSpaceModel"]
 
 _NORMS = (None, "none", "batch")
 
 
 def _is_relu(block: nn.Module) -> bool:
     return isinstance(block, Entrywise) and type(block.fn) is nn.ReLU
+
+
+class WeightSpaceModel(nn.Module):
+    """The contract between a model of networks and the trainer (every registry model keeps it).
+
+    Attributes:
+        input_norm: an :class:`~dwsnets.InputNormalization` applied to the raw weights first;
+            the trainer fits its per-tensor statistics on the training split before training.
+
+    :meth:`preprocess` maps a whole split once, before any batch is drawn from it (the
+    identity here; weight alignment to a reference network overrides it). ``forward`` maps a
+    :class:`~dwsnets.WeightSpace` batch to a tensor ``(B, out)`` or to a weight space.
+    """
+
+    input_norm: InputNormalization
+
+    def preprocess(self, ws: WeightSpace) -> WeightSpace:
+        """A whole split as the model consumes it (the identity unless a model says otherwise)."""
+        return ws
 
 
 class DWSBackbone(nn.Module):
@@ -97,7 +116,7 @@ class DWSBackbone(nn.Module):
         return WeightSpace.from_tensors(self.layout.packing.unpack(slots, self.out_channels))
 
 
-class DWSNet(nn.Module):
+class DWSNet(WeightSpaceModel):
     """Invariant DWSNet: equivariant backbone, invariant pooling, MLP head.
 
     Args:
@@ -148,7 +167,7 @@ class DWSNet(nn.Module):
         return self.head.forward_packed(self.backbone.forward_packed(self.input_norm(ws)))
 
 
-class EquivariantDWSNet(nn.Module):
+class EquivariantDWSNet(WeightSpaceModel):
     """Equivariant DWSNet: weight space in, weight space out (same layer sizes).
 
     Args:

@@ -20,23 +20,22 @@ on the same ``shots`` images.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
 from ..zoo.classifiers import Corruption, classifier_forward, thumbnails
 from ..zoo.sources import ClassifierSource, get_source
-from ..zoo.store import ZooSplit
-from .base import Task, TaskError
-from .edit import build_editor
+from ..zoo.split import ZooSplit
+from .base import Task, TaskError, TaskOption
 
 __all__ = ["Adapt", "finetune_classifiers"]
 
-SETS = ("shots", "val", "test")  # the image set each split's networks are scored on
+# the image set a split's networks are scored on (any other split: the corrupted test part)
+IMAGE_SETS = {"train": "shots", "val": "val"}
 VAL_IMAGES = 2000
 
 
@@ -71,8 +70,24 @@ class Adapt(Task):
     """
 
     name = "adapt"
+    help = "update trained classifiers for a shifted input domain (weights in, weights out)"
+    options = (
+        TaskOption("shots", 1000, "labelled target-domain images the training loss sees", int),
+        TaskOption("contrast", 0.7, "target domain: contrast around 0.5", float),
+        TaskOption("shift", 0.0, "target domain: brightness shift", float),
+        TaskOption("noise", 0.2, "target domain: Gaussian noise per pixel", float, flag="--pixel-noise"),
+        TaskOption("finetune_steps", 200, "Adam steps of the reference that fine-tunes each test classifier on the "
+                   "shots", int),
+        TaskOption("data_dir", None, "where the zoo's source images are"),
+    )  # fmt: skip
+    models = ("dwsnet", "mlp", "mlp-aug", "mlp-align")
+    outputs_networks = True
+    model_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "dwsnet": {"hidden_channels": 16, "num_layers": 4, "norm": None}
+    }
     metric = "accuracy"
     higher_is_better = True
+    percent = True
     loss_name = "target-domain cross-entropy"
     signal_transforms_ok = False
 
@@ -126,28 +141,23 @@ class Adapt(Task):
         return 1
 
     def targets(self, split: ZooSplit) -> Tensor:
-        """Which images the split's networks are scored on (an index into ``SETS``: the
-        training split learns from the shots), one row per network."""
-        which = {"train": 0, "val": 1, "test": 2}.get(split.name, 2)
-        return torch.full((len(split),), which, dtype=torch.int64)
+        """No per-network target (``(N, 0)``): every classifier is scored on the same
+        target-domain images, the training split on the shots (:meth:`images_of`)."""
+        return torch.zeros(len(split), 0)
+
+    def images_of(self, split: str) -> tuple[Tensor, Tensor]:
+        """The target-domain images and labels that a split's classifiers are scored on:
+        the shots (training), validation images, or the corrupted test part (any other split)."""
+        return self.images[IMAGE_SETS.get(split, "test")]
 
     # ---------------------------------------------------------------- training
-
-    def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
-        defaults = {"hidden_channels": 16, "num_layers": 4, "norm": None}
-        return build_editor(name, layout, self.name, ("dwsnet", "mlp", "mlp-aug", "mlp-align"), defaults, **kwargs)
 
     def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
         x, y = self.images["shots"]
         idx = torch.randint(0, len(x), (min(self.images_per_step, len(x)),))
-        return self.loss(classifier_forward(x[idx].to(ws.device, ws.dtype), model(ws)), y[idx].to(ws.device))
-
-    def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        """Cross-entropy of ``(N, P, classes)`` logits against ``(P,)`` labels."""
-        return nn.functional.cross_entropy(output.float().flatten(0, 1), target.repeat(output.shape[0]))
-
-    def collate(self, outputs: list[Any]) -> Any:
-        return WeightSpace.cat(outputs)
+        logits = classifier_forward(x[idx].to(ws.device, ws.dtype), model(ws))  # (N, P, classes)
+        labels = y[idx].to(ws.device)
+        return nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.repeat(logits.shape[0]))
 
     # ---------------------------------------------------------------- evaluation
 
@@ -176,9 +186,9 @@ class Adapt(Task):
         return WeightSpace.cat([model(ws[i : i + batch]) for i in range(0, len(ws), batch)])
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, batch: int = 512) -> dict[str, Any]:
-        which = SETS[int(target[0])] if len(target) else "test"
-        x, y = self.images[which]
+    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, split: str = "test",
+                 batch: int = 512) -> dict[str, Any]:  # fmt: skip
+        x, y = self.images_of(split)
         adapted = self.adapted(model, ws, batch)
         (after, loss), before = self.scores(adapted, x, y), self.accuracies(ws, x, y)
         out: dict[str, Any] = {
@@ -187,7 +197,7 @@ class Adapt(Task):
             "accuracy_unadapted": float(before.mean()),
             "improved_fraction": float((after > before).double().mean()),
         }
-        if which == "test" and self.clean_test is not None:
+        if split not in ("train", "val") and self.clean_test is not None:
             out["accuracy_source_domain"] = float(self.accuracies(adapted, *self.clean_test).mean())
             out["accuracy_source_domain_unadapted"] = float(self.accuracies(ws, *self.clean_test).mean())
             if self.finetune_steps:
@@ -196,19 +206,16 @@ class Adapt(Task):
                 out["accuracy_finetuned"] = float(self.accuracies(tuned, x, y).mean())
         return out
 
-    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
-        raise TaskError("adaptation metrics need the networks themselves; use evaluate()")
-
     @torch.no_grad()
-    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any) -> Any:
+    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any, split: str = "test") -> Any:
         """Every classifier's target-domain accuracy before and after adaptation."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        which = SETS[int(target[0])] if len(target) else "test"
-        x, y = self.images[which]
+        x, y = self.images_of(split)
+        which = IMAGE_SETS.get(split, "test")
         before = self.accuracies(ws, x, y).numpy() * 100
         after = self.accuracies(self.adapted(model, ws), x, y).numpy() * 100
         fig, ax = plt.subplots(figsize=(4.6, 4.4))

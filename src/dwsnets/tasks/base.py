@@ -1,10 +1,12 @@
 """The Task protocol: what a training run optimises and how it is judged.
 
-A task turns a split of networks into targets, says how many outputs the model needs,
-gives the loss of a batch and the metrics of a whole split, and names the metric that
-picks the best checkpoint. The :class:`~dwsnets.training.Trainer` knows nothing else
-about the task, so a new task (regression, contrastive embeddings, weight editing) is one
-new module registered in :mod:`dwsnets.tasks`.
+A task is one module. It declares its command-line options (:class:`TaskOption`), turns
+a split of networks into targets, says how many outputs the model needs and which
+registry models it can train (and whether they output networks), gives the loss of a
+batch and the metrics of a whole split, names the metric that picks the best checkpoint
+and how tables show it, and may draw a picture of a model's work. The trainer, the
+experiments (:mod:`dwsnets.experiments`) and the command line know nothing else about it:
+:func:`dwsnets.tasks.register_task` adds a task, defined anywhere, to all three.
 
 Tasks may hold statistics of the training split (for example the mean and spread of
 regression targets): :meth:`Task.prepare` measures them once, :meth:`Task.state_dict`
@@ -15,21 +17,59 @@ resumed or re-evaluated run uses exactly the same targets.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from ..baselines import build_model
+from ..baselines import build_editor, build_model
 from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
-from ..zoo.store import ZooSplit
+from ..zoo.split import ZooSplit
 
-__all__ = ["Task", "TaskError", "split_quantities"]
+__all__ = ["SupervisedTask", "Task", "TaskError", "TaskOption", "comma_list", "split_quantities"]
 
 
 class TaskError(ValueError):
     """The data cannot serve this task (no labels, a missing target, ...)."""
+
+
+def comma_list(text: str | Sequence[str]) -> list[str]:
+    """``"a, b"`` -> ``["a", "b"]`` (a list passes through): list-valued task options."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    return [t.strip() for t in items if t.strip()]
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """One setting of a task: a keyword of its constructor and the flag that sets it.
+
+    Attributes:
+        name: the constructor's keyword.
+        default: its value when the flag is not given.
+        help: one line for ``--help``.
+        type: parses the flag's text (``comma_list`` for lists).
+        flag: the command-line flag, ``--name`` with dashes unless given (its dashes
+            turned to underscores are the key in ``--config`` files).
+        choices: the allowed values, if limited.
+    """
+
+    name: str
+    default: Any
+    help: str
+    type: Callable[[str], Any] = str
+    flag: str | None = None
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def option_string(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return self.option_string.lstrip("-").replace("-", "_")
 
 
 def split_quantities(split: ZooSplit, keys: tuple[str, ...], purpose: str) -> Tensor:
@@ -47,22 +87,32 @@ class Task(ABC):
 
     Class attributes:
         name: the command-line name (``dwsnets train NAME``).
-        metric: the metric that selects the best checkpoint (a key of :meth:`metrics`).
+        help: one line for ``dwsnets train --help``.
+        options: the task's settings, as constructor keywords and flags.
+        metric: the metric that selects the best checkpoint (a key of :meth:`evaluate`).
         higher_is_better: whether a larger ``metric`` is better.
+        percent: whether ``metric`` reads as a percentage (accuracies).
+        table_metrics: further metrics that tables show beside ``metric``.
         loss_name: how plots label the training loss.
+        models: the registry models the task trains (``None``: every one).
+        outputs_networks: whether models output networks (the registry's editors).
+        model_defaults: per model, builder arguments the task uses unless a run overrides them.
 
-    The hooks with defaults (:meth:`build_model`, :meth:`batch_loss`, :meth:`evaluate`,
-    :meth:`collate`) serve tasks whose model maps a batch of networks to a tensor;
-    a task whose model returns networks (editing: an equivariant model), or whose loss
-    needs more than one forward pass (contrastive views), overrides them. Targets are
-    anything with one row per network that supports indexing, ``len`` and ``.to(device)``:
-    a tensor or a :class:`~dwsnets.WeightSpace`.
+    Targets are anything with one row per network that supports indexing, ``len`` and
+    ``.to(device)``: a tensor (possibly with no columns) or a :class:`~dwsnets.WeightSpace`.
     """
 
     name: ClassVar[str]
+    help: ClassVar[str] = ""
+    options: ClassVar[tuple[TaskOption, ...]] = ()
     metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    percent: ClassVar[bool] = False
+    table_metrics: ClassVar[tuple[str, ...]] = ()
     loss_name: ClassVar[str] = "loss"
+    models: ClassVar[tuple[str, ...] | None] = None
+    outputs_networks: ClassVar[bool] = False
+    model_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     # whether the trainer may transform the represented signals (rotate, flip, ...): a task
     # whose targets are fixed pictures of the original signals says no
     signal_transforms_ok: ClassVar[bool] = True
@@ -86,39 +136,30 @@ class Task(ABC):
         """Outputs per network the model must produce (after :meth:`prepare`)."""
 
     @abstractmethod
-    def targets(self, split: ZooSplit) -> Tensor:
+    def targets(self, split: ZooSplit) -> Any:
         """The training targets of every network of a split, one row each."""
 
     @abstractmethod
-    def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        """Scalar loss of a batch (``output`` from the model, ``target`` rows of :meth:`targets`)."""
+    def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
+        """The scalar loss of one training batch."""
 
     @abstractmethod
-    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
-        """Metrics of a whole split: floats (``"loss"`` and :attr:`metric` among them), and
-        optionally tensors (a confusion matrix) that are reported but not logged per epoch."""
+    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, split: str = "test") -> dict[str, Any]:
+        """Metrics of a model on a whole split (``split`` names it): floats (``"loss"`` and
+        :attr:`metric` among them), and optionally tensors (a confusion matrix) that are
+        reported but not logged per epoch."""
 
     def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
-        """The model for this task (after :meth:`prepare`): by default the registry's
-        ``name`` with :attr:`output_size` outputs."""
+        """The registry's model ``name`` for this task (after :meth:`prepare`), with the
+        task's :attr:`model_defaults` unless ``kwargs`` override them."""
+        if self.models is not None and name not in self.models:
+            raise TaskError(f"the {self.name} task trains {', '.join(self.models)}, not {name!r}")
+        kwargs = {**self.model_defaults.get(name, {}), **kwargs}
+        if self.outputs_networks:
+            return build_editor(name, layout, **kwargs)
         return build_model(name, layout, self.output_size, **kwargs)
 
-    def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
-        """The loss of one training batch (by default :meth:`loss` of the model's output)."""
-        return self.loss(model(ws), target)
-
-    def collate(self, outputs: list[Any]) -> Any:
-        """Join the model's outputs on consecutive slices of a split."""
-        return torch.cat([o.float() for o in outputs])
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, batch: int = 1024) -> dict[str, Any]:
-        """:meth:`metrics` of a model in eval mode on a whole split, in slices of ``batch``."""
-        model.eval()
-        outputs = [model(ws[i : i + batch]) for i in range(0, len(ws), batch)]
-        return self.metrics(self.collate(outputs), target)
-
-    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any) -> Any:
+    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any, split: str = "test") -> Any:
         """Write a picture of the model's work on a split to ``path`` (a PNG) and return
         the path, or return ``None`` when the task has none to show."""
         return None
@@ -133,8 +174,29 @@ class Task(ABC):
         return None
 
     def describe(self, metrics: dict[str, Any]) -> str:
-        """A short human-readable summary of :meth:`metrics`."""
+        """A short human-readable summary of :meth:`evaluate`'s metrics."""
         return f"{self.metric} {metrics[self.metric]:.4g}"
+
+    @classmethod
+    def metric_label(cls, metric: str | None = None) -> str:
+        """How tables and plots name a metric (``MSE``, ``accuracy``, ``probe MSE``)."""
+        name = metric or cls.metric
+        return name.replace("_", " ").replace("mse", "MSE").replace("mae", "MAE")
+
+    @classmethod
+    def format_metric(cls, value: float) -> str:
+        """A value of :attr:`metric` as text (percent with two decimals for accuracies)."""
+        return f"{value * 100:.2f}%" if cls.percent else f"{value:.4g}"
+
+    def title(self) -> str:
+        """What a table of this task is about, with the settings that change its results."""
+        details = [",".join(map(str, v)) if isinstance(v, list) else f"{k} {v}" for k, v in self.config().items()
+                   if k != "task"]  # fmt: skip
+        return f"{self.name} ({'; '.join(details)})" if details else self.name
+
+    def paper_key(self, source: str) -> str:
+        """Under which key :attr:`dwsnets.baselines.ModelSpec.paper` lists this task's numbers."""
+        return f"{self.name}/{source}"
 
     def better(self, value: float, best: float | None) -> bool:
         """Whether ``value`` of :attr:`metric` improves on ``best``."""
@@ -156,3 +218,27 @@ class Task(ABC):
     @staticmethod
     def _float(x: Tensor) -> float:
         return float(x.detach().double().item()) if isinstance(x, torch.Tensor) else float(x)
+
+
+class SupervisedTask(Task):
+    """A task whose model maps a batch of networks to a tensor of outputs, scored against
+    per-network targets: subclasses give :meth:`loss` and :meth:`metrics`."""
+
+    @abstractmethod
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Scalar loss of a batch (``output`` from the model, ``target`` rows of :meth:`targets`)."""
+
+    @abstractmethod
+    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
+        """Metrics of a whole split's outputs (see :meth:`Task.evaluate`)."""
+
+    def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
+        return self.loss(model(ws), target)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, split: str = "test",
+                 batch: int = 1024) -> dict[str, Any]:  # fmt: skip
+        """:meth:`metrics` of a model in eval mode on a whole split, in slices of ``batch``."""
+        model.eval()
+        outputs = [model(ws[i : i + batch]).float() for i in range(0, len(ws), batch)]
+        return self.metrics(torch.cat(outputs), target)

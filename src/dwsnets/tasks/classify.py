@@ -7,13 +7,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..zoo.store import ZooSplit
-from .base import Task, TaskError
+from ..zoo.split import ZooSplit
+from .base import SupervisedTask, TaskError
 
 __all__ = ["Classify"]
 
 
-class Classify(Task):
+class Classify(SupervisedTask):
     """Cross-entropy on the split's labels; metrics: accuracy, loss, confusion matrix.
 
     The number of classes is read from the training split (largest label + 1) unless
@@ -21,8 +21,10 @@ class Classify(Task):
     """
 
     name = "classify"
+    help = "classify networks by their label (INR image classes)"
     metric = "accuracy"
     higher_is_better = True
+    percent = True
     loss_name = "cross-entropy"
 
     def __init__(self, num_classes: int | None = None) -> None:
@@ -81,3 +83,9 @@ class Classify(Task):
 
     def config(self) -> dict[str, Any]:
         return {"task": self.name}
+
+    def title(self) -> str:
+        return "INR classification"
+
+    def paper_key(self, source: str) -> str:
+        return source  # the paper's main table: INR classification by source

@@ -21,17 +21,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..baselines import build_model
 from ..core.augment import augment
 from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
-from ..zoo.store import ZooSplit
-from .base import Task, TaskError, split_quantities
+from ..nn.models import WeightSpaceModel
+from ..nn.norm import InputNormalization
+from ..zoo.split import ZooSplit
+from .base import Task, TaskError, TaskOption, comma_list, split_quantities
 
 __all__ = ["Contrastive", "ContrastiveModel"]
 
 
-class ContrastiveModel(nn.Module):
+class ContrastiveModel(WeightSpaceModel):
     """An encoder (any registry model: networks -> ``embedding`` features) followed by a
     projection head ``Linear, ReLU, Linear``. InfoNCE is computed on the projections;
     the probe reads the encoder's embeddings, before the head (the head's output keeps
@@ -52,13 +53,13 @@ class ContrastiveModel(nn.Module):
     def forward(self, ws: WeightSpace) -> Tensor:
         return self.projection(self.encoder(ws))
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name in ("input_norm", "preprocess"):  # the encoder's input handling, for the trainer
-                return getattr(self.encoder, name)
-            raise
+    @property
+    def input_norm(self) -> InputNormalization:  # type: ignore[override]
+        """The encoder's input normalisation (the trainer fits it)."""
+        return self.encoder.input_norm
+
+    def preprocess(self, ws: WeightSpace) -> WeightSpace:
+        return self.encoder.preprocess(ws)
 
 
 class Contrastive(Task):
@@ -75,6 +76,13 @@ class Contrastive(Task):
     """
 
     name = "contrastive"
+    help = "self-supervised embeddings, scored by a linear probe"
+    options = (
+        TaskOption("probe", "amplitude,frequency",
+                   "comma-separated per-network quantities the linear probe predicts from the embeddings", comma_list),
+        TaskOption("embedding", 32, "embedding size", int),
+        TaskOption("temperature", 0.1, "InfoNCE temperature", float),
+    )  # fmt: skip
     metric = "probe_mse"
     higher_is_better = False
     loss_name = "InfoNCE"
@@ -120,7 +128,8 @@ class Contrastive(Task):
 
     def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
         """The registry's ``name`` as the encoder, with a projection head for the loss."""
-        return ContrastiveModel(build_model(name, layout, self.embedding, **kwargs), self.embedding, self.embedding)
+        encoder = super().build_model(name, layout, **kwargs)
+        return ContrastiveModel(encoder, self.embedding, self.embedding)
 
     # ---------------------------------------------------------------- training
 
@@ -143,14 +152,11 @@ class Contrastive(Task):
     def _as_model_input(model: nn.Module, view: WeightSpace) -> WeightSpace:
         """A second view as the model consumes it: models that canonicalise their inputs
         (alignment to a reference) see it canonicalised, as they saw the first view."""
-        prep = getattr(getattr(model, "module", model), "preprocess", None)  # DDP wraps the model
-        return view if prep is None else prep(view).to(view.device)
+        inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        return inner.preprocess(view).to(view.device)
 
     def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
         return self.info_nce(model(ws), model(self._as_model_input(model, self.second_view(ws))))
-
-    def loss(self, output: Tensor, target: Tensor) -> Tensor:  # one view only: used by nothing but the protocol
-        raise TaskError("the contrastive loss needs two views; it is computed in batch_loss")
 
     # ---------------------------------------------------------------- evaluation
 
@@ -159,12 +165,13 @@ class Contrastive(Task):
         """What the probe reads (the encoder's embeddings), or with ``projected`` what the
         loss compares, for a whole split in eval mode."""
         model.eval()
-        inner = getattr(model, "module", model)
-        encode = inner if projected or not hasattr(inner, "embed") else inner.embed
+        inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        encode = inner if projected else inner.embed
         return torch.cat([encode(ws[i : i + batch]).float() for i in range(0, len(ws), batch)]).cpu()
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, batch: int = 1024) -> dict[str, Any]:
+    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, split: str = "test",
+                 batch: int = 1024) -> dict[str, Any]:  # fmt: skip
         if self._probe_train is None:
             raise TaskError("Contrastive.prepare() has not seen a training split yet")
         device = ws.device
@@ -172,11 +179,12 @@ class Contrastive(Task):
         # the training networks as the model consumes them (aligned, for the alignment baseline)
         train_emb = self.embed(model, self._as_model_input(model, train.weights.to(device)), batch)
         emb = self.embed(model, ws, batch)
-        generator_state = torch.get_rng_state()
-        torch.manual_seed(0)  # the validation loss always sees the same second views
-        second = self._as_model_input(model, self.second_view(ws))
+        # the validation loss always sees the same second views; the training draws (every
+        # device's generator) continue as if evaluation had drawn nothing
+        with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            second = self._as_model_input(model, self.second_view(ws))
         loss = float(self.info_nce(self.embed(model, ws, batch, True), self.embed(model, second, batch, True)))
-        torch.set_rng_state(generator_state)
         out = self.probe(train_emb, self._quantities(train), emb, target.double().cpu())
         return {"loss": loss, **out}
 
@@ -192,12 +200,8 @@ class Contrastive(Task):
             out[f"probe_mse_{key}"] = float(error[:, i].mean())
         return out
 
-    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
-        """Probe metrics of embeddings ``output`` (the probe is fitted on the training split's)."""
-        raise TaskError("contrastive metrics need the model to embed the training split; use evaluate()")
-
     @torch.no_grad()
-    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any) -> Any:
+    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any, split: str = "test") -> Any:
         """The split's embeddings projected on their two principal components, one panel
         per probed quantity, coloured by it."""
         import matplotlib

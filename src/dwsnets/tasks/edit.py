@@ -13,23 +13,17 @@ the edited image (the "no edit" baseline).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from ..baselines.common import mlp
-from ..baselines.flat import AlignsInputs
-from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
 from ..inr.siren import siren_forward
-from ..nn.models import EquivariantDWSNet
-from ..nn.norm import InputNormalization
-from ..zoo.store import ZooSplit
-from .base import Task, TaskError
+from ..zoo.split import ZooSplit
+from .base import Task, TaskError, TaskOption
 
-__all__ = ["EDITS", "AlignedEditMLP", "Edit", "FlatEditMLP", "build_editor", "edit_images"]
+__all__ = ["EDITS", "Edit", "edit_images"]
 
 EDITS = ("dilate", "erode", "contrast", "gradient")
 
@@ -52,48 +46,6 @@ def edit_images(images: Tensor, edit: str, size: int = 3) -> Tensor:
     raise TaskError(f"unknown edit {edit!r}; choose from {', '.join(EDITS)}")
 
 
-class FlatEditMLP(nn.Module):
-    """Baseline editor: an MLP on the flattened (normalised) weights predicts an update of
-    every weight; the output starts as the identity edit. Not equivariant."""
-
-    def __init__(self, layout: WeightSpaceLayout, hidden: Sequence[int] = (512, 512), dropout: float = 0.0) -> None:
-        super().__init__()
-        self.input_norm = InputNormalization(layout)
-        n = layout.numel
-        self.layout = layout
-        self.mlp = mlp([n, *hidden, n], dropout)
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
-
-    def forward(self, ws: WeightSpace) -> WeightSpace:
-        normed = self.input_norm(ws)
-        update = WeightSpace.from_flat(self.mlp(normed.flatten()), self.layout)
-        return self.input_norm.inverse(normed + update)
-
-
-class AlignedEditMLP(AlignsInputs, FlatEditMLP):
-    """:class:`FlatEditMLP` on weights aligned to a reference network: the update is
-    predicted (and added) in the aligned frame, which computes the same function as the
-    original network."""
-
-    def __init__(self, layout: WeightSpaceLayout, **kwargs: Any) -> None:
-        FlatEditMLP.__init__(self, layout, **kwargs)
-        self._init_alignment(layout)
-
-
-def build_editor(name: str, layout: WeightSpaceLayout, task: str, models: Sequence[str],
-                 dwsnet_defaults: dict[str, Any], **kwargs: Any) -> nn.Module:  # fmt: skip
-    """A model that maps networks to updated networks, for the tasks that change weights:
-    ``dwsnet`` (an :class:`EquivariantDWSNet` adding a residual update, ``dwsnet_defaults``
-    unless ``kwargs`` say otherwise), ``mlp`` and ``mlp-aug`` (:class:`FlatEditMLP`) and
-    ``mlp-align`` (:class:`AlignedEditMLP`); ``models`` are the names ``task`` offers."""
-    if name not in models:
-        raise TaskError(f"the {task} task has models {', '.join(models[:-1])} and {models[-1]}, not {name!r}")
-    if name == "dwsnet":
-        return EquivariantDWSNet(layout, 1, residual=True, **{**dwsnet_defaults, **kwargs})
-    return AlignedEditMLP(layout, **kwargs) if name == "mlp-align" else FlatEditMLP(layout, **kwargs)
-
-
 class Edit(Task):
     """Edit image INRs so that they render the edited image.
 
@@ -104,6 +56,17 @@ class Edit(Task):
     """
 
     name = "edit"
+    help = "edit image INRs so that they render an edited image (weights in, weights out)"
+    options = (
+        TaskOption("edit", "dilate", "what the edited INR must render", choices=EDITS),
+        TaskOption("size", 3, "structuring element of the morphological edits", int),
+        TaskOption("data_dir", None, "where the zoo's source images are (IDX / CIFAR-10 sources)"),
+    )
+    models = ("dwsnet", "mlp", "mlp-aug")
+    outputs_networks = True
+    model_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "dwsnet": {"hidden_channels": 32, "num_layers": 4, "norm": None}
+    }
     metric = "mse"
     higher_is_better = False
     loss_name = "pixel MSE"
@@ -144,10 +107,6 @@ class Edit(Task):
         images = values.reshape(-1, h, w, c).permute(0, 3, 1, 2)
         return edit_images(images, self.edit, self.size).permute(0, 2, 3, 1).reshape(-1, h * w, c).float()
 
-    def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
-        defaults = {"hidden_channels": 32, "num_layers": 4, "norm": None}
-        return build_editor(name, layout, self.name, ("dwsnet", "mlp", "mlp-aug"), defaults, **kwargs)
-
     def render(self, ws: WeightSpace) -> Tensor:
         """What INRs render on the image grid, ``(n, H*W, C)``."""
         if self.coords is None:
@@ -155,16 +114,12 @@ class Edit(Task):
         return siren_forward(self.coords.to(ws.device, ws.dtype), ws, self.w0)
 
     def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Tensor) -> Tensor:
-        return self.loss(self.render(model(ws)), target)
-
-    def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        return nn.functional.mse_loss(output.float(), target.float())
-
-    def collate(self, outputs: list[Any]) -> Any:
-        return WeightSpace.cat(outputs)
+        """Pixel MSE between what the edited INRs render and the edited images."""
+        return nn.functional.mse_loss(self.render(model(ws)).float(), target.float())
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, batch: int = 512) -> dict[str, Any]:
+    def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, split: str = "test",
+                 batch: int = 512) -> dict[str, Any]:  # fmt: skip
         model.eval()
         edited, unedited = [], []
         for i in range(0, len(ws), batch):
@@ -175,13 +130,9 @@ class Edit(Task):
         mse = float(nn.functional.mse_loss(torch.cat(edited), target))
         return {"loss": mse, "mse": mse, "mse_unedited": float(nn.functional.mse_loss(torch.cat(unedited), target))}
 
-    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
-        """Metrics of rendered images ``output`` against the edited images."""
-        mse = float(nn.functional.mse_loss(output.float(), target.float()))
-        return {"loss": mse, "mse": mse}
-
     @torch.no_grad()
-    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any, count: int = 8) -> Any:
+    def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any, split: str = "test",
+                 count: int = 8) -> Any:  # fmt: skip
         """Source rendering, edited target and edited rendering for the first ``count`` INRs."""
         import matplotlib
 

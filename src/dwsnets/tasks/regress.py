@@ -8,13 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..zoo.store import ZooSplit
-from .base import Task, TaskError, split_quantities
+from ..zoo.split import ZooSplit
+from .base import SupervisedTask, TaskError, TaskOption, comma_list, split_quantities
 
 __all__ = ["Regress"]
 
 
-class Regress(Task):
+class Regress(SupervisedTask):
     """Mean squared error on standardised targets read from the split's information.
 
     Args:
@@ -35,8 +35,19 @@ class Regress(Task):
     """
 
     name = "regress"
+    help = "regress a per-network quantity (a sine INR's frequency)"
+    options = (
+        TaskOption(
+            "targets",
+            "frequency",
+            "comma-separated per-network quantities to predict (sine zoos: frequency, amplitude)",
+            comma_list,
+            flag="--target",
+        ),
+    )
     metric = "mse"
     higher_is_better = False
+    table_metrics = ("mse_unclipped",)
     loss_name = "MSE (standardised)"
 
     def __init__(self, targets: Sequence[str] = ("frequency",)) -> None:

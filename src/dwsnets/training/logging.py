@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..utils import atomic_write_bytes
 
-__all__ = ["ProgressFile", "plot_curves", "save_confusion_png", "write_metrics"]
+__all__ = ["ProgressFile", "TensorBoardLog", "plot_curves", "save_confusion_png", "write_metrics"]
 
 
 def _clock(seconds: float) -> str:
@@ -164,3 +164,31 @@ def save_confusion_png(confusion: Tensor, path: str | Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+class TensorBoardLog:
+    """Every epoch's record (losses, validation metrics, learning rate, throughput) as
+    TensorBoard scalars in ``directory`` (``tensorboard --logdir RUN``). Needs the optional
+    ``tensorboard`` package (``pip install 'dwsnets[tensorboard]'``)."""
+
+    def __init__(self, directory: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            from .config import TrainingError
+
+            raise TrainingError(
+                "--tensorboard needs the tensorboard package: pip install 'dwsnets[tensorboard]' (or tensorboard)"
+            ) from None
+        self.writer = SummaryWriter(str(directory))
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        step = int(record["epoch"])
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                group = "train" if key.startswith("train_") else "val" if key.startswith("val_") else "run"
+                self.writer.add_scalar(f"{group}/{key.removeprefix(group + '_')}", value, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

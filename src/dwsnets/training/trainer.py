@@ -34,130 +34,63 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..baselines import BaselineError, model_spec
+from ..baselines import BaselineError
 from ..core.augment import SignalTransforms, augment
 from ..core.layout import describe_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
+from ..nn.models import WeightSpaceModel
 from ..nn.norm import compile_kernels
 from ..tasks import Task, TaskError, make_task
 from ..utils import atomic_torch_save, rank_and_world
 from ..zoo.dataset import WeightDataset
-from ..zoo.store import Zoo, ZooError, ZooSplit
+from ..zoo.errors import ZooError
+from ..zoo.reader import Zoo
+from ..zoo.split import ZooSplit
 from .checkpoint import load_training_state, save_training_state
-from .logging import ProgressFile, plot_curves, write_metrics
+from .config import NO_EFFECT, TrainConfig, TrainingError, read_run_record
+from .logging import ProgressFile, TensorBoardLog, plot_curves, write_metrics
 
 __all__ = ["TrainConfig", "Trainer", "TrainingError", "read_run_record"]
 
 
-class TrainingError(RuntimeError):
-    """A run cannot start or continue (mismatched data, bad settings, missing checkpoint)."""
+@dataclass
+class _Run:
+    """What one call of :meth:`Trainer.fit` works with: the model and its data, the
+    optimiser and schedule, the sampler's generator and the run's history so far."""
+
+    model: nn.Module
+    net: nn.Module  # the model, wrapped for data parallelism when there are several processes
+    train: tuple[WeightSpace, Any]
+    val: tuple[WeightSpace, Any]
+    signal: SignalTransforms
+    scale: list[Tensor]  # the input normalisation's per-tensor spread (noise is relative to it)
+    views: Tensor | None  # (images, K) rows of each image's INRs, when one is drawn per epoch
+    available: int  # training rows (or images) to draw from
+    per_epoch: int
+    steps_per_epoch: int
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    gen: torch.Generator
+    report: ProgressFile
+    tensorboard: TensorBoardLog | None = None
+    bar: Any = None
+    best: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+    partial: dict[str, Any] | None = None  # an epoch interrupted after a mid-epoch checkpoint
+    steps_this_call: int = 0
 
 
 @dataclass
-class TrainConfig:
-    """Settings of one training run (stored in the run directory)."""
+class _Epoch:
+    """The running totals of one epoch (restored from a mid-epoch checkpoint when resuming)."""
 
-    model: str = "dwsnet"
-    task: str = "classify"
-    task_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float | None = None  # None: the model's default (dwsnets.baselines.MODELS)
-    weight_decay: float = 5e-4
-    warmup_fraction: float = 0.05
-    clip_grad: float = 10.0
-    augment_permute: bool | None = None  # None: the model's default
-    noise: float = 0.0  # Gaussian noise, as a fraction of each tensor's std
-    entry_dropout: float = 0.0
-    signal: dict[str, Any] = field(default_factory=dict)  # exact signal transforms (SignalTransforms)
-    # several INRs per image: "all" of them each epoch, "one" drawn at random, or only each image's "first"
-    train_views: str = "all"
-    eval_views: str = "first"  # validation and test: each image's "first" INR only, or "all"
-    seed: int = 0
-    max_train: int | None = None
-    # training networks per epoch (None: one pass over the training set). Larger values cycle
-    # through a small set several times per epoch, each pass reshuffled, so that training sets of
-    # every size get the same optimiser steps and validations (training-set size sweeps)
-    epoch_size: int | None = None
-    checkpoint_minutes: float = 5.0  # also save mid-epoch this often (never changes the result)
-    model_args: dict[str, Any] = field(default_factory=dict)
-    amp: bool = True  # bf16 autocast on CUDA
-    # bf16 autocast on the CPU as well (with amp): GEMMs 2-4x faster on CPUs with AVX512-BF16 or
-    # AMX, half the memory traffic; statistics and the optimiser stay in float32
-    amp_cpu: bool = False
-    # batch norm's four passes as loops fused by torch.compile (dwsnets.nn.compile_kernels): with
-    # amp_cpu about 1.7x faster training steps on the CPU; the same arithmetic, so runs may resume
-    # with either setting
-    compile: bool = False
-
-    def resolved(self) -> TrainConfig:
-        """A copy with the model's defaults filled in; checks every setting."""
-        try:
-            spec = model_spec(self.model)
-        except BaselineError as exc:
-            raise TrainingError(str(exc)) from None
-        out = TrainConfig(**asdict(self))
-        if out.lr is None:
-            out.lr = spec.lr
-        if out.augment_permute is None:
-            out.augment_permute = spec.augment_permute
-        problems = []
-        if out.epochs < 1:
-            problems.append(f"epochs must be at least 1, got {out.epochs}")
-        if out.batch_size < 1:
-            problems.append(f"batch size must be at least 1, got {out.batch_size}")
-        if not out.lr > 0:
-            problems.append(f"learning rate must be positive, got {out.lr}")
-        if out.weight_decay < 0:
-            problems.append(f"weight decay must not be negative, got {out.weight_decay}")
-        if not 0 <= out.warmup_fraction < 1:
-            problems.append(f"warm-up fraction must be in [0, 1), got {out.warmup_fraction}")
-        if out.noise < 0:
-            problems.append(f"noise must not be negative, got {out.noise}")
-        if not 0 <= out.entry_dropout < 1:
-            problems.append(f"entry dropout must be in [0, 1), got {out.entry_dropout}")
-        if not out.checkpoint_minutes > 0:
-            problems.append(f"checkpoint interval must be positive, got {out.checkpoint_minutes} minutes")
-        if out.max_train is not None and out.max_train < 1:
-            problems.append(f"max_train must be at least 1, got {out.max_train}")
-        if out.epoch_size is not None and out.epoch_size < 1:
-            problems.append(f"epoch_size must be at least 1, got {out.epoch_size}")
-        if out.train_views not in ("all", "one", "first"):
-            problems.append(f"train_views must be 'all', 'one' or 'first', got {out.train_views!r}")
-        if out.eval_views not in ("all", "first"):
-            problems.append(f"eval_views must be 'all' or 'first', got {out.eval_views!r}")
-        try:
-            SignalTransforms.from_dict(out.signal)
-        except WeightSpaceError as exc:
-            problems.append(str(exc))
-        if problems:
-            raise TrainingError("; ".join(problems))
-        return out
-
-
-# settings that never change what a run computes, so a run may resume with other values
-_NO_EFFECT = {"checkpoint_minutes", "compile"}
-
-
-def read_run_record(run_dir: str | Path) -> dict[str, Any]:
-    """A run directory's ``config.json``, checked to come from this version of dwsnets."""
-    path = Path(run_dir) / "config.json"
-    try:
-        saved = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TrainingError(f"{run_dir} is not a training run (config.json missing)") from None
-    except json.JSONDecodeError as exc:
-        raise TrainingError(f"{path} is not valid JSON ({exc}); the run directory is damaged") from None
-    if not isinstance(saved, dict) or not {"data_id", "task_state", "config"} <= set(saved):
-        raise TrainingError(
-            f"{run_dir} was made by an earlier version of dwsnets (before tasks and layouts); this version can "
-            "neither resume nor evaluate it: train again into a new --out directory"
-        )
-    try:
-        TrainConfig(**saved["config"])
-    except TypeError as exc:
-        raise TrainingError(f"{path} holds settings this version does not know ({exc})") from None
-    return saved
+    order: Tensor
+    first: int = 0
+    total_loss: float = 0.0
+    seen: int = 0
+    spent: float = 0.0
+    stopped: bool = False
 
 
 class Trainer:
@@ -216,24 +149,21 @@ class Trainer:
             except ZooError as exc:
                 raise TrainingError(str(exc)) from None
             views = self.config.train_views if name == "train" else self.config.eval_views
-            if views == "first" and "view" in data.info:
-                data = data[data.info["view"] == 0]
+            if views == "first":
+                data = data.first_views()
             if name == "train" and self.config.max_train is not None:
                 data = data[: self.config.max_train]
             self._raw[name] = data
         return self._raw[name]
 
-    def inputs(self, name: str) -> tuple[WeightSpace, Tensor]:
-        """A split as the built model consumes it: weights after the model's own
-        preprocessing (if any) and the task's targets, on the training device."""
+    def inputs(self, name: str) -> tuple[WeightSpace, Any]:
+        """A split as the built model consumes it (:meth:`WeightSpaceModel.preprocess`) and
+        the task's targets, on the training device."""
         if self.model is None:
             raise TrainingError("build the model first (Trainer.build)")
         if name not in self._inputs:
             split = self.split(name)
-            ws = split.weights
-            prep = getattr(self.model, "preprocess", None)
-            if prep is not None:
-                ws = prep(ws)
+            ws = self.model.preprocess(split.weights)
             try:
                 targets = self.task.targets(split)
             except TaskError as exc:
@@ -243,7 +173,7 @@ class Trainer:
 
     # -------------------------------------------------------------- model
 
-    def build(self, task_state: dict[str, Any] | None = None) -> nn.Module:
+    def build(self, task_state: dict[str, Any] | None = None) -> WeightSpaceModel:
         """Prepare the task (from ``task_state``, or by measuring the training split) and
         build a fresh model. Model inputs are (re)made for this model on demand."""
         try:
@@ -252,11 +182,19 @@ class Trainer:
             if task_state is not None:
                 self.task.load_state_dict(task_state)  # exactly the statistics the run trained with
             torch.manual_seed(self.config.seed)
-            self.model = self.task.build_model(self.config.model, self.data.layout, **self.config.model_args)
+            model = self.task.build_model(self.config.model, self.data.layout, **self.config.model_args)
         except (TaskError, BaselineError) as exc:
             raise TrainingError(str(exc)) from None
+        except TypeError as exc:  # a model argument of the wrong kind
+            raise TrainingError(f"model {self.config.model!r}: {exc}") from None
+        if not isinstance(model, WeightSpaceModel):
+            raise TrainingError(
+                f"the {self.task.name} task built a {type(model).__name__}, which does not keep the trainer's "
+                "model contract (dwsnets.nn.WeightSpaceModel: input_norm and preprocess)"
+            )
+        self.model = model
         self._inputs.clear()  # preprocessing depends on the model: never reuse another model's inputs
-        return self.model
+        return model
 
     def _run_record(self) -> dict[str, Any]:
         return {
@@ -287,7 +225,7 @@ class Trainer:
         now = json.loads(json.dumps(asdict(self.config)))
         defaults = json.loads(json.dumps(asdict(TrainConfig())))
         before = {**defaults, **saved.get("config", {})}  # settings added since the run began: their defaults
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in _NO_EFFECT)
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in NO_EFFECT)
         if changed == ["epochs"]:
             raise TrainingError(
                 f"run {self.run_dir} was set up with --epochs {before['epochs']}, this command asks for "
@@ -313,35 +251,84 @@ class Trainer:
 
         Returns ``{"best": best validation metric, "metric": its name, "history": [...]}``.
         """
-        cfg, task = self.config, self.task
+        run = self._start()
+        try:
+            for epoch in range(run.start_epoch, self.config.epochs):
+                state = self._train_epoch(run, epoch, stop_after_step)
+                if state.stopped:
+                    break
+                self._end_epoch(run, epoch, state)
+                if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                    break
+                if stop_after_step is not None and run.steps_this_call >= stop_after_step:
+                    break
+        finally:
+            if run.bar is not None:
+                run.bar.close()
+            if run.tensorboard is not None:
+                run.tensorboard.close()
+        if self.rank == 0:
+            self.plot(run.history)
+        return {"best": run.best, "metric": self.task.metric, "history": run.history}
+
+    # the steps of fit, in order
+
+    def _start(self) -> _Run:
+        """Check the run directory, build the model, fit its input normalisation, check the
+        signal transforms, set up the optimiser and schedule, and resume from ``last.pt``."""
+        cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_run_dir()
         if cfg.compile:
             compile_kernels(True)
         model = self.build()
-        train_ws, train_y = self.inputs("train")
-        val_ws, val_y = self.inputs("val")
-        if hasattr(model, "input_norm"):
-            model.input_norm.fit(train_ws.to("cpu"))
-        signal = SignalTransforms.from_dict(cfg.signal)
-        if signal.active and not task.signal_transforms_ok:
-            raise TrainingError(f"the {task.name} task's targets do not follow signal transforms; drop --rotate etc.")
-        if signal.active:
-            try:  # fail now, not mid-run, if the transforms do not fit these networks
-                signal.apply(train_ws[:1].to("cpu"), torch.Generator())
-            except WeightSpaceError as exc:
-                raise TrainingError(f"signal transforms: {exc}") from None
+        train, val = self.inputs("train"), self.inputs("val")
+        model.input_norm.fit(train[0].to("cpu"))
+        signal = self._signal_transforms(train[0])
         views = self._view_groups() if cfg.train_views == "one" else None
-        available = len(views) if views is not None else len(train_y)
+        available = len(views) if views is not None else len(train[1])
         per_epoch = available if cfg.epoch_size is None else cfg.epoch_size
         model.to(self.device)
         if self.rank == 0:
             (self.run_dir / "config.json").write_text(json.dumps(self._run_record(), indent=1))
-
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, per_epoch // cfg.batch_size)
-        total = steps_per_epoch * cfg.epochs
-        warmup = max(1, int(cfg.warmup_fraction * total))
+        run = _Run(
+            model=model, net=model, train=train, val=val, signal=signal, scale=[],
+            views=views, available=available, per_epoch=per_epoch, steps_per_epoch=steps_per_epoch, opt=opt,
+            sched=self._schedule(opt, steps_per_epoch * cfg.epochs), gen=torch.Generator().manual_seed(cfg.seed),
+            report=ProgressFile(self.run_dir / "progress.txt", cfg.epochs, cfg.model, self.task.metric, self.rank == 0),
+        )  # fmt: skip
+        self._resume(run)
+        run.scale = list(model.input_norm.std.cpu())  # as resumed: noise is relative to each tensor's spread
+        if self.world > 1:
+            run.net = nn.parallel.DistributedDataParallel(model)
+        if self.rank == 0 and cfg.tensorboard:
+            run.tensorboard = TensorBoardLog(self.run_dir / "tensorboard")
+        if self.rank == 0 and self.progress:
+            from tqdm.auto import tqdm
+
+            run.bar = tqdm(total=cfg.epochs, initial=run.start_epoch, desc=cfg.model, unit="epoch", dynamic_ncols=True)
+        return run
+
+    def _signal_transforms(self, train_ws: WeightSpace) -> SignalTransforms:
+        """The run's exact signal transforms, checked now (not mid-run) against the task and
+        the networks."""
+        signal = SignalTransforms.from_dict(self.config.signal)
+        if signal.active and not self.task.signal_transforms_ok:
+            raise TrainingError(
+                f"the {self.task.name} task's targets do not follow signal transforms; drop --rotate etc."
+            )
+        if signal.active:
+            try:
+                signal.apply(train_ws[:1].to("cpu"), torch.Generator())
+            except WeightSpaceError as exc:
+                raise TrainingError(f"signal transforms: {exc}") from None
+        return signal
+
+    def _schedule(self, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+        """Linear warm-up over ``warmup_fraction`` of the ``total`` steps, then cosine decay to zero."""
+        warmup = max(1, int(self.config.warmup_fraction * total))
 
         def schedule(step: int) -> float:
             if step < warmup:
@@ -349,164 +336,150 @@ class Trainer:
             progress = (step - warmup) / max(1, total - warmup)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        start_epoch, best, history = 0, None, []
-        partial: dict[str, Any] | None = None  # an epoch interrupted after a mid-epoch checkpoint
-        last = self.run_dir / "last.pt"
-        if last.exists():
-            state = load_training_state(last, model, opt, sched, gen)
-            best, history = state["best"], state["history"]
-            partial = state.get("partial")
-            start_epoch = state["epoch"] if partial is not None else state["epoch"] + 1
-            if self.rank == 0 and self.progress:
-                where = (
-                    f"in epoch {start_epoch + 1}, after batch {partial['batch'] + 1}"
-                    if partial
-                    else (f"after epoch {start_epoch}")
-                )
-                shown = "none yet" if best is None else f"{best:.4g}"
-                print(f"resuming {self.run_dir} {where} (best validation {task.metric} {shown})")
+        return torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
-        net: nn.Module = model
+    def _resume(self, run: _Run) -> None:
+        """Continue from ``last.pt`` when there is one (model, optimiser, schedule, sampler)."""
+        last = self.run_dir / "last.pt"
+        if not last.exists():
+            return
+        state = load_training_state(last, run.model, run.opt, run.sched, run.gen)
+        run.best, run.history, run.partial = state["best"], state["history"], state.get("partial")
+        run.start_epoch = state["epoch"] if run.partial is not None else state["epoch"] + 1
+        if self.rank == 0 and self.progress:
+            if run.partial:
+                where = f"in epoch {run.start_epoch + 1}, after batch {run.partial['batch'] + 1}"
+            else:
+                where = f"after epoch {run.start_epoch}"
+            shown = "none yet" if run.best is None else f"{run.best:.4g}"
+            print(f"resuming {self.run_dir} {where} (best validation {self.task.metric} {shown})")
+
+    def _train_epoch(self, run: _Run, epoch: int, stop_after_step: int | None) -> _Epoch:
+        """One epoch of optimiser steps (from where a mid-epoch checkpoint left it), saving
+        mid-epoch checkpoints every ``checkpoint_minutes``."""
+        cfg = self.config
+        run.model.train()
+        if run.partial is not None:
+            p = run.partial
+            state = _Epoch(p["order"], p["batch"] + 1, p["total_loss"], p["seen"], p["seconds"])
+            run.partial = None
+        else:
+            state = _Epoch(self._epoch_order(run.available, run.per_epoch, run.views, run.gen))
+        t0 = time.perf_counter()
+        last_save = t0
+        for b in range(state.first, run.steps_per_epoch):
+            loss, n = self._step(run, state.order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+            state.total_loss += float(loss.detach()) * n
+            state.seen += n
+            run.steps_this_call += 1
+            now = time.perf_counter()
+            rate = state.seen * self.world / max(state.spent + now - t0, 1e-9)
+            if run.bar is not None and b % 10 == 0:
+                run.bar.set_postfix_str(f"epoch {epoch + 1} batch {b + 1}/{run.steps_per_epoch} "
+                                        f"loss {float(loss.detach()):.3f} {rate:,.0f} INRs/s")  # fmt: skip
+            run.report.batch(epoch, b, run.steps_per_epoch, state.total_loss / max(state.seen, 1), rate, run.history,
+                             run.best)  # fmt: skip
+            interrupt = stop_after_step is not None and run.steps_this_call >= stop_after_step
+            if b + 1 < run.steps_per_epoch and (interrupt or now - last_save >= 60 * cfg.checkpoint_minutes):
+                self._save_mid_epoch(run, epoch, b, state, state.spent + now - t0)
+                last_save = now
+            if interrupt and b + 1 < run.steps_per_epoch:
+                state.stopped = True
+                break
+        state.spent += time.perf_counter() - t0
+        return state
+
+    def _step(self, run: _Run, rows: Tensor) -> tuple[Tensor, int]:
+        """One optimiser step on the training rows ``rows`` (the global batch: every process
+        draws the same augmentations and takes its own slice); returns the loss and the
+        networks this process saw."""
+        cfg = self.config
+        idx = rows.to(self.device)
+        train_ws, train_y = run.train
+        y = train_y[idx]
+        # network-valued targets follow the inputs' symmetry and signal transforms
+        paired = y if isinstance(y, WeightSpace) else None
+        ws = augment(train_ws[idx], run.gen, permute=bool(cfg.augment_permute), noise=cfg.noise,
+                     entry_dropout=cfg.entry_dropout, scale=run.scale, signal=run.signal, paired=paired)  # fmt: skip
+        if paired is not None:
+            ws, y = ws
         if self.world > 1:
-            net = nn.parallel.DistributedDataParallel(model)
-        scale = [s for s in model.input_norm.std.cpu()] if hasattr(model, "input_norm") else None
+            ws, y = ws[self.rank :: self.world], y[self.rank :: self.world]
         amp_device = "cuda" if self.device.startswith("cuda") else "cpu"
         use_amp = cfg.amp and (amp_device == "cuda" or cfg.amp_cpu)
-        report = ProgressFile(self.run_dir / "progress.txt", cfg.epochs, cfg.model, task.metric, self.rank == 0)
-        steps_this_call = 0
-        stopped = False
+        with torch.autocast(amp_device, dtype=torch.bfloat16, enabled=use_amp):
+            loss = self.task.batch_loss(run.net, ws, y)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad > 0:
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_grad)
+        run.opt.step()
+        run.sched.step()
+        return loss, len(y)
 
-        bar = None
-        if self.rank == 0 and self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"{cfg.model}", unit="epoch", dynamic_ncols=True)
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            if partial is not None:
-                order, first = partial["order"], partial["batch"] + 1
-                total_loss, seen, spent = partial["total_loss"], partial["seen"], partial["seconds"]
-                partial = None
-            else:
-                order = self._epoch_order(available, per_epoch, views, gen)
-                first, total_loss, seen, spent = 0, 0.0, 0, 0.0
-            t0 = time.perf_counter()
-            last_save = t0
-            for b in range(first, steps_per_epoch):
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(self.device)
-                y = train_y[idx]
-                # network-valued targets follow the inputs' symmetry and signal transforms
-                paired = y if isinstance(y, WeightSpace) else None
-                ws = augment(
-                    train_ws[idx],
-                    gen,
-                    permute=bool(cfg.augment_permute),
-                    noise=cfg.noise,
-                    entry_dropout=cfg.entry_dropout,
-                    scale=scale,
-                    signal=signal,
-                    paired=paired,
-                )
-                if paired is not None:
-                    ws, y = ws
-                if self.world > 1:
-                    ws, y = ws[self.rank :: self.world], y[self.rank :: self.world]
-                with torch.autocast(amp_device, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = task.batch_loss(net, ws, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.clip_grad > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                opt.step()
-                sched.step()
-                total_loss += float(loss.detach()) * len(y)
-                seen += len(y)
-                steps_this_call += 1
-                now = time.perf_counter()
-                rate = seen * self.world / max(spent + now - t0, 1e-9)
-                if bar is not None and b % 10 == 0:
-                    bar.set_postfix_str(
-                        f"epoch {epoch + 1} batch {b + 1}/{steps_per_epoch} "
-                        f"loss {float(loss.detach()):.3f} {rate:,.0f} INRs/s"
-                    )
-                report.batch(epoch, b, steps_per_epoch, total_loss / max(seen, 1), rate, history, best)
-                interrupt = stop_after_step is not None and steps_this_call >= stop_after_step
-                if b + 1 < steps_per_epoch and (interrupt or now - last_save >= 60 * cfg.checkpoint_minutes):
-                    if self.rank == 0:
-                        mid = {"order": order, "batch": b, "total_loss": total_loss, "seen": seen,
-                               "seconds": spent + now - t0}  # fmt: skip
-                        save_training_state(last, model, opt, sched, gen, epoch=epoch, best=best, history=history,
-                                            partial=mid)  # fmt: skip
-                    last_save = now
-                if interrupt and b + 1 < steps_per_epoch:
-                    stopped = True
-                    break
-            if stopped:
-                break
-            train_loss = total_loss / max(seen, 1)
-            if self.world > 1:
-                t = torch.tensor([total_loss, seen], dtype=torch.float64)
-                dist.all_reduce(t)
-                train_loss = float(t[0] / t[1])
-            epoch_time = spent + time.perf_counter() - t0
-            val = self._evaluate(model, val_ws, val_y)
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
-                "lr": sched.get_last_lr()[0],
-                "epoch_seconds": epoch_time,
-                "inrs_per_second": per_epoch / epoch_time,
-                "world_size": self.world,
-                "samples_per_rank": seen,
-            }
-            history.append(record)
-            improved = task.better(val[task.metric], best)
-            if improved:
-                best = val[task.metric]
-            if self.rank == 0:
-                if improved:
-                    atomic_torch_save(
-                        {"model": model.state_dict(), "epoch": epoch + 1, task.metric: best}, self.run_dir / "best.pt"
-                    )
-                save_training_state(last, model, opt, sched, gen, epoch=epoch, best=best, history=history)
-                write_metrics(self.run_dir, history)
-            report.epoch(history, best)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"epoch {epoch + 1} loss {train_loss:.3f} val {task.describe(val)} "
-                    f"{per_epoch / epoch_time:,.0f} INRs/s"
-                )
-            if self.world > 1:
-                dist.barrier()
-            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-                break
-            if stop_after_step is not None and steps_this_call >= stop_after_step:
-                break
-        if bar is not None:
-            bar.close()
+    def _save_mid_epoch(self, run: _Run, epoch: int, batch: int, state: _Epoch, seconds: float) -> None:
         if self.rank == 0:
-            self.plot(history)
-        return {"best": best, "metric": task.metric, "history": history}
+            mid = {"order": state.order, "batch": batch, "total_loss": state.total_loss, "seen": state.seen,
+                   "seconds": seconds}  # fmt: skip
+            save_training_state(self.run_dir / "last.pt", run.model, run.opt, run.sched, run.gen, epoch=epoch,
+                                best=run.best, history=run.history, partial=mid)  # fmt: skip
+
+    def _end_epoch(self, run: _Run, epoch: int, state: _Epoch) -> None:
+        """Validate, record the epoch, keep the best model, checkpoint and report."""
+        train_loss = state.total_loss / max(state.seen, 1)
+        if self.world > 1:
+            t = torch.tensor([state.total_loss, state.seen], dtype=torch.float64)
+            dist.all_reduce(t)
+            train_loss = float(t[0] / t[1])
+        val = self._evaluate(run.model, *run.val, split="val")
+        processed = run.steps_per_epoch * self.config.batch_size  # the last partial batch is dropped
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            **{f"val_{k}": v for k, v in val.items() if isinstance(v, float)},
+            "lr": run.sched.get_last_lr()[0],
+            "epoch_seconds": state.spent,
+            "inrs_per_second": min(processed, run.per_epoch) / state.spent,
+            "world_size": self.world,
+            "samples_per_rank": state.seen,
+        }
+        run.history.append(record)
+        improved = self.task.better(val[self.task.metric], run.best)
+        if improved:
+            run.best = val[self.task.metric]
+        self._checkpoint(run, epoch, improved)
+        self._report(run, epoch, record, val)
+        if self.world > 1:
+            dist.barrier()
+
+    def _checkpoint(self, run: _Run, epoch: int, improved: bool) -> None:
+        """``best.pt`` when validation improved, ``last.pt`` and the metrics files always (rank 0)."""
+        if self.rank != 0:
+            return
+        if improved:
+            atomic_torch_save({"model": run.model.state_dict(), "epoch": epoch + 1, self.task.metric: run.best},
+                              self.run_dir / "best.pt")  # fmt: skip
+        save_training_state(self.run_dir / "last.pt", run.model, run.opt, run.sched, run.gen, epoch=epoch,
+                            best=run.best, history=run.history)  # fmt: skip
+        write_metrics(self.run_dir, run.history)
+
+    def _report(self, run: _Run, epoch: int, record: dict[str, Any], val: dict[str, Any]) -> None:
+        """The epoch to progress.txt, TensorBoard and the progress bar."""
+        run.report.epoch(run.history, run.best)
+        if run.tensorboard is not None:
+            run.tensorboard.epoch(record)
+        if run.bar is not None:
+            run.bar.update(1)
+            run.bar.set_postfix_str(f"epoch {epoch + 1} loss {record['train_loss']:.3f} val {self.task.describe(val)} "
+                                    f"{record['inrs_per_second']:,.0f} INRs/s")  # fmt: skip
 
     def _view_groups(self) -> Tensor:
-        """``(images, K)``: the training rows of each image's ``K`` INRs (zoos fitted with
-        ``--views K``), for drawing one view per image per epoch."""
-        info = self.split("train").info
-        if "image_index" not in info or "view" not in info:
-            raise TrainingError("train_views='one' needs a zoo with several INRs per image (fit-inrs --views K)")
-        image, view = info["image_index"].long(), info["view"].long()
-        k = int(view.max()) + 1
-        order = torch.argsort(image * k + view)
-        groups = order.reshape(-1, k) if len(order) % k == 0 else None
-        if groups is None or not bool((image[groups] == image[groups[:, :1]]).all()):
-            raise TrainingError(
-                f"the training split does not hold {k} INRs of every image (was max_train cut mid-image?)"
-            )
-        return groups
+        """``(images, K)``: the training rows of each image's ``K`` INRs, for drawing one
+        view per image per epoch (:meth:`ZooSplit.view_groups`)."""
+        try:
+            return self.split("train").view_groups()
+        except ZooError as exc:
+            raise TrainingError(f"train_views='one' needs a zoo with several INRs per image: {exc}") from None
 
     @staticmethod
     def _epoch_order(available: int, per_epoch: int, views: Tensor | None, gen: torch.Generator) -> Tensor:
@@ -521,8 +494,8 @@ class Trainer:
 
     # -------------------------------------------------------------- evaluation
 
-    def _evaluate(self, model: nn.Module, ws: WeightSpace, y: Any) -> dict[str, Any]:
-        return self.task.evaluate(model, ws, y)
+    def _evaluate(self, model: nn.Module, ws: WeightSpace, y: Any, split: str) -> dict[str, Any]:
+        return self.task.evaluate(model, ws, y, split=split)
 
     def evaluate(self, split: str = "test", checkpoint: str = "best") -> dict[str, Any]:
         """The task's metrics of the run's ``best`` (or ``last``) model on a split.
@@ -546,7 +519,7 @@ class Trainer:
         model.load_state_dict(state["model"])
         model.to(self.device)
         ws, y = self.inputs(split)
-        return self._evaluate(model, ws, y)
+        return self._evaluate(model, ws, y, split)
 
     # -------------------------------------------------------------- outputs
 

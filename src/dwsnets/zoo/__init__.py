@@ -2,7 +2,12 @@
 
 * :mod:`~dwsnets.zoo.sources`: image sources with no download (digits, Fashion-MNIST from
   Debian, IDX, CIFAR-10);
-* :mod:`~dwsnets.zoo.store`: INR zoos on disk (plan, fit, shards, checksums, resume, load);
+* :mod:`~dwsnets.zoo.config` (the settings and their hash), :mod:`~dwsnets.zoo.format`
+  (manifest and shards on disk, with the layout recorded), :mod:`~dwsnets.zoo.build` (plan,
+  fit, resume), :mod:`~dwsnets.zoo.reader` (:class:`Zoo`), :mod:`~dwsnets.zoo.merge`;
+  :mod:`~dwsnets.zoo.store` re-exports them;
+* :mod:`~dwsnets.zoo.split`: :class:`ZooSplit`, one split of networks, whatever its source;
+* :mod:`~dwsnets.zoo.dataset`: the :class:`WeightDataset` protocol and :class:`InMemoryZoo`;
 * :mod:`~dwsnets.zoo.preview`: a picture of a zoo's sources beside their INRs;
 * :mod:`~dwsnets.zoo.synthetic`: a small zoo of ReLU MLPs fitted to sine waves.
 """

@@ -13,7 +13,8 @@ from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from ..core.layout import WeightSpaceLayout
-from .store import ZooError, ZooSplit
+from .errors import ZooError
+from .split import ZooSplit
 
 __all__ = ["InMemoryZoo", "WeightDataset"]
 

@@ -22,8 +22,9 @@ def save_reconstruction_grid(
     import matplotlib.pyplot as plt
 
     from ..inr.siren import siren_forward
+    from .build import plan_zoo, shard_targets
+    from .reader import Zoo
     from .sources import get_source
-    from .store import Zoo, _shard_targets, plan_zoo
 
     zoo = Zoo(zoo_dir)
     if zoo.quality != "psnr":
@@ -36,7 +37,7 @@ def save_reconstruction_grid(
     n = min(count, shard.count)
     config = zoo.zoo_config(data_dir)
     plan, data = plan_zoo(config)
-    coords, targets, _ = _shard_targets(plan, data, shard)
+    coords, targets, _ = shard_targets(plan, data, shard)
     src = targets[:n]
     params = [p[:n] for p in zoo.shard_parameters(tensors)]
     out_path = Path(out_path) if out_path else zoo.path / "reconstructions.png"

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from .store import ZooConfig
+    from .config import ZooConfig
 
 __all__ = [
     "FASHION_MNIST_DIR",
@@ -330,7 +330,7 @@ class SineSource(Source):
         self.name, self.amplitude, self.frequency, self.points = name, amplitude, frequency, points
 
     def load(self, config: ZooConfig) -> dict[str, np.ndarray]:
-        n = config.sine_count
+        n = config.count
         rng = np.random.default_rng(2000 + config.seed)
         return {
             "amplitude": rng.uniform(*self.amplitude, n).astype(np.float32),
@@ -376,7 +376,7 @@ class ClassifierSource(Source):
     def load(self, config: ZooConfig) -> dict[str, Any]:
         from .classifiers import thumbnails
 
-        data: dict[str, Any] = {"count": config.sine_count}
+        data: dict[str, Any] = {"count": config.count}
         for part, (images, labels) in self.image_parts(config.data_dir).items():
             data[part] = (thumbnails(images, self.pool), torch.from_numpy(labels))
         return data
