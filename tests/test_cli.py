@@ -129,7 +129,7 @@ def test_every_option_explains_itself():
     "command, target",
     [
         (["fit-inrs", "--out", "Z", "--max-per-split", "2"], "dwsnets.cli.zoo.build_zoo"),
-        (["train", "classify", "--zoo", "Z", "--epochs", "1"], "dwsnets.cli.train.Trainer.fit"),
+        (["train", "classify", "--zoo", "Z", "--epochs", "1"], "dwsnets.training.trainer.Trainer.fit"),
         (["demo", "--zoo-dir", "Z"], "dwsnets.cli.demo.build_zoo"),
     ],
 )

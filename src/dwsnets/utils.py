@@ -5,7 +5,9 @@
 * :func:`atomic_write_bytes` / :func:`atomic_torch_save`: files that are either complete
   or absent, never half written;
 * :func:`tune_cpu_allocator`: keep freed tensor memory for reuse (glibc);
-* :func:`share_cpu_fairly`: OpenMP threads that stop spinning soon when idle.
+* :func:`share_cpu_fairly`: OpenMP threads that stop spinning soon when idle (the command
+  line calls it before torch loads; importing dwsnets changes nothing);
+* :func:`hardware`: one line saying where a run happened.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 __all__ = [
     "atomic_torch_save",
     "atomic_write_bytes",
+    "hardware",
     "rank_and_world",
     "share_cpu_fairly",
     "tune_cpu_allocator",
@@ -120,3 +123,16 @@ def tune_cpu_allocator(keep_bytes: int = 1 << 30) -> bool:
     trim_ok = mallopt(_M_TRIM_THRESHOLD, min(keep_bytes, (1 << 31) - 1))
     _tuned = bool(mmap_ok and trim_ok)
     return _tuned
+
+
+def hardware(device: str) -> str:
+    """A one-line description of where a run happened."""
+    import platform
+
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    threads = torch.get_num_threads()
+    return f"{os.cpu_count()}-core {cpu} CPU, {threads} torch thread{'s' * (threads != 1)}, torch {torch.__version__}"

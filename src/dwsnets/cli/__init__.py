@@ -20,31 +20,39 @@ import argparse
 import os
 import shlex
 import sys
+from typing import Any
 
-from .. import __version__
-from ..baselines import BaselineError
-from ..core.weight_space import WeightSpaceError
-from ..tasks import TaskError
-from ..training.trainer import TrainingError
-from ..zoo.sources import DataNotFoundError
-from ..zoo.store import ZooError
-from . import compare, demo, train, zoo
-from .common import UsageError
+__all__ = ["build_parser", "main", "user_errors"]
 
-__all__ = ["USER_ERRORS", "build_parser", "main"]
 
-# errors that mean bad input or state: reported in one line, never as a traceback
-USER_ERRORS = (UsageError, TrainingError, ZooError, WeightSpaceError, DataNotFoundError, TaskError, BaselineError)
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean bad input or state: reported in one line, never as a traceback."""
+    from ..baselines import BaselineError
+    from ..core.weight_space import WeightSpaceError
+    from ..tasks import TaskError
+    from ..training.config import TrainingError
+    from ..zoo.errors import ZooError
+    from ..zoo.sources import DataNotFoundError
+    from .common import UsageError
+
+    return (UsageError, TrainingError, ZooError, WeightSpaceError, DataNotFoundError, TaskError, BaselineError)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dwsnets`` parser; ``parser.commands`` maps each command's words
+    (``"train classify"``, ``"table"``) to its parser."""
+    from .. import __version__
+    from . import compare, demo, train, zoo
+
     parser = argparse.ArgumentParser(prog="dwsnets", description="Learning on the weights of neural networks.")
     parser.add_argument("--version", action="version", version=f"dwsnets {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, argparse.ArgumentParser] = {}
     demo.add_parsers(sub)
     zoo.add_parsers(sub)
-    train.add_parsers(sub)
+    train.add_parsers(sub, commands)
     compare.add_parsers(sub)
+    parser.commands = commands  # type: ignore[attr-defined]
     return parser
 
 
@@ -56,17 +64,90 @@ _SAVED = {
 }
 
 
+def _config_file(words: list[str]) -> str | None:
+    for i, word in enumerate(words):
+        if word == "--config" and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("--config="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def _apply_config(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """With ``--config FILE``: the file's flags become the defaults of the command they
+    belong to (so flags on the command line win), every key checked against that command's
+    options. ``dwsnets train --config RUN/config.toml`` takes the task from the file."""
+    from ..experiments import read_flags_file
+    from .common import UsageError
+
+    path = _config_file(words)
+    if path is None:
+        return words
+    flags = read_flags_file(path)
+    commands: dict[str, argparse.ArgumentParser] = parser.commands  # type: ignore[attr-defined]
+    if words[0] == "train" and (len(words) < 2 or f"train {words[1]}" not in commands):
+        task = flags.get("task")
+        if f"train {task}" not in commands:
+            raise UsageError(f"--config {path}: name the task (dwsnets train TASK --config FILE) or set task = ...")
+        words = ["train", str(task), *words[1:]]
+    key = " ".join(words[:2]) if words[0] == "train" else words[0]
+    if key not in commands:
+        raise UsageError(f"--config works with train and table, not {words[0]}")
+    command = commands[key]
+    _check_config_keys(command, flags, path, key)
+    for action in command._actions:
+        if action.dest in flags:
+            action.required = False  # the file gives it
+    command.set_defaults(**{k: _as_default(k, v) for k, v in flags.items() if k != "task" or key == "table"})
+    return words
+
+
+def _as_default(key: str, value: Any) -> Any:
+    if key == "model_args" and isinstance(value, dict):
+        return [f"{k}={v}" for k, v in value.items()]
+    return value
+
+
+def _check_config_keys(command: argparse.ArgumentParser, flags: dict[str, Any], path: str, key: str) -> None:
+    from .common import UsageError
+
+    actions = {a.dest: a for a in command._actions if a.dest not in ("help", "config")}
+    allowed = set(actions) | ({"task"} if key.startswith("train") else set())
+    unknown = sorted(set(flags) - allowed)
+    if unknown:
+        raise UsageError(
+            f"--config {path}: {key} has no setting {', '.join(unknown)} (it has {', '.join(sorted(allowed))})"
+        )
+    task = flags.get("task")
+    if key.startswith("train") and task is not None and f"train {task}" != key:
+        raise UsageError(f"--config {path} is for task {task!r}, the command says {key!r}")
+    for dest, value in flags.items():
+        choices = getattr(actions.get(dest), "choices", None)
+        if choices is not None and value not in choices:
+            raise UsageError(f"--config {path}: {dest} = {value!r} is not one of {', '.join(map(str, choices))}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ..utils import share_cpu_fairly
+
+    share_cpu_fairly()  # before torch loads (when dwsnets is run as a program): OpenMP reads it then
     from ..utils import tune_cpu_allocator
 
     words = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(words)
+    parser = build_parser()
+    errors = user_errors()
+    try:
+        words = _apply_config(parser, words) if words else words
+    except errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(words)
     tune_cpu_allocator()
     try:
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
         return status
-    except USER_ERRORS as exc:
+    except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

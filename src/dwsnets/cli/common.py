@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 
 import torch
+
+from ..utils import hardware
 
 __all__ = [
     "DefaultsFormatter",
@@ -56,12 +56,3 @@ def progress(iterable=None, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, **kwargs)
-
-
-def hardware(device: str) -> str:
-    """A one-line description of where a run happened."""
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    threads = torch.get_num_threads()
-    return f"{os.cpu_count()}-core {cpu} CPU, {threads} torch thread{'s' * (threads != 1)}, torch {torch.__version__}"

@@ -9,25 +9,30 @@ from pathlib import Path
 import torch
 
 from ..baselines import MODELS
+from ..experiments import config_from_flags, run_table
+from ..training.config import TrainConfig
+from ..zoo.build import build_zoo
+from ..zoo.config import ZooConfig
 from ..zoo.dataset import InMemoryZoo
-from ..zoo.store import Zoo, ZooConfig, ZooSplit, build_zoo
+from ..zoo.reader import Zoo
+from ..zoo.split import ZooSplit
 from ..zoo.synthetic import make_sine_mlp_zoo
 from .common import DefaultsFormatter, add_runtime_args, setup_runtime
-from .train import add_training_args, run_table
+from .train import add_training_args
 from .zoo import FitProgress
 
 __all__ = ["add_parsers"]
 
 
-def _training_args(args: argparse.Namespace) -> argparse.Namespace:
-    """The demo trains with the defaults of ``dwsnets train classify`` (read from that
-    command's own parser, so they cannot drift apart), its own epochs, batch size, seed and
-    device, and evaluates on every INR of each test image."""
+def _train_config(args: argparse.Namespace, model: str) -> dict[tuple[str, int], TrainConfig]:
+    """The demo's run of ``model``: the defaults of ``dwsnets train classify`` (read from that
+    command's own parser, so they cannot drift apart) with the demo's epochs, batch size and
+    seed, evaluated on every INR of each test image."""
     parser = argparse.ArgumentParser()
     add_training_args(parser)
-    defaults = vars(parser.parse_args(["--zoo", "-"]))
-    own = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed", "device", "threads")}
-    return argparse.Namespace(**{**defaults, **own, "task": "classify", "eval_views": "all"})
+    flags = {**vars(parser.parse_args(["--zoo", "-"])), "task": "classify", "eval_views": "all", "model": model,
+             "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}  # fmt: skip
+    return {(model, args.seed): config_from_flags(flags).resolved()}
 
 
 def _report(title: str, results: dict[str, list[tuple[float, float]]], chance: float, out: str) -> None:
@@ -58,11 +63,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     zoo = Zoo(zoo_dir)
     summary = zoo.summary()
     print(f"      {summary['inrs']} INRs, PSNR median {summary['psnr_median']:.1f} dB", flush=True)
-    train_args = _training_args(args)
     results = {}
     for step, model in ((2, "dwsnet"), (3, "mlp")):
         print(f"[{step}/3] training {MODELS[model].label} ({args.epochs} epochs)", flush=True)
-        results.update(run_table(zoo, [model], 1, train_args, Path(args.out)))
+        results.update(run_table(zoo, _train_config(args, model), Path(args.out), args.device))
     _report(
         f"Digit classification from INR weights ({zoo.split_size('test')} test INRs), "
         f"total {time.perf_counter() - t_start:.0f}s",
@@ -97,8 +101,8 @@ def _demo_synthetic(args: argparse.Namespace) -> int:
         name=f"sine-mlps-{n}",
         source="sine-mlp",
     )
-    train_args = _training_args(args)
-    results = run_table(data, ["dwsnet", "mlp"], 1, train_args, Path(args.out))
+    configs = {**_train_config(args, "dwsnet"), **_train_config(args, "mlp")}
+    results = run_table(data, configs, Path(args.out), args.device)
     test_labels = data.load("test").labels
     chance = float(torch.bincount(test_labels).max()) / len(test_labels)
     _report(

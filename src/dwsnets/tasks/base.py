@@ -153,7 +153,8 @@ class Task(ABC):
         """The registry's model ``name`` for this task (after :meth:`prepare`), with the
         task's :attr:`model_defaults` unless ``kwargs`` override them."""
         if self.models is not None and name not in self.models:
-            raise TaskError(f"the {self.name} task trains {', '.join(self.models)}, not {name!r}")
+            names = ", ".join(self.models[:-1]) + f" and {self.models[-1]}" if len(self.models) > 1 else self.models[0]
+            raise TaskError(f"the {self.name} task has models {names}, not {name!r}")
         kwargs = {**self.model_defaults.get(name, {}), **kwargs}
         if self.outputs_networks:
             return build_editor(name, layout, **kwargs)

@@ -1,0 +1,306 @@
+"""Experiments: one run, or every model over seeds (a table), training-set sizes (a sweep) or
+views per image side by side, each from a typed :class:`ExperimentConfig`.
+
+Runs live in directories under the experiment's ``out``: a finished run is reused, an
+interrupted one resumes, so repeating an experiment only prints its table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..baselines import MODELS
+from ..tasks import Task, make_task
+from ..training.config import TrainConfig, TrainingError, read_run_record
+from ..training.trainer import Trainer
+from ..utils import hardware
+from ..zoo.dataset import WeightDataset
+from ..zoo.reader import Zoo
+from .flags import write_run_flags
+from .report import Runs, duration, grid_rows, mean_spread, plot_sweep, plot_table_curves, plural
+
+__all__ = [
+    "ExperimentConfig",
+    "RunResult",
+    "evaluate_run",
+    "markdown_table",
+    "run_experiment",
+    "run_table",
+    "train_and_test",
+]
+
+
+@dataclass
+class ExperimentConfig:
+    """An experiment: ``train`` (a template whose ``model`` and ``seed`` each run replaces)
+    for every model of ``models`` and seeds ``0 .. seeds-1``, on ``zoo``, under ``out``.
+
+    ``train_sizes``: a sweep over the first N training networks; ``train_views``: several
+    settings of :attr:`TrainConfig.train_views` side by side (one at a time with the sweep).
+    """
+
+    zoo: str
+    out: Path
+    train: TrainConfig = field(default_factory=TrainConfig)
+    models: list[str] = field(default_factory=lambda: list(MODELS))
+    seeds: int = 3
+    train_sizes: list[int] = field(default_factory=list)
+    train_views: list[str] = field(default_factory=list)
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.seeds < 1:
+            raise TrainingError(f"seeds must be at least 1, got {self.seeds}")
+        if not self.models:
+            raise TrainingError("the experiment names no model")
+        if self.train_sizes and len(self.train_views) > 1:
+            raise TrainingError("training-set sizes and several train_views settings: run one comparison at a time")
+        if any(n < 1 for n in self.train_sizes):
+            raise TrainingError(f"training-set sizes must be positive, got {self.train_sizes}")
+
+    def runs(self, template: TrainConfig | None = None) -> dict[tuple[str, int], TrainConfig]:
+        """Every (model, seed) run's resolved settings (all checked before any trains)."""
+        base = template or self.train
+        return {(m, s): replace(base, model=m, seed=s).resolved() for m in self.models for s in range(self.seeds)}
+
+
+def save_test(run: Path, test: dict[str, Any], seconds: float, device: str) -> None:
+    """``test.json``: the run's test metrics (best checkpoint), training time and hardware."""
+    record = {f"test_{k}": v for k, v in test.items() if isinstance(v, float)}
+    (run / "test.json").write_text(
+        json.dumps({**record, "train_seconds": seconds, "hardware": hardware(device)}) + "\n"
+    )
+
+
+@dataclass
+class RunResult:
+    """One finished run: its trainer (model and task built), test metrics, training
+    seconds (summed over epochs, so a resumed run reports its real cost) and best
+    validation metric."""
+
+    trainer: Trainer
+    test: dict[str, Any]
+    seconds: float
+    best: float
+
+
+def train_and_test(data: WeightDataset | str, run: Path, config: TrainConfig, device: str,
+                   picture: Path | None = None) -> RunResult | None:  # fmt: skip
+    """Train (resume, or reuse) one run, then test its best checkpoint: ``test.json`` and
+    ``config.toml`` (the flags that reproduce it) in the run directory, and the task's
+    picture of the test split at ``picture``. ``None`` on ranks other than 0 under torchrun."""
+    trainer = Trainer(data, run, config, device)
+    fitted = trainer.fit()
+    history = fitted["history"]
+    if trainer.rank != 0:
+        return None
+    test = trainer.evaluate("test")  # builds the model and loads its best checkpoint
+    if picture is not None:
+        trainer.task.pictures(trainer.model, *trainer.inputs("test"), picture, split="test")
+    seconds = float(sum(h["epoch_seconds"] for h in history))
+    save_test(run, test, seconds, device)
+    write_run_flags(run / "config.toml", trainer.config, str(getattr(trainer.data, "path", data)), str(run))
+    return RunResult(trainer, test, seconds, fitted["best"])
+
+
+def evaluate_run(run: Path, zoo: str | None, split: str, checkpoint: str, device: str) -> dict[str, Any]:
+    """A finished run's checkpoint on a split (of its own zoo, or of ``zoo`` with the same
+    layout): ``{"task", "config", "metrics", "pictures"}``, the pictures being the task's own
+    and, for classifiers, the confusion matrix."""
+    from ..training.logging import save_confusion_png
+
+    saved = read_run_record(run)
+    config = TrainConfig(**saved["config"])
+    trainer = Trainer(zoo or saved["data"], run, config, device, progress=False)
+    metrics = trainer.evaluate(split, checkpoint)
+    task = trainer.task
+    pictures = []
+    picture = task.pictures(trainer.model, *trainer.inputs(split), run / f"{task.name}-{split}.png", split=split)
+    if picture is not None:
+        pictures.append(Path(picture))
+    if metrics.get("confusion") is not None:
+        png = run / f"confusion-{split}.png"
+        save_confusion_png(metrics["confusion"], png, f"{config.model} on {split}: {task.describe(metrics)}")
+        pictures.append(png)
+    return {"task": task, "config": config, "metrics": metrics, "pictures": pictures}
+
+
+def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainConfig], out: Path, device: str,
+              references: dict[str, list[float]] | None = None,
+              picture: Path | None = None) -> dict[str, Runs]:  # fmt: skip
+    """Every (model, seed) run under ``out`` (trained, resumed, or reused when finished);
+    returns ``{model: [(test metric, training seconds), ...]}``. ``references`` collects
+    the task's model-free reference values (:meth:`Task.references`); ``picture``: where the
+    task's picture of the first run's best model on the test split goes."""
+    results: dict[str, Runs] = {}
+    for index, ((model, seed), config) in enumerate(configs.items()):
+        done = train_and_test(data, out / f"{model}-seed{seed}", config, device, picture if index == 0 else None)
+        if done is None:
+            continue
+        trainer, test, seconds = done.trainer, done.test, done.seconds
+        results.setdefault(model, []).append((test[trainer.task.metric], seconds))
+        if references is not None:
+            for label, ref in trainer.task.references(test).items():
+                references.setdefault(label, []).append(ref)
+        print(f"  {model} seed {seed}: test {trainer.task.describe(test)} ({seconds:.0f}s of training)", flush=True)
+    return results
+
+
+def markdown_table(results: dict[str, Runs], task: Task, source: str, note: str, hardware_line: str,
+                   references: dict[str, list[float]] | None = None,
+                   extra: dict[str, dict[str, list[float]]] | None = None) -> str:  # fmt: skip
+    """The table of :func:`run_table`'s results beside the paper's numbers where it has them,
+    the task's further :attr:`Task.table_metrics` (``extra``: ``{metric: {model: values}}``)
+    and its model-free references (the same for every run: shown once)."""
+    scale = 100 if task.percent else 1
+    unit = " (%)" if task.percent else ""
+    extra = extra or {}
+    extra_head = "".join(f" test {task.metric_label(m)}{unit} |" for m in extra)
+    lines = [
+        f"{task.title()} on {source or 'these networks'} ({note}).",
+        "",
+        f"Hardware: {hardware_line}.",
+        "",
+        f"| model | test {task.metric_label()}{unit}, mean ± std |{extra_head} seeds | training time per run | paper |",
+        "|---|---|" + "---|" * len(extra) + "---|---|---|",
+    ]
+    for model, runs in results.items():
+        paper = MODELS[model].paper.get(task.paper_key(source))
+        seconds = sum(sec for _, sec in runs) / len(runs)
+        cell = mean_spread([v for v, _ in runs], scale, single=" (one seed, no spread)")
+        cells = "".join(f" {mean_spread(values[model], scale)} |" for values in extra.values())
+        lines.append(f"| {MODELS[model].label} | {cell} |{cells} {len(runs)} | {duration(seconds)} | "
+                     f"{'-' if paper is None else f'{paper:.2f}'} |")  # fmt: skip
+    for label, values in (references or {}).items():
+        shown = f"{values[0] * 100:.2f}" if task.percent else f"{values[0]:.4g}"
+        lines.append(f"| {label} | {shown} |" + " - |" * len(extra) + " - | - | - |")
+    return "\n".join(lines) + "\n"
+
+
+def _extra_metrics(out: Path, results: dict[str, Runs], task: Task, seeds: int) -> dict[str, dict[str, list[float]]]:
+    """The task's further table metrics of every finished run, read from its ``test.json``."""
+    extra: dict[str, dict[str, list[float]]] = {}
+    for metric in task.table_metrics:
+        for model in results:
+            for seed in range(seeds):
+                path = out / f"{model}-seed{seed}" / "test.json"
+                value = json.loads(path.read_text()).get(f"test_{metric}") if path.exists() else None
+                if value is not None:
+                    extra.setdefault(metric, {}).setdefault(model, []).append(value)
+    return {m: v for m, v in extra.items() if set(v) == set(results)}
+
+
+def run_experiment(cfg: ExperimentConfig) -> list[Path]:
+    """Run the experiment ``cfg`` describes and write its table (and pictures) under
+    ``cfg.out``; returns the files written (none on ranks other than 0)."""
+    cfg.check()
+    zoo = Zoo(cfg.zoo)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    views = cfg.train_views or [cfg.train.train_views]
+    template = replace(cfg.train, train_views=views[0])
+    task = make_task(template.task, **template.task_options)
+    if cfg.train_sizes:
+        return _size_sweep(cfg, zoo, task, template, t0)
+    if len(views) > 1:
+        return _views_table(cfg, zoo, task, views, t0)
+    references: dict[str, list[float]] = {}
+    picture = cfg.out / f"{task.name}-test.png"
+    results = run_table(zoo, cfg.runs(template), cfg.out, cfg.device, references, picture)
+    if not results:  # not rank 0 under torchrun
+        return []
+    n_train = zoo.split_size("train") // (zoo.split_views("train") if template.train_views == "first" else 1)
+    n_train = n_train if template.max_train is None else min(template.max_train, n_train)
+    n_test = zoo.split_size("test") // (zoo.split_views("test") if template.eval_views == "first" else 1)
+    note = (f"{plural(n_train, 'training network')}, {plural(n_test, 'test network')}, "
+            f"{plural(template.epochs, 'epoch')}, batch {template.batch_size}, {duration(time.perf_counter() - t0)} "
+            f"for this invocation; finished runs found in {cfg.out} are reused")  # fmt: skip
+    extra = _extra_metrics(cfg.out, results, task, cfg.seeds)
+    md = markdown_table(results, task, zoo.source, note, hardware(cfg.device), references, extra)
+    (cfg.out / "table.md").write_text(md)
+    task.load_state_dict(read_run_record(cfg.out / f"{next(iter(results))}-seed0")["task_state"])
+    plot_table_curves(cfg.out / "curves.png", cfg.out, list(results), cfg.seeds, task, f"{task.name} on {zoo.name}")
+    print("\n" + md)
+    written = [cfg.out / "table.md", cfg.out / "curves.png", *([picture] if picture.exists() else [])]
+    print("written to " + ", ".join(map(str, written)))
+    return written
+
+
+def _views_table(cfg: ExperimentConfig, zoo: Zoo, task: Task, settings: list[str], t0: float) -> list[Path]:
+    """Every model trained on one INR per image and on all ``K`` of them, side by side;
+    validation and test as ``eval_views`` says."""
+    k = int(zoo.config.get("views", 1))
+    if k < 2:
+        raise TrainingError(
+            f"{zoo.path} holds one INR per image: comparing --train-views needs a zoo fitted with --views K"
+        )
+    names = {"first": "1 view (each image's first INR)", "all": f"{k} views (all, every epoch)",
+             "one": f"{k} views (one drawn per image and epoch)"}  # fmt: skip
+    table: dict[str, dict[str, Runs]] = {}
+    for setting in settings:
+        configs = cfg.runs(replace(cfg.train, train_views=setting))
+        for model, values in run_table(zoo, configs, cfg.out / f"views-{setting}", cfg.device).items():
+            table.setdefault(model, {})[setting] = values
+    if not table:  # not rank 0 under torchrun
+        return []
+    scale = 100 if task.percent else 1
+    if zoo.split_views("test") == 1:
+        tested = "the one INR of each test image"
+    else:
+        tested = f"{'every' if cfg.train.eval_views == 'all' else 'the first'} INR of each test image"
+    lines = [
+        f"Test {task.metric_label()} by training views on {zoo.source or zoo.name} "
+        f"({plural(zoo.split_size('train') // k, 'training image')}, {plural(cfg.train.epochs, 'epoch')}, batch "
+        f"{cfg.train.batch_size}, {plural(cfg.seeds, 'seed')}, test on {tested}, "
+        f"{duration(time.perf_counter() - t0)} for this invocation). Mean ± std over seeds"
+        + (" (%)." if scale == 100 else "."),
+        "",
+        f"Hardware: {hardware(cfg.device)}.",
+        "",
+        "| model | " + " | ".join(names[s] for s in settings) + " |",
+        "|---|" + "---|" * len(settings),
+    ]
+    md = "\n".join(lines + grid_rows(table, settings, scale)) + "\n"
+    (cfg.out / "table.md").write_text(md)
+    print("\n" + md)
+    print(f"written to {cfg.out / 'table.md'}")
+    return [cfg.out / "table.md"]
+
+
+def _size_sweep(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConfig, t0: float) -> list[Path]:
+    """Every model at every training-set size (the first N training networks), over seeds:
+    a markdown grid and a picture of the test metric against the size."""
+    available = zoo.split_size("train")
+    sizes = sorted(set(cfg.train_sizes))
+    # every size gets the same optimiser steps and validations unless epoch_size says otherwise
+    epoch_size = template.epoch_size or min(max(sizes), available)
+    sweep: dict[str, dict[int, Runs]] = {}
+    for size in sizes:
+        configs = cfg.runs(replace(template, max_train=size, epoch_size=epoch_size))
+        for model, values in run_table(zoo, configs, cfg.out / f"n{size}", cfg.device).items():
+            sweep.setdefault(model, {})[min(size, available)] = values
+    if not sweep:  # not rank 0 under torchrun
+        return []
+    scale = 100 if task.percent else 1
+    used = sorted({n for per_size in sweep.values() for n in per_size})
+    lines = [
+        f"Test {task.metric_label()} by training-set size on {zoo.source or zoo.name} "
+        f"({plural(template.epochs, 'epoch')} of {epoch_size:,} networks each, whatever the size, batch "
+        f"{template.batch_size}, {plural(cfg.seeds, 'seed')}, {duration(time.perf_counter() - t0)} for this "
+        f"invocation). Mean ± std over seeds" + (" (%)." if scale == 100 else "."),
+        "",
+        f"Hardware: {hardware(cfg.device)}.",
+        "",
+        "| model | " + " | ".join(f"n = {n}" for n in used) + " |",
+        "|---|" + "---|" * len(used),
+    ]
+    md = "\n".join(lines + grid_rows(sweep, used, scale)) + "\n"
+    (cfg.out / "table.md").write_text(md)
+    plot_sweep(cfg.out / "sweep.png", sweep, task, f"{task.name} on {zoo.source or zoo.name}")
+    print("\n" + md)
+    print(f"written to {cfg.out / 'table.md'} and {cfg.out / 'sweep.png'}")
+    return [cfg.out / "table.md", cfg.out / "sweep.png"]

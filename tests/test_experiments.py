@@ -1,0 +1,203 @@
+"""The experiment layer: tasks defined outside the package, configurable models, runs that
+reproduce from their saved config, TensorBoard logs, and a trainer that still computes
+exactly what it did before its steps were named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from dwsnets.cli import main
+from dwsnets.experiments import config_from_flags, flags_from_config
+from dwsnets.tasks import TASKS, SupervisedTask, TaskOption, register_task
+
+
+class _WeightNorm(SupervisedTask):
+    """A task defined outside the package: regress each network's log weight norm raised
+    to ``power`` (an option the command line learns from the task alone)."""
+
+    name = "weight-norm"
+    help = "regress the log of each network's weight norm"
+    options = (TaskOption("power", 1.0, "predict the log norm times this", float),)
+    metric = "mae"
+    higher_is_better = False
+    table_metrics = ("mse",)
+
+    def __init__(self, power: float = 1.0) -> None:
+        self.power = power
+
+    def prepare(self, train):
+        pass
+
+    @property
+    def output_size(self):
+        return 1
+
+    def targets(self, split):
+        norms = torch.stack([t.flatten(1).square().sum(1) for t in split.weights.tensors]).sum(0).sqrt()
+        return (self.power * norms.log())[:, None].float()
+
+    def loss(self, output, target):
+        return nn.functional.mse_loss(output.float(), target)
+
+    def metrics(self, output, target):
+        error = output.double() - target.double()
+        return {"loss": float(error.square().mean()), "mse": float(error.square().mean()),
+                "mae": float(error.abs().mean())}  # fmt: skip
+
+    def config(self):
+        return {"task": self.name, "power": self.power}
+
+
+@pytest.fixture
+def weight_norm_task(monkeypatch):
+    monkeypatch.setattr("dwsnets.tasks.TASKS", dict(TASKS))  # registered for this test only
+    import dwsnets.cli.train
+    import dwsnets.tasks
+    import dwsnets.training.config
+
+    for module in (dwsnets.cli.train, dwsnets.training.config):
+        if hasattr(module, "TASKS"):
+            monkeypatch.setattr(module, "TASKS", dwsnets.tasks.TASKS)
+    register_task(_WeightNorm)
+    yield _WeightNorm
+
+
+def test_a_task_defined_outside_the_package_trains_evaluates_and_tabulates(weight_norm_task, digits_zoo, tmp_path,
+                                                                           capsys):  # fmt: skip
+    torch.set_default_dtype(torch.float32)
+    run = tmp_path / "run"
+    small = ["--model-arg", "hidden_channels=8", "--model-arg", "num_layers=2", "--epochs", "2", "--batch-size", "16"]
+    assert main(["train", "weight-norm", "--zoo", str(digits_zoo), "--power", "2", *small, "--out", str(run)]) == 0
+    record = json.loads((run / "config.json").read_text())
+    assert record["config"]["task_options"] == {"power": 2.0} and record["task"] == {
+        "task": "weight-norm",
+        "power": 2.0,
+    }
+    assert "test mae" in capsys.readouterr().out.replace("best validation mae", "")
+    assert main(["evaluate", "--run", str(run)]) == 0
+    assert "dwsnet on test: mae" in capsys.readouterr().out
+    table = tmp_path / "table"
+    args = ["table", "--task", "weight-norm", "--zoo", str(digits_zoo), "--models", "dwsnet,mlp", "--seeds", "1"]
+    assert main([*args, "--epochs", "1", "--batch-size", "16", "--out", str(table)]) == 0
+    md = (table / "table.md").read_text()
+    assert md.startswith("weight-norm (power 1.0) on digits")
+    assert "| test MAE, mean ± std | test MSE |" in md and "| DWSNet |" in md and "| MLP |" in md
+
+
+def test_model_args_and_a_saved_config_reproduce_a_run(digits_zoo, tmp_path):
+    torch.set_default_dtype(torch.float32)
+    first, again = tmp_path / "first", tmp_path / "again"
+    args = ["train", "classify", "--zoo", str(digits_zoo), "--epochs", "2", "--batch-size", "16", "--rotate", "5",
+            "--flip", "lr", "--model-arg", "hidden_channels=8", "--model-arg", "head_hidden=(16,)",
+            "--model-arg", "norm=None", "--seed", "3", "--threads", "1"]  # fmt: skip
+    assert main([*args, "--out", str(first)]) == 0
+    saved = json.loads((first / "config.json").read_text())["config"]
+    assert saved["model_args"] == {"hidden_channels": 8, "head_hidden": [16], "norm": None}
+    assert saved["signal"] == {"rotate": 5.0, "flip": [1]} and saved["seed"] == 3
+    # the saved flags reproduce the run: no task named, the file's own out replaced on the command line
+    assert main(["train", "--config", str(first / "config.toml"), "--out", str(again), "--threads", "1"]) == 0
+    assert json.loads((again / "config.json").read_text())["config"] == saved
+
+    def curve(run: Path) -> list[tuple[float, float]]:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [(json.loads(x)["train_loss"], json.loads(x)["val_loss"]) for x in lines]
+
+    assert curve(again) == curve(first)
+    # a flag on the command line wins over the file
+    assert main(["train", "--config", str(first / "config.toml"), "--out", str(tmp_path / "e1"), "--epochs", "1"]) == 0
+    assert json.loads((tmp_path / "e1" / "config.json").read_text())["config"]["epochs"] == 1
+
+
+def test_bad_model_args_and_config_files_get_one_line_errors(digits_zoo, tmp_path, capsys):
+    base = ["train", "classify", "--zoo", str(digits_zoo), "--epochs", "1", "--out", str(tmp_path / "r")]
+    cases = [
+        (["--model-arg", "width=3"], "model 'dwsnet' takes no argument 'width'; it takes"),
+        (["--model-arg", "hidden_channels"], "--model-arg takes KEY=VALUE"),
+        (["--model", "mlp", "--model-arg", "num_layers=2"], "model 'mlp' takes no argument 'num_layers'"),
+    ]
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    files = {
+        "epochz = 3\n": "classify has no setting epochz",
+        "flip = 'sideways'\n": "flip = 'sideways' is not one of none, lr, ud, both",
+        "epochs = [\n": "is not valid TOML",
+        "task = 'regress'\n": "is for task 'regress', the command says 'train classify'",
+    }
+    for text, message in files.items():
+        path = tmp_path / "c.toml"
+        path.write_text(text)
+        assert main([*base, "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_tensorboard_logs_every_epoch(digits_zoo, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    torch.set_default_dtype(torch.float32)
+    run = tmp_path / "tb"
+    args = ["train", "classify", "--zoo", str(digits_zoo), "--epochs", "2", "--batch-size", "16", "--model", "mlp"]
+    assert main([*args, "--tensorboard", "--out", str(run)]) == 0
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "val/accuracy", "val/loss", "run/lr"} <= set(scalars)
+    assert [e.step for e in events.Scalars("val/accuracy")] == [1, 2]
+    assert (run / "metrics.jsonl").exists() and (run / "curves.png").exists()  # the other outputs stay
+
+
+def test_flags_and_train_config_map_both_ways():
+    flags = {"task": "regress", "target": "frequency,amplitude", "model": "mlp-aug", "epochs": 7, "lr": 3e-3,
+             "augment": "off", "rotate": 4.0, "flip": "both", "intensity_shift": 0.1, "bf16": True, "compile": True,
+             "model_args": ["hidden=(64, 64)", "dropout=0.1"], "max_train": 100}  # fmt: skip
+    config = config_from_flags(flags)
+    assert config.task_options == {"targets": ["frequency", "amplitude"]}
+    assert config.signal == {"rotate": 4.0, "intensity_shift": 0.1, "flip": [0, 1]}
+    assert config.model_args == {"hidden": (64, 64), "dropout": 0.1} and config.amp_cpu and not config.augment_permute
+    back = flags_from_config(config)
+    assert back["target"] == "frequency,amplitude" and back["flip"] == "both" and back["augment"] == "off"
+    again = config_from_flags({**back, "model_args": [f"{k}={v}" for k, v in back["model_args"].items()]})
+    assert again == config
+
+
+def test_the_trainer_computes_what_it_computed_before_its_steps_were_named(tmp_path):
+    """Losses and metrics of two small runs (exact signal transforms, noise, entry dropout,
+    one view drawn per image and epoch; a regression with permutation augmentation), to the
+    last digit, against a recording made before the trainer was split into named steps."""
+    from dwsnets.training import TrainConfig, Trainer
+    from dwsnets.zoo.store import ZooConfig, build_zoo
+
+    recorded = json.loads((Path(__file__).parent / "data" / "recorded_runs.json").read_text())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float32)
+    try:
+        build_zoo(tmp_path / "digits", ZooConfig(source="digits", max_per_split=40, views=2, views_in="train",
+                                                 shard_size=40, max_steps=40, target_psnr=30.0))  # fmt: skip
+        build_zoo(tmp_path / "sine", ZooConfig(source="sine", count=120, shard_size=60, max_steps=30, target_psnr=None))
+        runs = {
+            "classify": ("digits", TrainConfig(model="dwsnet", task="classify", epochs=2, batch_size=16,
+                                               train_views="one", noise=0.05, entry_dropout=0.05,
+                                               signal={"rotate": 10.0, "flip": [1]}, seed=3,
+                                               model_args={"hidden_channels": 8, "num_layers": 2})),
+            "regress": ("sine", TrainConfig(model="mlp-aug", task="regress", epochs=2, batch_size=16, seed=1)),
+        }  # fmt: skip
+        for name, (zoo, cfg) in runs.items():
+            trainer = Trainer(tmp_path / zoo, tmp_path / f"run-{name}", cfg, progress=False)
+            history = trainer.fit()["history"]
+            test = trainer.evaluate("test")
+            assert [h["train_loss"] for h in history] == recorded[name]["train_loss"]
+            assert [{k: v for k, v in h.items() if k.startswith("val_")} for h in history] == recorded[name]["val"]
+            assert {k: v for k, v in test.items() if isinstance(v, float)} == recorded[name]["test"]
+    finally:
+        torch.set_num_threads(threads)
