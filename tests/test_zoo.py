@@ -316,3 +316,53 @@ def test_views_in_train_only(tmp_path):
         assert torch.equal(one.info["seed"], first.info["seed"][keep])
         assert torch.allclose(one.weights.flatten(), first.weights.flatten()[keep], atol=1e-6)
         assert not torch.allclose(one.weights.flatten(), first.weights.flatten()[~keep][: len(one)], atol=1e-3)
+
+
+def test_the_manifest_records_the_layout_and_older_manifests_still_read(digits_zoo, tmp_path):
+    from dwsnets.core.layout import WeightSpaceLayout
+
+    manifest = json.loads((digits_zoo / "manifest.json").read_text())
+    assert manifest["layout"] == {"kind": "feedforward", "layer_sizes": [2, 32, 32, 1], "kernel_shapes": [[], [], []]}
+    old = tmp_path / "old"
+    shutil.copytree(digits_zoo, old)
+    del manifest["layout"]  # as written before the layout was recorded
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert Zoo(old).layout == Zoo(digits_zoo).layout == WeightSpaceLayout.mlp((2, 32, 32, 1))
+    assert torch.equal(Zoo(old).load("val").weights.flatten(), Zoo(digits_zoo).load("val").weights.flatten())
+    manifest["layout"] = {"kind": "graph"}
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ZooError, match="describes no valid layout"):
+        Zoo(old)
+
+
+def test_a_zoo_of_cnns_is_stored_and_read_with_its_layout(tmp_path):
+    """The store is not MLP-only: a manifest with a CNN layout and shards named by it load
+    as a weight space of that layout."""
+    from dwsnets.core.layout import WeightSpaceLayout
+    from dwsnets.zoo.format import FORMAT, ShardPlan, atomic_write_json, write_shard
+
+    layout = WeightSpaceLayout.cnn((1, 4, 4), [(3, 3), (3, 3)], (10,))
+    n = 5
+    tensors = {t.name: torch.randn(n, *t.shape) for t in layout.tensors}
+    tensors.update(label=torch.arange(n), steps=torch.ones(n, dtype=torch.long), accuracy=torch.rand(n))
+    shard = ShardPlan("train-00000", "train", 0, n)
+    (tmp_path / "shards").mkdir()
+    write_shard(tmp_path, shard, tensors, "cnn-zoo", None, "accuracy")
+    atomic_write_json(tmp_path / "manifest.json", {
+        "format": FORMAT, "zoo_id": "cnn-zoo", "config": {}, "layout": layout.to_dict(),
+        "splits": {"train": {"part": "train", "count": n}}, "shards": [vars(shard)],
+    })  # fmt: skip
+    split = Zoo(tmp_path).load("train")
+    assert split.weights.layout == layout and split.weights.weights[0].shape == (n, 1, 4, 1, 3, 3)
+    assert torch.equal(split.weights.weights[1][:, 0], tensors["weight2"]) and split.labels.tolist() == list(range(n))
+
+
+def test_layouts_round_trip_through_their_description():
+    from dwsnets.core.layout import TensorLayout, WeightSpaceLayout
+
+    custom = WeightSpaceLayout((TensorLayout("a", (3, 2), (1, None)), TensorLayout("b", (3, 3), (1, 2))))
+    for layout in (WeightSpaceLayout.mlp((2, 8, 1)), WeightSpaceLayout.cnn((3, 8), [(5, 5)], (4, 2)), custom):
+        again = WeightSpaceLayout.from_dict(json.loads(json.dumps(layout.to_dict())))
+        assert again == layout and repr(again) == repr(layout)
+    with pytest.raises(ValueError, match="lacks or mistypes"):
+        WeightSpaceLayout.from_dict({"kind": "feedforward", "layer_sizes": [2, 3]})

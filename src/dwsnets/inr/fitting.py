@@ -158,6 +158,44 @@ def evaluate_sirens(
 
 
 @torch.no_grad()
+def _checked_seeds(coords: Tensor, targets: Tensor, seeds: Sequence[int] | Tensor) -> list[int]:
+    """The seeds as integers, once the fitter's inputs are checked (shapes, finite values)."""
+    if targets.dim() != 3:
+        raise ValueError(f"targets must have shape (N, P, d_out), got {tuple(targets.shape)}")
+    if coords.dim() != 2 or coords.shape[0] != targets.shape[1]:
+        raise ValueError(f"coords must have shape ({targets.shape[1]}, d_in), got {tuple(coords.shape)}")
+    if not torch.isfinite(targets).all():
+        raise ValueError("targets hold NaN or Inf values")
+    seeds = [int(s) for s in seeds]
+    if len(seeds) != targets.shape[0]:
+        raise ValueError(f"got {len(seeds)} seeds for {targets.shape[0]} targets")
+    return seeds
+
+
+def _initial_parameters(seeds: list[int], sizes: list[int], w0: float, init: str, dtype: torch.dtype) -> Tensor:
+    """``(N, P)``: every INR's initial parameters, flat, each drawn from its own seed alone."""
+    per_inr = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(s)
+        params = siren_init(sizes, 1, w0, generator=g, dtype=dtype, recipe=init)
+        per_inr.append(torch.cat([p.reshape(1, -1) for p in params], 1))
+    if per_inr:
+        return torch.cat(per_inr)
+    return torch.zeros(0, sum(math.prod(s) for s in _shapes(sizes)), dtype=dtype)
+
+
+def _adam_step(flat: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, t: int, lr: float,
+               betas: tuple[float, float], eps: float) -> None:  # fmt: skip
+    """One Adam update in place (as torch.optim.Adam, no weight decay); every row is at step ``t``."""
+    beta1, beta2 = betas
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    bias1 = 1 - beta1**t
+    bias2 = 1 - beta2**t
+    denom = exp_avg_sq.sqrt().div_(math.sqrt(bias2)).add_(eps)
+    flat.addcdiv_(exp_avg, denom, value=-lr / bias1)
+
+
 def fit_sirens(
     coords: Tensor,
     targets: Tensor,
@@ -193,31 +231,12 @@ def fit_sirens(
     Returns a :class:`FitResult` on the device of ``targets``.
     """
     device, dtype = targets.device, targets.dtype
-    if targets.dim() != 3:
-        raise ValueError(f"targets must have shape (N, P, d_out), got {tuple(targets.shape)}")
-    if coords.dim() != 2 or coords.shape[0] != targets.shape[1]:
-        raise ValueError(f"coords must have shape ({targets.shape[1]}, d_in), got {tuple(coords.shape)}")
-    if not torch.isfinite(targets).all():
-        raise ValueError("targets hold NaN or Inf values")
-    seeds = [int(s) for s in seeds]
+    seeds = _checked_seeds(coords, targets, seeds)
     n_total = targets.shape[0]
-    if len(seeds) != n_total:
-        raise ValueError(f"got {len(seeds)} seeds for {n_total} targets")
     sizes = [coords.shape[1], *hidden, targets.shape[2]]
     shapes = _shapes(sizes)
     coords = coords.to(device, dtype)
-
-    per_inr = []
-    for s in seeds:
-        g = torch.Generator().manual_seed(s)
-        per_inr.append(
-            torch.cat([p.reshape(1, -1) for p in siren_init(sizes, 1, w0, generator=g, dtype=dtype, recipe=init)], 1)
-        )
-    flat = (
-        torch.cat(per_inr).to(device)
-        if per_inr
-        else torch.zeros(0, sum(math.prod(s) for s in shapes), device=device, dtype=dtype)
-    )
+    flat = _initial_parameters(seeds, sizes, w0, init, dtype).to(device)
     exp_avg = torch.zeros_like(flat)
     exp_avg_sq = torch.zeros_like(flat)
     grad = torch.empty_like(flat)
@@ -227,7 +246,6 @@ def fit_sirens(
     steps_taken = torch.zeros(n_total, dtype=torch.long, device=device)
     active = torch.arange(n_total, device=device)
     threshold = math.inf if target_psnr is None else float(target_psnr)
-    beta1, beta2 = betas
     work = _Workspace()
 
     for step in range(max_steps + 1):
@@ -241,39 +259,20 @@ def fit_sirens(
             params = _split(flat[s:e], shapes)
             mse[s:e] = _forward_backward(coords, targets[active[s:e]], params, w0, None if last else grad[s:e], work)
         current = psnr(mse, peak)
-        done = current >= threshold
-        if last:
-            done = torch.ones_like(done)
+        done = torch.ones_like(current, dtype=torch.bool) if last else current >= threshold
         if bool(done.any()):
             ids = active[done]
             final[ids] = flat[done]
             final_psnr[ids] = current[done]
             steps_taken[ids] = step
             keep = ~done
-            active, flat, exp_avg, exp_avg_sq, grad = (
-                active[keep],
-                flat[keep],
-                exp_avg[keep],
-                exp_avg_sq[keep],
-                grad[keep],
-            )
+            active, flat, exp_avg, exp_avg_sq, grad = (t[keep] for t in (active, flat, exp_avg, exp_avg_sq, grad))
             current = current[keep]
         if progress is not None:
-            progress(
-                n_total - active.numel(),
-                active.numel(),
-                step,
-                float(current.mean()) if current.numel() else float("nan"),
-            )
+            mean = float(current.mean()) if current.numel() else float("nan")
+            progress(n_total - active.numel(), active.numel(), step, mean)
         if last or active.numel() == 0:
             break
-        # Adam (as torch.optim.Adam, no weight decay); every active INR is at the same step
-        t = step + 1
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        bias1 = 1 - beta1**t
-        bias2 = 1 - beta2**t
-        denom = exp_avg_sq.sqrt().div_(math.sqrt(bias2)).add_(eps)
-        flat.addcdiv_(exp_avg, denom, value=-lr / bias1)
+        _adam_step(flat, grad, exp_avg, exp_avg_sq, step + 1, lr, betas, eps)
 
     return FitResult(_split(final, shapes), final_psnr, steps_taken)

@@ -1,6 +1,6 @@
 """The complete affine equivariant layer between weight spaces.
 
-Mathematics (``shared/DESIGN.md`` section 3). Fold every tensor's fixed axes into its
+Mathematics: docs/design.md, "Every equivariant linear map". Fold every tensor's fixed axes into its
 channels, so each tensor carries a set ``H`` of hidden axes. A linear map from tensor ``X``
 to tensor ``Y`` is equivariant exactly when it is a sum, over the subsets ``S`` of the hidden
 indices both share, of
@@ -13,7 +13,7 @@ for every pair of tensors gives the *complete* layer.
 Implementation.
 
 * Tensors with the same hidden axes are packed side by side into one *slot*
-  (:class:`~dwsnets.layout.Packing`). Fixed axes are channels, so a slot is simply a tensor
+  (:class:`~dwsnets.core.layout.Packing`). Fixed axes are channels, so a slot is simply a tensor
   with more features and the characterisation applies to slots unchanged.
 * Terms are grouped by the kept axes ``S``. The sources and the targets of a group are the
   same slots (those whose axes contain ``S``), so the group is ONE dense map: concatenate

@@ -1,6 +1,6 @@
 """Invariant maps: from a weight space to a vector that ignores hidden-neuron order.
 
-The complete invariant linear layer (``shared/DESIGN.md`` section 4) mean-pools every tensor
+The complete invariant linear layer (docs/design.md, "The invariant head") mean-pools every tensor
 over all of its hidden axes, keeping its fixed axes (the input columns of ``W_1``, the
 output rows of ``W_M`` and the entries of ``b_M`` for an MLP), and applies one dense map to
 the concatenation. :class:`InvariantPooling` is the pooling; :class:`InvariantHead` adds a
