@@ -366,3 +366,16 @@ def test_layouts_round_trip_through_their_description():
         assert again == layout and repr(again) == repr(layout)
     with pytest.raises(ValueError, match="lacks or mistypes"):
         WeightSpaceLayout.from_dict({"kind": "feedforward", "layer_sizes": [2, 3]})
+
+
+def test_each_source_owns_its_settings(tmp_path, capsys):
+    from dwsnets.zoo.sources import get_source
+
+    assert "count" in get_source("sine").settings and "count" not in get_source("digits").settings
+    assert "w0" not in get_source("digits-classifiers").settings
+    assert get_source("digits-classifiers").ignored_settings(ZooConfig(source="digits-classifiers", w0=20.0)) == ["w0"]
+    for source, flag in (("digits-classifiers", ["--w0", "20"]), ("digits", ["--count", "5"])):
+        assert main(["fit-inrs", "--source", source, *flag, "--out", str(tmp_path / source)]) == 2
+        err = capsys.readouterr().err
+        assert f"source {source} does not use {flag[0]}" in err and err.count("\n") == 1
+        assert not (tmp_path / source).exists()  # refused before any work

@@ -112,6 +112,10 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         init=args.init,
         data_dir=args.data_dir,
     )
+    ignored = SOURCES[args.source].ignored_settings(config)
+    if ignored:
+        names = ", ".join("--" + {"max_steps": "steps", "count": "count"}.get(k, k).replace("_", "-") for k in ignored)
+        raise UsageError(f"source {args.source} does not use {names}; drop them (they would change nothing)")
     fit_progress = FitProgress(args.out, SOURCES[args.source].quality)
     try:
         result = build_zoo(

@@ -7,7 +7,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ZooConfig"]
+__all__ = ["SOURCE_SETTINGS", "ZooConfig"]
+
+# the settings that belong to sources (dwsnets.zoo.sources.Source.settings says which each reads)
+SOURCE_SETTINGS = ("hidden", "lr", "max_steps", "w0", "target_psnr", "init", "count")
 
 # stored names that differ from the field names (kept so that zoos made earlier keep their id)
 _STORED_AS = {"count": "sine_count"}

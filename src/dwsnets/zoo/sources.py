@@ -220,6 +220,17 @@ class Source(ABC):
     is_image: bool
     # the per-network score stored with every network and summarised per shard
     quality: str = "psnr"
+    # the ZooConfig settings beyond the common ones (source, seed, shard_size, max_per_split,
+    # views, views_in) that this source reads; it ignores the others
+    settings: tuple[str, ...] = ("hidden", "lr", "max_steps", "w0", "target_psnr", "init")
+
+    def ignored_settings(self, config: ZooConfig) -> list[str]:
+        """The source-specific settings of ``config`` set away from their defaults that this
+        source does not read (``fit-inrs`` says so rather than silently ignoring them)."""
+        from .config import SOURCE_SETTINGS, ZooConfig
+
+        default = ZooConfig()
+        return [k for k in SOURCE_SETTINGS if k not in self.settings and getattr(config, k) != getattr(default, k)]
 
     def fit(self, data: Any, coords: Tensor, targets: Tensor, seeds: list[int], config: ZooConfig, *,
             device: str | torch.device = "cpu", chunk: int = 128,
@@ -324,6 +335,7 @@ class SineSource(Source):
     uniform in the given ranges (``--sine-count`` waves, split 80 / 10 / 10)."""
 
     is_image = False
+    settings = (*Source.settings, "count")
 
     def __init__(self, name: str, amplitude: tuple[float, float], frequency: tuple[float, float],
                  points: int = 2000) -> None:  # fmt: skip
@@ -359,6 +371,7 @@ class ClassifierSource(Source):
 
     is_image = False
     quality = "accuracy"
+    settings = ("hidden", "lr", "max_steps", "count")
 
     def __init__(self, name: str, images: str, pool: int) -> None:
         self.name, self.images, self.pool = name, images, pool
