@@ -55,14 +55,9 @@ class _WeightNorm(SupervisedTask):
 
 @pytest.fixture
 def weight_norm_task(monkeypatch):
-    monkeypatch.setattr("dwsnets.tasks.TASKS", dict(TASKS))  # registered for this test only
-    import dwsnets.cli.train
-    import dwsnets.tasks
-    import dwsnets.training.config
-
-    for module in (dwsnets.cli.train, dwsnets.training.config):
-        if hasattr(module, "TASKS"):
-            monkeypatch.setattr(module, "TASKS", dwsnets.tasks.TASKS)
+    registry = dict(TASKS)  # registered for this test only
+    monkeypatch.setattr("dwsnets.tasks.TASKS", registry)
+    monkeypatch.setattr("dwsnets.cli.train.TASKS", registry)  # the command line's own reference to it
     register_task(_WeightNorm)
     yield _WeightNorm
 

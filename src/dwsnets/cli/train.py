@@ -97,7 +97,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         train_views=views,
         device=args.device,
     )
-    if args.seeds < 1:
+    if args.seeds < 1:  # named as the flag; ExperimentConfig.check says it for Python callers
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     setup_runtime(args)
     init_distributed(args.device)

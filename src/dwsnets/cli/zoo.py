@@ -114,7 +114,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
     )
     ignored = SOURCES[args.source].ignored_settings(config)
     if ignored:
-        names = ", ".join("--" + {"max_steps": "steps", "count": "count"}.get(k, k).replace("_", "-") for k in ignored)
+        names = ", ".join("--" + {"max_steps": "steps"}.get(k, k).replace("_", "-") for k in ignored)
         raise UsageError(f"source {args.source} does not use {names}; drop them (they would change nothing)")
     fit_progress = FitProgress(args.out, SOURCES[args.source].quality)
     try:

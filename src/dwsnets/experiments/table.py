@@ -130,12 +130,13 @@ def evaluate_run(run: Path, zoo: str | None, split: str, checkpoint: str, device
 
 
 def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainConfig], out: Path, device: str,
-              references: dict[str, list[float]] | None = None,
-              picture: Path | None = None) -> dict[str, Runs]:  # fmt: skip
+              references: dict[str, list[float]] | None = None, picture: Path | None = None,
+              extra: dict[str, dict[str, list[float]]] | None = None) -> dict[str, Runs]:  # fmt: skip
     """Every (model, seed) run under ``out`` (trained, resumed, or reused when finished);
     returns ``{model: [(test metric, training seconds), ...]}``. ``references`` collects
-    the task's model-free reference values (:meth:`Task.references`); ``picture``: where the
-    task's picture of the first run's best model on the test split goes."""
+    the task's model-free reference values (:meth:`Task.references`), ``extra`` its further
+    :attr:`Task.table_metrics` (``{metric: {model: values}}``); ``picture``: where the task's
+    picture of the first run's best model on the test split goes."""
     results: dict[str, Runs] = {}
     for index, ((model, seed), config) in enumerate(configs.items()):
         done = train_and_test(data, out / f"{model}-seed{seed}", config, device, picture if index == 0 else None)
@@ -146,6 +147,10 @@ def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainCon
         if references is not None:
             for label, ref in trainer.task.references(test).items():
                 references.setdefault(label, []).append(ref)
+        if extra is not None:
+            for metric in trainer.task.table_metrics:
+                if metric in test:
+                    extra.setdefault(metric, {}).setdefault(model, []).append(test[metric])
         print(f"  {model} seed {seed}: test {trainer.task.describe(test)} ({seconds:.0f}s of training)", flush=True)
     return results
 
@@ -181,19 +186,6 @@ def markdown_table(results: dict[str, Runs], task: Task, source: str, note: str,
     return "\n".join(lines) + "\n"
 
 
-def _extra_metrics(out: Path, results: dict[str, Runs], task: Task, seeds: int) -> dict[str, dict[str, list[float]]]:
-    """The task's further table metrics of every finished run, read from its ``test.json``."""
-    extra: dict[str, dict[str, list[float]]] = {}
-    for metric in task.table_metrics:
-        for model in results:
-            for seed in range(seeds):
-                path = out / f"{model}-seed{seed}" / "test.json"
-                value = json.loads(path.read_text()).get(f"test_{metric}") if path.exists() else None
-                if value is not None:
-                    extra.setdefault(metric, {}).setdefault(model, []).append(value)
-    return {m: v for m, v in extra.items() if set(v) == set(results)}
-
-
 def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     """Run the experiment ``cfg`` describes and write its table (and pictures) under
     ``cfg.out``; returns the files written (none on ranks other than 0)."""
@@ -209,8 +201,9 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     if len(views) > 1:
         return _views_table(cfg, zoo, task, views, t0)
     references: dict[str, list[float]] = {}
+    extra: dict[str, dict[str, list[float]]] = {}
     picture = cfg.out / f"{task.name}-test.png"
-    results = run_table(zoo, cfg.runs(template), cfg.out, cfg.device, references, picture)
+    results = run_table(zoo, cfg.runs(template), cfg.out, cfg.device, references, picture, extra)
     if not results:  # not rank 0 under torchrun
         return []
     n_train = zoo.split_size("train") // (zoo.split_views("train") if template.train_views == "first" else 1)
@@ -219,7 +212,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     note = (f"{plural(n_train, 'training network')}, {plural(n_test, 'test network')}, "
             f"{plural(template.epochs, 'epoch')}, batch {template.batch_size}, {duration(time.perf_counter() - t0)} "
             f"for this invocation; finished runs found in {cfg.out} are reused")  # fmt: skip
-    extra = _extra_metrics(cfg.out, results, task, cfg.seeds)
+    extra = {metric: values for metric, values in extra.items() if set(values) == set(results)}  # every model has it
     md = markdown_table(results, task, zoo.source, note, hardware(cfg.device), references, extra)
     (cfg.out / "table.md").write_text(md)
     task.load_state_dict(read_run_record(cfg.out / f"{next(iter(results))}-seed0")["task_state"])

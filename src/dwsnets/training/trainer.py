@@ -79,6 +79,8 @@ class _Run:
     start_epoch: int = 0
     partial: dict[str, Any] | None = None  # an epoch interrupted after a mid-epoch checkpoint
     steps_this_call: int = 0
+    amp_device: str = "cpu"  # autocast's device type, and whether bf16 autocast is on
+    use_amp: bool = False
 
 
 @dataclass
@@ -301,6 +303,8 @@ class Trainer:
         )  # fmt: skip
         self._resume(run)
         run.scale = list(model.input_norm.std.cpu())  # as resumed: noise is relative to each tensor's spread
+        run.amp_device = "cuda" if self.device.startswith("cuda") else "cpu"
+        run.use_amp = cfg.amp and (run.amp_device == "cuda" or cfg.amp_cpu)
         if self.world > 1:
             run.net = nn.parallel.DistributedDataParallel(model)
         if self.rank == 0 and cfg.tensorboard:
@@ -405,9 +409,7 @@ class Trainer:
             ws, y = ws
         if self.world > 1:
             ws, y = ws[self.rank :: self.world], y[self.rank :: self.world]
-        amp_device = "cuda" if self.device.startswith("cuda") else "cpu"
-        use_amp = cfg.amp and (amp_device == "cuda" or cfg.amp_cpu)
-        with torch.autocast(amp_device, dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(run.amp_device, dtype=torch.bfloat16, enabled=run.use_amp):
             loss = self.task.batch_loss(run.net, ws, y)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
