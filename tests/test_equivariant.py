@@ -304,3 +304,24 @@ def test_blocked_interior_kernel_matches_one_block(monkeypatch):
             assert torch.allclose(a, b, atol=1e-12)
         for a, b in zip(grads, results[0][1]):
             assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_blocked_kernel_accumulates_bf16_weight_gradients_in_float32(monkeypatch):
+    """Under bf16, the interior kernel's weight gradient is a sum over blocks of networks:
+    a bf16 running sum over 1,024 one-network blocks was 3.9% off the float64 sum; a
+    float32 one leaves only the inputs' own bf16 rounding (about 0.3%)."""
+    import dwsnets.nn.equivariant as equivariant
+
+    monkeypatch.setattr(equivariant, "_BLOCK_BYTES", 1)  # one network per block
+    torch.manual_seed(0)
+    batch, a, b, fin, fout = 1024, 8, 8, 16, 16
+    x = torch.randn(batch, a, b, fin, dtype=torch.float32)
+    weight = torch.randn(fin, fout, dtype=torch.float32, requires_grad=True)
+    row, col = torch.randn(batch, a, fout).bfloat16(), torch.randn(batch, b, fout).bfloat16()
+    out = equivariant._Aligned2.apply(x, weight, row, col)
+    grad = torch.randn(out.shape).bfloat16()
+    out.backward(grad)
+    assert weight.grad.dtype == torch.float32
+    exact = x.double().reshape(-1, fin).t() @ grad.double().reshape(-1, fout)
+    error = float((weight.grad.double() - exact).norm() / exact.norm())
+    assert error < 0.01, error

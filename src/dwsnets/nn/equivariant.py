@@ -314,7 +314,8 @@ class _Aligned2(torch.autograd.Function):
     Mixed precision: the GEMM runs in the dtype of ``row`` and ``col``, which the layer's
     other GEMMs produced, so under ``torch.autocast`` it follows autocast's choice (bf16 or
     fp16) like every other matmul of the layer. Gradients come back in each input's own
-    dtype (float32 for the parameters)."""
+    dtype (float32 for the parameters); the weight gradient, a sum over blocks, is
+    accumulated in float32."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, row: Tensor, col: Tensor) -> Tensor:  # type: ignore[override]
@@ -341,7 +342,10 @@ class _Aligned2(torch.autograd.Function):
         need_x, need_w, need_row, need_col = ctx.needs_input_grad
         # base tensors (not views) so that autograd may accumulate into them in place
         gx = torch.empty((batch, a, b, fin), dtype=weight.dtype, device=grad.device) if need_x else None
-        gw = torch.zeros_like(weight) if need_w else None
+        # the weight gradient sums over every block: accumulate in float32 (bf16/fp16 running
+        # sums would lose the small late blocks), each block's GEMM rounded once
+        wide = torch.float32 if weight.dtype in (torch.bfloat16, torch.float16) else weight.dtype
+        gw = torch.zeros(weight.shape, dtype=wide, device=weight.device) if need_w else None
         grow = torch.empty((batch, a, fout), dtype=grad.dtype, device=grad.device) if need_row else None
         gcol = torch.empty((batch, b, fout), dtype=grad.dtype, device=grad.device) if need_col else None
         for s, e in _network_blocks(grad):
@@ -350,7 +354,10 @@ class _Aligned2(torch.autograd.Function):
             if gx is not None:
                 torch.mm(g2, weight.t(), out=gx[s:e].view(-1, fin))
             if gw is not None:
-                gw.addmm_(x[s:e].reshape(-1, fin).t(), g2)
+                if gw.dtype == weight.dtype:
+                    gw.addmm_(x[s:e].reshape(-1, fin).t(), g2)
+                else:
+                    gw += torch.mm(x[s:e].reshape(-1, fin).t(), g2)
             if grow is not None:
                 torch.sum(g, dim=2, out=grow[s:e])
             if gcol is not None:
