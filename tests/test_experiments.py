@@ -196,3 +196,16 @@ def test_the_trainer_computes_what_it_computed_before_its_steps_were_named(tmp_p
             assert {k: v for k, v in test.items() if isinstance(v, float)} == recorded[name]["test"]
     finally:
         torch.set_num_threads(threads)
+
+
+def test_compare_ignores_exactly_the_settings_that_never_change_a_result():
+    """One list (``NO_EFFECT``) serves the trainer's resume check and ``compare``: two runs
+    that differ only in compiling, checkpoint interval or TensorBoard differ in nothing."""
+    from dwsnets.experiments.compare import differing_settings
+    from dwsnets.training.config import NO_EFFECT
+
+    base = {"lr": 1e-3, "compile": False, "checkpoint_minutes": 5.0, "tensorboard": False}
+    other = {"lr": 1e-3, "compile": True, "checkpoint_minutes": 1.0, "tensorboard": True}
+    assert {"compile", "checkpoint_minutes", "tensorboard"} <= NO_EFFECT
+    assert differing_settings([{"config": base}, {"config": other}]) == []
+    assert differing_settings([{"config": base}, {"config": {**other, "lr": 3e-3}}]) == ["lr"]  # control

@@ -295,3 +295,29 @@ def test_adapting_classifiers_through_the_trainer(classifier_zoo, tmp_path, caps
         Adapt().bind(object())
     with pytest.raises(TaskError, match="adapt task has models dwsnet, mlp, mlp-aug and mlp-align, not 'deepsets'"):
         task.build_model("deepsets", test.layout)
+
+
+def test_contrastive_validation_touches_no_global_generator(sine_zoo, tmp_path, monkeypatch):
+    """The validation loss draws its fixed second views from a generator of its own:
+    reseeding torch's global generators (``torch.manual_seed`` reseeds every CUDA device,
+    and a fork of the CPU state restores only the CPU) would make training's dropout masks
+    on a GPU repeat every epoch. Control: the same fixed views every time."""
+    from dwsnets.training import TrainConfig, Trainer
+
+    torch.set_default_dtype(torch.float32)
+    cfg = TrainConfig(model="dwsnet", task="contrastive", task_options={"embedding": 8}, epochs=1, batch_size=24,
+                      model_args={"hidden_channels": 4, "num_layers": 1})  # fmt: skip
+    trainer = Trainer(sine_zoo, tmp_path / "ssl", cfg, progress=False)
+    trainer.fit()
+
+    def reseed(*args):
+        raise AssertionError("evaluation reseeded a global generator")
+
+    monkeypatch.setattr(torch, "manual_seed", reseed)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseed)
+    state = torch.get_rng_state()
+    ws, target = trainer.inputs("val")
+    first = trainer.task.evaluate(trainer.model, ws, target, "val")
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.rand(5)  # training goes on drawing
+    assert trainer.task.evaluate(trainer.model, ws, target, "val")["loss"] == first["loss"]

@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "atomic_torch_save",
     "atomic_write_bytes",
+    "gather_across_ranks",
     "hardware",
     "rank_and_world",
     "share_cpu_fairly",
@@ -61,6 +62,24 @@ def rank_and_world(from_environment: bool = False) -> tuple[int, int]:
     if from_environment and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     return 0, 1
+
+
+def gather_across_ranks(x: Any) -> Any:
+    """Every rank's tensor ``x`` (equal shapes ``(n, ...)``) concatenated in rank order,
+    ``(world * n, ...)``, differentiable: each rank's gradient flows back to the rank that
+    computed its rows.
+
+    A loss computed from the gathered tensor is the same on every rank; the backward sums
+    the ranks' gradients for each slice, and DistributedDataParallel's average over ranks
+    then gives exactly the one-process gradient. Outside torchrun, ``x`` itself."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
 def world_size() -> int:

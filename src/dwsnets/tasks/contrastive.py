@@ -26,6 +26,7 @@ from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
 from ..nn.models import WeightSpaceModel
 from ..nn.norm import InputNormalization
+from ..utils import gather_across_ranks
 from ..zoo.split import ZooSplit
 from .base import Task, TaskError, TaskOption, comma_list, split_quantities
 
@@ -82,6 +83,10 @@ class Contrastive(Task):
                    "comma-separated per-network quantities the linear probe predicts from the embeddings", comma_list),
         TaskOption("embedding", 32, "embedding size", int),
         TaskOption("temperature", 0.1, "InfoNCE temperature", float),
+        TaskOption("noise", 0.1, "second view: Gaussian noise, as a fraction of each tensor's spread", float,
+                   flag="--view-noise"),
+        TaskOption("entry_dropout", 0.1, "second view: fraction of weight entries set to zero", float,
+                   flag="--view-dropout"),
     )  # fmt: skip
     metric = "probe_mse"
     higher_is_better = False
@@ -103,6 +108,8 @@ class Contrastive(Task):
             raise TaskError("the probe needs at least one quantity to predict")
         if not temperature > 0 or embedding < 2 or probe_networks < 2:
             raise TaskError("temperature must be positive, embedding at least 2, probe_networks at least 2")
+        if noise < 0 or not 0 <= entry_dropout < 1:
+            raise TaskError(f"the second view needs noise >= 0 and dropout in [0, 1), got {noise}, {entry_dropout}")
         self.keys = tuple(probe)
         self.embedding, self.temperature = int(embedding), float(temperature)
         self.noise, self.entry_dropout, self.probe_networks = float(noise), float(entry_dropout), int(probe_networks)
@@ -141,10 +148,12 @@ class Contrastive(Task):
         labels = torch.arange(len(a), device=a.device)
         return 0.5 * (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.T, labels))
 
-    def second_view(self, ws: WeightSpace) -> WeightSpace:
-        """An independent augmentation of ``ws``, drawn from torch's global generator (which
-        checkpoints save, so resumed runs draw the same views)."""
-        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
+    def second_view(self, ws: WeightSpace, generator: torch.Generator | None = None) -> WeightSpace:
+        """An independent augmentation of ``ws``, drawn from ``generator``, or else seeded
+        from torch's global generator (which checkpoints save, so resumed runs draw the same
+        views)."""
+        if generator is None:
+            generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
         scale = [t.detach().float().std(dim=[0, *range(2, t.dim())]).cpu() for t in ws.tensors]
         return augment(ws, generator, permute=True, noise=self.noise, entry_dropout=self.entry_dropout, scale=scale)
 
@@ -156,7 +165,11 @@ class Contrastive(Task):
         return inner.preprocess(view).to(view.device)
 
     def batch_loss(self, model: nn.Module, ws: WeightSpace, target: Any) -> Tensor:
-        return self.info_nce(model(ws), model(self._as_model_input(model, self.second_view(ws))))
+        """InfoNCE over the whole batch: under torchrun every rank gathers all ranks'
+        embeddings (with their gradients), so each network meets every other network of the
+        batch as a negative, exactly as in one process."""
+        first, second = model(ws), model(self._as_model_input(model, self.second_view(ws)))
+        return self.info_nce(gather_across_ranks(first), gather_across_ranks(second))
 
     # ---------------------------------------------------------------- evaluation
 
@@ -179,11 +192,9 @@ class Contrastive(Task):
         # the training networks as the model consumes them (aligned, for the alignment baseline)
         train_emb = self.embed(model, self._as_model_input(model, train.weights.to(device)), batch)
         emb = self.embed(model, ws, batch)
-        # the validation loss always sees the same second views; the training draws (every
-        # device's generator) continue as if evaluation had drawn nothing
-        with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
-            torch.manual_seed(0)
-            second = self._as_model_input(model, self.second_view(ws))
+        # the validation loss always sees the same second views, from a generator of its own:
+        # no device's global generator is touched, so training draws continue unchanged
+        second = self._as_model_input(model, self.second_view(ws, torch.Generator().manual_seed(0)))
         loss = float(self.info_nce(self.embed(model, ws, batch, True), self.embed(model, second, batch, True)))
         out = self.probe(train_emb, self._quantities(train), emb, target.double().cpu())
         return {"loss": loss, **out}
@@ -233,4 +244,4 @@ class Contrastive(Task):
 
     def config(self) -> dict[str, Any]:
         return {"task": self.name, "probe": list(self.keys), "embedding": self.embedding,
-                "temperature": self.temperature}  # fmt: skip
+                "temperature": self.temperature, "noise": self.noise, "entry_dropout": self.entry_dropout}  # fmt: skip
