@@ -297,6 +297,40 @@ def test_adapting_classifiers_through_the_trainer(classifier_zoo, tmp_path, caps
         task.build_model("deepsets", test.layout)
 
 
+def test_the_finetuning_reference_is_tuned_on_validation(classifier_zoo, monkeypatch):
+    """With no steps or learning rate given, the per-classifier fine-tuning reference takes
+    the grid point that scores best on the validation classifiers and images, searched once
+    per zoo and settings; given both, there is no search."""
+    from dwsnets.tasks import adapt
+    from dwsnets.zoo.reader import Zoo
+
+    torch.set_default_dtype(torch.float32)
+    monkeypatch.setattr(adapt, "FINETUNE_LRS", (1e-4, 1e-2))
+    monkeypatch.setattr(adapt, "FINETUNE_STEPS", (5, 60))
+    monkeypatch.setattr(adapt, "_TUNED", {})
+    task = adapt.Adapt(shots=300)
+    task.bind(Zoo(classifier_zoo))
+    choice = task.finetune_setting()
+    assert set(choice.grid) == {(1e-4, 5), (1e-4, 60), (1e-2, 5), (1e-2, 60)}
+    assert choice.grid[(choice.lr, choice.steps)] == max(choice.grid.values())
+    # the search can tell settings apart: 60 steps at 1e-2 move the classifiers, 5 at 1e-4 hardly
+    assert choice.grid[(1e-2, 60)] > choice.grid[(1e-4, 5)]
+    val = Zoo(classifier_zoo).load("val").weights
+    path = dict(adapt.finetune_path(val, *task.images["shots"], [5, 60], lr=1e-2))
+    assert adapt.Adapt.accuracies(path[60], *task.images["val"]).mean() == pytest.approx(choice.grid[(1e-2, 60)])
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(adapt, "tune_finetuning", no_search)
+    again = adapt.Adapt(shots=300)
+    again.bind(Zoo(classifier_zoo))
+    assert again.finetune_setting() == choice  # remembered for this zoo and settings
+    fixed = adapt.Adapt(shots=300, finetune_steps=7, finetune_lr=1e-3)
+    fixed.bind(Zoo(classifier_zoo))
+    assert (fixed.finetune_setting().steps, fixed.finetune_setting().lr) == (7, 1e-3)
+
+
 def test_contrastive_validation_touches_no_global_generator(sine_zoo, tmp_path, monkeypatch):
     """The validation loss draws its fixed second views from a generator of its own:
     reseeding torch's global generators (``torch.manual_seed`` reseeds every CUDA device,

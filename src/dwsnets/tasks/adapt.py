@@ -20,11 +20,15 @@ on the same ``shots`` images.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from ..core.weight_space import WeightSpace
 from ..zoo.classifiers import Corruption, classifier_forward, thumbnails
@@ -32,29 +36,75 @@ from ..zoo.sources import ClassifierSource, get_source
 from ..zoo.split import ZooSplit
 from .base import Task, TaskError, TaskOption
 
-__all__ = ["Adapt", "finetune_classifiers"]
+__all__ = ["Adapt", "FinetuneChoice", "finetune_classifiers", "finetune_path", "tune_finetuning"]
 
 # the image set a split's networks are scored on (any other split: the corrupted test part)
 IMAGE_SETS = {"train": "shots", "val": "val"}
+# fine-tuning settings chosen on validation, by zoo and task settings (one search per table)
+_TUNED: dict[tuple[str, str], FinetuneChoice] = {}
 VAL_IMAGES = 2000
+
+
+# the reference's grid, searched on the validation classifiers and images: learning rates,
+# and the step counts at which each path is scored (the longest path holds every shorter one)
+FINETUNE_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
+FINETUNE_STEPS = (100, 200, 400, 800, 1600, 3200)
+
+
+def finetune_path(ws: WeightSpace, x: Tensor, y: Tensor, steps: Sequence[int], *, lr: float = 1e-3,
+                  batch: int = 128, seed: int = 0) -> Iterator[tuple[int, WeightSpace]]:  # fmt: skip
+    """Each classifier of ``ws`` trained on its own with Adam on ``(x, y)`` (all at once,
+    independent: the sum of their losses has per-network gradients); yields ``(step,
+    classifiers)`` after each of ``steps`` Adam steps, in increasing order."""
+    params = [p.detach().clone().requires_grad_() for p in ws.to_parameters()]
+    opt = torch.optim.Adam(params, lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    marks = sorted(set(int(s) for s in steps))
+    done = 0
+    with torch.enable_grad():
+        for mark in marks:
+            for _ in range(mark - done):
+                idx = torch.randint(0, len(x), (len(params[0]), min(batch, len(x))), generator=g).to(x.device)
+                logits = classifier_forward(x[idx], params)
+                loss = nn.functional.cross_entropy(logits.flatten(0, 1), y[idx].flatten(), reduction="sum")
+                opt.zero_grad(set_to_none=True)
+                (loss / idx.shape[1]).backward()
+                opt.step()
+            done = mark
+            yield mark, WeightSpace.from_parameters([p.detach().clone() for p in params])
 
 
 def finetune_classifiers(ws: WeightSpace, x: Tensor, y: Tensor, *, steps: int = 200, lr: float = 1e-3,
                          batch: int = 128, seed: int = 0) -> WeightSpace:  # fmt: skip
-    """Each classifier of ``ws`` trained on its own with Adam on ``(x, y)`` (all at once,
-    independent: the sum of their losses has per-network gradients)."""
-    params = [p.detach().clone().requires_grad_() for p in ws.to_parameters()]
-    opt = torch.optim.Adam(params, lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    with torch.enable_grad():
-        for _ in range(steps):
-            idx = torch.randint(0, len(x), (len(params[0]), min(batch, len(x))), generator=g).to(x.device)
-            logits = classifier_forward(x[idx], params)
-            loss = nn.functional.cross_entropy(logits.flatten(0, 1), y[idx].flatten(), reduction="sum") / idx.shape[1]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return WeightSpace.from_parameters([p.detach() for p in params])
+    """Each classifier of ``ws`` fine-tuned on its own: ``steps`` Adam steps at ``lr`` on
+    ``(x, y)`` (:func:`finetune_path`)."""
+    if steps == 0:
+        return ws
+    return list(finetune_path(ws, x, y, [steps], lr=lr, batch=batch, seed=seed))[-1][1]
+
+
+@dataclass(frozen=True)
+class FinetuneChoice:
+    """The reference's steps and learning rate, and the validation accuracy of every
+    ``(lr, steps)`` of the grid it was chosen from."""
+
+    steps: int
+    lr: float
+    grid: dict[tuple[float, int], float]
+
+
+def tune_finetuning(ws: WeightSpace, shots: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor],
+                    lrs: Sequence[float] = FINETUNE_LRS, steps: Sequence[int] = FINETUNE_STEPS,
+                    progress: bool = False) -> FinetuneChoice:  # fmt: skip
+    """Fine-tune the classifiers ``ws`` (validation classifiers) on ``shots`` with every
+    learning rate of ``lrs`` and score them on the held-out ``val`` images after each of
+    ``steps``; the best mean accuracy wins (ties: fewer steps, then the smaller rate)."""
+    grid: dict[tuple[float, int], float] = {}
+    for lr in tqdm(lrs, desc="tuning the fine-tuning reference", disable=not progress, leave=False):
+        for step, tuned in finetune_path(ws, *shots, steps, lr=lr):
+            grid[(float(lr), step)] = float(Adapt.accuracies(tuned, *val).mean())
+    best = max(grid, key=lambda k: (grid[k], -k[1], -k[0]))
+    return FinetuneChoice(steps=best[1], lr=best[0], grid=grid)
 
 
 class Adapt(Task):
@@ -65,7 +115,10 @@ class Adapt(Task):
         images_per_step: of those, how many each training step uses (the same for every
             classifier of the batch).
         contrast, shift, noise: the target domain (:class:`Corruption`).
-        finetune_steps: Adam steps of the per-classifier fine-tuning reference (test only).
+        finetune_steps, finetune_lr: Adam steps and learning rate of the reference that
+            fine-tunes each test classifier on its own (test only; ``finetune_steps=0``
+            leaves it out). Either left at ``None`` is chosen on the validation classifiers
+            and images (:func:`tune_finetuning`), once per zoo and task settings.
         data_dir: where the zoo's source images are, when not in the default place.
     """
 
@@ -76,8 +129,9 @@ class Adapt(Task):
         TaskOption("contrast", 0.7, "target domain: contrast around 0.5", float),
         TaskOption("shift", 0.0, "target domain: brightness shift", float),
         TaskOption("noise", 0.2, "target domain: Gaussian noise per pixel", float, flag="--pixel-noise"),
-        TaskOption("finetune_steps", 200, "Adam steps of the reference that fine-tunes each test classifier on the "
-                   "shots", int),
+        TaskOption("finetune_steps", None, "Adam steps of the reference that fine-tunes each test classifier on the "
+                   "shots (0: no reference; default: chosen on the validation classifiers and images)", int),
+        TaskOption("finetune_lr", None, "the reference's Adam learning rate (default: chosen on validation)", float),
         TaskOption("data_dir", None, "where the zoo's source images are"),
     )  # fmt: skip
     models = ("dwsnet", "mlp", "mlp-aug", "mlp-align")
@@ -92,12 +146,22 @@ class Adapt(Task):
     signal_transforms_ok = False
 
     def __init__(self, shots: int = 1000, images_per_step: int = 256, contrast: float = 0.7, shift: float = 0.0,
-                 noise: float = 0.2, finetune_steps: int = 200, data_dir: str | None = None) -> None:  # fmt: skip
-        if shots < 1 or images_per_step < 1 or finetune_steps < 0:
-            raise TaskError("shots and images_per_step must be positive, finetune_steps not negative")
+                 noise: float = 0.2, finetune_steps: int | None = None, finetune_lr: float | None = None,
+                 data_dir: str | None = None) -> None:  # fmt: skip
+        if (
+            shots < 1
+            or images_per_step < 1
+            or (finetune_steps or 0) < 0
+            or (finetune_lr is not None and finetune_lr <= 0)
+        ):
+            raise TaskError("shots and images_per_step must be positive, finetune_steps not negative, finetune_lr "
+                            "positive")  # fmt: skip
         if not 0 < contrast <= 1 or noise < 0:
             raise TaskError(f"the corruption needs contrast in (0, 1] and noise >= 0, got {contrast}, {noise}")
-        self.shots, self.images_per_step, self.finetune_steps = int(shots), int(images_per_step), int(finetune_steps)
+        self.shots, self.images_per_step = int(shots), int(images_per_step)
+        self.finetune_steps = None if finetune_steps is None else int(finetune_steps)
+        self.finetune_lr = None if finetune_lr is None else float(finetune_lr)
+        self._data: Any = None
         self.corruption = Corruption(contrast=contrast, shift=shift, noise=noise)
         self.data_dir = data_dir
         self.images: dict[str, tuple[Tensor, Tensor]] = {}
@@ -110,6 +174,7 @@ class Adapt(Task):
         source = get_source(name) if name else None
         if not isinstance(source, ClassifierSource):
             raise TaskError("domain adaptation needs a classifier zoo (fit-inrs --source fashion-mnist-classifiers)")
+        self._data = data
         parts = source.image_parts(self.data_dir)
         (train, labels), (test, test_labels) = parts["train"], parts["test"]
         val_images = min(VAL_IMAGES, len(train) - self.shots)
@@ -200,10 +265,38 @@ class Adapt(Task):
         if split not in ("train", "val") and self.clean_test is not None:
             out["accuracy_source_domain"] = float(self.accuracies(adapted, *self.clean_test).mean())
             out["accuracy_source_domain_unadapted"] = float(self.accuracies(ws, *self.clean_test).mean())
-            if self.finetune_steps:
-                tuned = finetune_classifiers(ws, self.images["shots"][0].to(ws.device, ws.dtype),
-                                             self.images["shots"][1].to(ws.device), steps=self.finetune_steps)  # fmt: skip
-                out["accuracy_finetuned"] = float(self.accuracies(tuned, x, y).mean())
+            if self.finetune_steps != 0:
+                out.update(self.finetuned_reference(ws, x, y))
+        return out
+
+    def finetune_setting(self, device: torch.device | str = "cpu") -> FinetuneChoice:
+        """The reference's steps and learning rate: as given, or chosen on the validation
+        classifiers (each image's first network) and validation images; remembered for the
+        zoo and these settings, so a table's runs tune it once."""
+        fixed = (self.finetune_steps, self.finetune_lr)
+        if None not in fixed:
+            return FinetuneChoice(steps=int(fixed[0]), lr=float(fixed[1]), grid={})
+        key = (str(getattr(self._data, "path", id(self._data))), json.dumps(self.config(), sort_keys=True))
+        if key not in _TUNED:
+            val = self._data.load("val").first_views().weights.to(device)
+            lrs = FINETUNE_LRS if self.finetune_lr is None else (self.finetune_lr,)
+            steps = FINETUNE_STEPS if self.finetune_steps is None else (self.finetune_steps,)
+            shots = tuple(t.to(device) for t in self.images["shots"])
+            images = tuple(t.to(device) for t in self.images["val"])
+            _TUNED[key] = tune_finetuning(val, shots, images, lrs, steps, progress=True)  # type: ignore[arg-type]
+        return _TUNED[key]
+
+    def finetuned_reference(self, ws: WeightSpace, x: Tensor, y: Tensor) -> dict[str, Any]:
+        """Each classifier of ``ws`` fine-tuned on its own on the shots with
+        :meth:`finetune_setting`; its accuracy on ``(x, y)`` and the setting."""
+        choice = self.finetune_setting(ws.device)
+        shots_x, shots_y = self.images["shots"]
+        tuned = finetune_classifiers(ws, shots_x.to(ws.device, ws.dtype), shots_y.to(ws.device), steps=choice.steps,
+                                     lr=choice.lr)  # fmt: skip
+        out: dict[str, Any] = {"accuracy_finetuned": float(self.accuracies(tuned, x, y).mean()),
+                               "finetune_steps": choice.steps, "finetune_lr": choice.lr}  # fmt: skip
+        if choice.grid:
+            out["finetune_validation"] = {f"lr={lr:g} steps={st}": acc for (lr, st), acc in choice.grid.items()}
         return out
 
     @torch.no_grad()
@@ -239,9 +332,10 @@ class Adapt(Task):
         if "accuracy_unadapted" in metrics:
             refs["Unadapted classifiers"] = metrics["accuracy_unadapted"]
         if "accuracy_finetuned" in metrics:
-            refs[f"Each classifier fine-tuned on the {self.shots} images ({self.finetune_steps} Adam steps)"] = metrics[
-                "accuracy_finetuned"
-            ]
+            setting = f"{metrics['finetune_steps']} Adam steps at lr {metrics['finetune_lr']:g}"
+            if self.finetune_steps is None or self.finetune_lr is None:
+                setting += ", chosen on validation"
+            refs[f"Each classifier fine-tuned on the {self.shots} images ({setting})"] = metrics["accuracy_finetuned"]
         return refs
 
     def chance(self) -> float | None:
@@ -256,4 +350,4 @@ class Adapt(Task):
     def config(self) -> dict[str, Any]:
         return {"task": self.name, "shots": self.shots, "images_per_step": self.images_per_step,
                 **{k: v for k, v in self.corruption.as_dict().items() if k != "seed"},
-                "finetune_steps": self.finetune_steps}  # fmt: skip
+                "finetune_steps": self.finetune_steps, "finetune_lr": self.finetune_lr}  # fmt: skip
