@@ -226,6 +226,47 @@ def test_bad_inputs_give_clear_errors(digits_zoo, tmp_path):
         Trainer(sine, tmp_path / "s2", TrainConfig(task="regress", task_options={"targets": ["amplitude_of_b"]})).fit()
 
 
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_a_damaged_checkpoint_is_named_and_the_other_one_takes_over(digits_zoo, tmp_path, capsys):
+    """A run directory damaged from outside (a copy cut short): a truncated last.pt resumes
+    from best.pt, a full training state too, to the same result; a truncated best.pt names
+    the file and the intact last.pt; both damaged say to start again. Never a traceback."""
+    from dwsnets.cli import main
+
+    cfg = TrainConfig(epochs=3, batch_size=16, model_args=SMALL_MODEL)
+    full = Trainer(digits_zoo, tmp_path / "full", cfg, progress=False)
+    full.fit()
+    run = tmp_path / "run"
+    Trainer(digits_zoo, run, cfg, progress=False).fit(stop_after_epoch=2)
+    best_epoch = torch.load(run / "best.pt", weights_only=False)["epoch"]
+    _truncate(run / "last.pt")
+    with pytest.warns(UserWarning, match=rf"last.pt is damaged.*resuming from best.pt \(epoch {best_epoch + 1}\)"):
+        Trainer(digits_zoo, run, cfg, progress=False).fit()
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(run / "last.pt", weights_only=False)
+    assert _states_equal(a["model"], b["model"]) and len(b["history"]) == 3
+    # evaluation of a damaged best.pt names it and the intact last.pt
+    _truncate(run / "best.pt")
+    with pytest.raises(TrainingError, match=r"best.pt is damaged.*last.pt is intact.*--checkpoint last"):
+        Trainer(digits_zoo, run, cfg, progress=False).evaluate()
+    assert main(["evaluate", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "best.pt is damaged" in err and "Traceback" not in err
+    assert main(["evaluate", "--run", str(run), "--checkpoint", "last"]) == 0
+    # both damaged: nothing to resume from
+    _truncate(run / "last.pt", keep=0.1)
+    with pytest.raises(TrainingError, match=r"last.pt is damaged.*best.pt is damaged.*delete"):
+        Trainer(digits_zoo, run, cfg, progress=False).fit()
+    # a best.pt that holds a model only (as runs before this change wrote it) cannot resume
+    torch.save({"model": a["model"], "epoch": 3}, run / "best.pt")
+    with pytest.raises(TrainingError, match=r"best.pt holds a model only.*training cannot resume"):
+        Trainer(digits_zoo, run, cfg, progress=False).fit()
+
+
 def test_evaluate_on_another_zoo_with_the_same_layout(digits_zoo, tmp_path):
     cfg = TrainConfig(model="mlp", epochs=1, batch_size=16)
     Trainer(digits_zoo, tmp_path / "r", cfg, progress=False).fit()

@@ -11,7 +11,27 @@ from torch import nn
 
 from ..utils import atomic_torch_save
 
-__all__ = ["load_training_state", "save_training_state"]
+__all__ = ["CheckpointError", "load_training_state", "read_checkpoint", "save_training_state"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read (truncated, corrupt, or not a checkpoint)."""
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The dict a checkpoint file holds, or a :class:`CheckpointError` that names the file
+    when it cannot be read (saves are atomic, but a copy cut short or a full disk can still
+    damage a run directory from outside)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch's zip reader, pickle and EOF errors all mean the same here
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} is damaged: it cannot be read ({reason[:160]})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is damaged: it holds no model state")
+    return state
 
 
 def save_training_state(
@@ -45,8 +65,12 @@ def load_training_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     generator: torch.Generator,
 ) -> dict[str, Any]:
-    """Restore what :func:`save_training_state` wrote; returns the whole saved dict."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    """Restore what :func:`save_training_state` wrote; returns the whole saved dict. A file
+    that cannot be read, or that holds a model only, raises :class:`CheckpointError`."""
+    state = read_checkpoint(path)
+    missing = [k for k in ("optimizer", "scheduler", "generator", "epoch") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} holds a model only (no {', '.join(missing)}): training cannot resume from it")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,12 @@ from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..nn.models import WeightSpaceModel
 from ..nn.norm import compile_kernels
 from ..tasks import Task, TaskError, make_task
-from ..utils import atomic_torch_save, rank_and_world
+from ..utils import rank_and_world
 from ..zoo.dataset import WeightDataset
 from ..zoo.errors import ZooError
 from ..zoo.reader import Zoo
 from ..zoo.split import ZooSplit
-from .checkpoint import load_training_state, save_training_state
+from .checkpoint import CheckpointError, load_training_state, read_checkpoint, save_training_state
 from .config import NO_EFFECT, TrainConfig, TrainingError, read_run_record
 from .logging import ProgressFile, TensorBoardLog, plot_curves, write_metrics
 
@@ -343,11 +344,13 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
     def _resume(self, run: _Run) -> None:
-        """Continue from ``last.pt`` when there is one (model, optimiser, schedule, sampler)."""
+        """Continue from ``last.pt`` when there is one (model, optimiser, schedule, sampler),
+        or from ``best.pt`` (a full training state too) when ``last.pt`` is damaged: the
+        epochs after the best one are then trained again, to the same result."""
         last = self.run_dir / "last.pt"
         if not last.exists():
             return
-        state = load_training_state(last, run.model, run.opt, run.sched, run.gen)
+        state = self._load_resumable(run, last)
         run.best, run.history, run.partial = state["best"], state["history"], state.get("partial")
         run.start_epoch = state["epoch"] if run.partial is not None else state["epoch"] + 1
         if self.rank == 0 and self.progress:
@@ -357,6 +360,27 @@ class Trainer:
                 where = f"after epoch {run.start_epoch}"
             shown = "none yet" if run.best is None else f"{run.best:.4g}"
             print(f"resuming {self.run_dir} {where} (best validation {self.task.metric} {shown})")
+
+    def _load_resumable(self, run: _Run, last: Path) -> dict[str, Any]:
+        """The training state of ``last``, else of ``best.pt``, or a :class:`TrainingError`
+        that names both files and what to do."""
+        best = self.run_dir / "best.pt"
+        try:
+            return load_training_state(last, run.model, run.opt, run.sched, run.gen)
+        except CheckpointError as exc:
+            damaged = str(exc)
+            if not best.exists():
+                raise TrainingError(f"{damaged}, and the run has no best.pt to resume from: delete {self.run_dir} "
+                                    "(or train into a new --out) to start again") from None  # fmt: skip
+            try:
+                state = load_training_state(best, run.model, run.opt, run.sched, run.gen)
+            except CheckpointError as also:
+                raise TrainingError(f"{damaged}; {also}: delete {self.run_dir} (or train into a new --out) to "
+                                    "start again") from None  # fmt: skip
+        warnings.warn(f"{damaged}; resuming from best.pt (epoch {state['epoch'] + 1}), the epochs after it are "
+                      "trained again", stacklevel=2)  # fmt: skip
+        state["partial"] = None
+        return state
 
     def _train_epoch(self, run: _Run, epoch: int, stop_after_step: int | None) -> _Epoch:
         """One epoch of optimiser steps (from where a mid-epoch checkpoint left it), saving
@@ -458,9 +482,9 @@ class Trainer:
         """``best.pt`` when validation improved, ``last.pt`` and the metrics files always (rank 0)."""
         if self.rank != 0:
             return
-        if improved:
-            atomic_torch_save({"model": run.model.state_dict(), "epoch": epoch + 1, self.task.metric: run.best},
-                              self.run_dir / "best.pt")  # fmt: skip
+        if improved:  # a full training state: a run whose last.pt is damaged resumes from it
+            save_training_state(self.run_dir / "best.pt", run.model, run.opt, run.sched, run.gen, epoch=epoch,
+                                best=run.best, history=run.history, **{self.task.metric: run.best})  # fmt: skip
         save_training_state(self.run_dir / "last.pt", run.model, run.opt, run.sched, run.gen, epoch=epoch,
                             best=run.best, history=run.history)  # fmt: skip
         write_metrics(self.run_dir, run.history)
@@ -516,8 +540,19 @@ class Trainer:
                 f"run {self.run_dir} was trained on networks with {saved.get('layout')}; "
                 f"{getattr(self.data, 'path', self.data.name)} holds networks with {here}"
             )
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as exc:
+            other = "last" if checkpoint == "best" else "best"
+            try:
+                read_checkpoint(self.run_dir / f"{other}.pt")
+                hint = (f"its {other}.pt is intact: `dwsnets evaluate --run {self.run_dir} --checkpoint {other}` "
+                        f"evaluates that model, and resuming the run with its `dwsnets train` command rewrites "
+                        f"{checkpoint}.pt")  # fmt: skip
+            except (CheckpointError, FileNotFoundError):
+                hint = f"no other checkpoint is intact: delete {self.run_dir} and train again"
+            raise TrainingError(f"{exc}; {hint}") from None
         model = self.build(task_state=saved["task_state"])
-        state = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         model.to(self.device)
         ws, y = self.inputs(split)
