@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -366,3 +367,23 @@ def test_signal_transforms_through_the_trainer(digits_zoo, sine_zoo, tmp_path):
         Trainer(sine_zoo, tmp_path / "s", TrainConfig(task="regress", signal={"rotate": 10}), progress=False).fit()
     with pytest.raises(TrainingError, match="unknown signal transform"):
         TrainConfig(signal={"spin": 1}).resolved()
+
+
+def test_bf16_on_a_cpu_without_bf16_units_falls_back_to_float32(digits_zoo, tmp_path, monkeypatch):
+    """--bf16 on a CPU without AVX512-BF16 or AMX (6.7x slower than float32 there) warns and
+    trains in float32, and the run records float32; with bf16 units (control) or
+    DWSNETS_BF16=force it stays on."""
+    from dwsnets import utils
+
+    cfg = TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL, amp_cpu=True)
+    monkeypatch.setattr(utils, "cpu_bf16_units", lambda: None)
+    with pytest.warns(UserWarning, match="no bf16 units.*training in float32"):
+        trainer = Trainer(digits_zoo, tmp_path / "a", cfg, progress=False)
+    assert not trainer.config.amp_cpu
+    trainer.fit()
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["config"]["amp_cpu"] is False
+    monkeypatch.setenv("DWSNETS_BF16", "force")
+    assert Trainer(digits_zoo, tmp_path / "b", cfg, progress=False).config.amp_cpu
+    monkeypatch.delenv("DWSNETS_BF16")
+    monkeypatch.setattr(utils, "cpu_bf16_units", lambda: "AVX512-BF16")
+    assert Trainer(digits_zoo, tmp_path / "c", cfg, progress=False).config.amp_cpu

@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "atomic_torch_save",
     "atomic_write_bytes",
+    "cpu_bf16_units",
     "gather_across_ranks",
     "hardware",
     "rank_and_world",
@@ -144,6 +145,27 @@ def tune_cpu_allocator(keep_bytes: int = 1 << 30) -> bool:
     return _tuned
 
 
+def cpu_bf16_units() -> str | None:
+    """The CPU's bf16 matrix units that torch's CPU kernels (oneDNN) may use: ``"AMX"``,
+    ``"AVX512-BF16"``, or ``None`` when there are none, or when oneDNN is capped below them
+    (``ONEDNN_MAX_CPU_ISA``). Without them bf16 autocast on the CPU converts every operand
+    and runs several times slower than float32 (6.7x measured on an AVX2-only EPYC)."""
+    import torch
+
+    try:
+        flags = torch._C._cpu._get_cpu_capability()
+        usable = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):  # a torch without these probes: claim nothing
+        return None
+    if not usable:
+        return None
+    if flags.get("amx_bf16"):
+        return "AMX"
+    if flags.get("avx512_bf16"):
+        return "AVX512-BF16"
+    return None
+
+
 def hardware(device: str) -> str:
     """A one-line description of where a run happened."""
     import platform
@@ -152,6 +174,11 @@ def hardware(device: str) -> str:
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = torch._C._cpu._get_cpu_capability().get("cpu_name") or platform.machine()
+    except AttributeError:
+        cpu = platform.processor() or platform.machine()
     threads = torch.get_num_threads()
-    return f"{os.cpu_count()}-core {cpu} CPU, {threads} torch thread{'s' * (threads != 1)}, torch {torch.__version__}"
+    bf16 = cpu_bf16_units() or "no bf16 units"
+    return (f"{os.cpu_count()}-core {cpu} CPU ({bf16}), {threads} torch thread{'s' * (threads != 1)}, "
+            f"torch {torch.__version__}")  # fmt: skip
