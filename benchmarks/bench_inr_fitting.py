@@ -1,9 +1,11 @@
 """INR-steps per second of the batched SIREN fitter against the usual alternatives.
 
-    python benchmarks/bench_inr_fitting.py [--threads 2] [--inrs 256] [--steps 30]
+    python benchmarks/bench_inr_fitting.py [--threads 2] [--inrs 256] [--steps 30] [--repeats 5]
 
 All three fit SIRENs 2-32-32-1 (w0 = 30) to 28x28 images with Adam, no early stop, and
-are measured in the same run:
+are measured in the same run, each after the same warm-up (a short fit of its own), then
+``--repeats`` times in turn (so that a change in the machine's load reaches every method
+alike); the medians are compared:
 
 * per-INR loop: one ``nn.Module`` and one ``torch.optim.Adam`` per image, stepped one at a
   time (how public projects fit INRs);
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,7 +33,7 @@ import numpy as np
 import torch
 
 from dwsnets.inr import Siren, coordinate_grid, fit_sirens, siren_init
-from dwsnets.utils import tune_cpu_allocator
+from dwsnets.utils import hardware, tune_cpu_allocator
 
 
 def images(n: int) -> tuple[torch.Tensor, str]:
@@ -87,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--chunk", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method (medians reported)")
     parser.add_argument("--default-malloc", action="store_true", help="do not call tune_cpu_allocator()")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -96,17 +101,25 @@ def main(argv: list[str] | None = None) -> None:
     coords = coordinate_grid(28, 28)
     print(
         f"# torch {torch.__version__}, {torch.get_num_threads()} threads, SIREN 2-32-32-1 on 28x28 {name}, "
-        f"{args.steps} steps, allocator {'default' if args.default_malloc else 'tuned'}"
+        f"{args.steps} steps, allocator {'default' if args.default_malloc else 'tuned'}; {hardware('cpu')}, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
-    ours(coords, targets[: args.chunk], 3, args.lr, args.chunk)  # warm-up
-    results = {
-        "per-INR loop": per_inr_loop(coords, targets[: args.loop_inrs], args.steps, args.lr),
-        "batched autograd": batched_autograd(coords, targets, args.steps, args.lr),
-        "dwsnets fit_sirens": ours(coords, targets, args.steps, args.lr, args.chunk),
+    methods = {
+        "per-INR loop": lambda steps: per_inr_loop(coords, targets[: args.loop_inrs], steps, args.lr),
+        "batched autograd": lambda steps: batched_autograd(coords, targets, steps, args.lr),
+        "dwsnets fit_sirens": lambda steps: ours(coords, targets, steps, args.lr, args.chunk),
     }
-    mine = results["dwsnets fit_sirens"]
-    for label, rate in results.items():
-        print(f"{label:<20} {rate:10,.0f} INR-steps/s   dwsnets is {mine / rate:5.2f}x")
+    for method in methods.values():  # the same warm-up for every method
+        method(3)
+    rates: dict[str, list[float]] = {label: [] for label in methods}
+    for _ in range(args.repeats):
+        for label, method in methods.items():
+            rates[label].append(method(args.steps))
+    mine = statistics.median(rates["dwsnets fit_sirens"])
+    for label, runs in rates.items():
+        rate = statistics.median(runs)
+        print(f"{label:<20} {rate:10,.0f} INR-steps/s (median of {len(runs)}, range {min(runs):,.0f} to "
+              f"{max(runs):,.0f})   dwsnets is {mine / rate:5.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
         [--batch 32] [--norm none|batch] [--steps 25]
 
 Runs the same training step (input MLPs 2-32-32-1, 5 equivariant layers of 32 channels,
-batch 32, no normalisation, cross-entropy, backward) in P processes at once and prints each
+batch 32, no normalisation, cross-entropy, backward and an AdamW update) in P processes at once and prints each
 process's median step time. With a fair share of the cores, P processes each take about P
 times the single-process time on a machine with fewer cores than threads in use.
 ``--passive`` sets ``OMP_WAIT_POLICY=PASSIVE`` in the workers (before torch loads), so idle
@@ -38,10 +38,12 @@ def worker(threads: int, steps: int, batch: int, norm: str) -> None:
     ws = WeightSpace.randn((2, 32, 32, 1), batch)
     labels = torch.randint(0, 10, (batch,))
     model = DWSNet((2, 32, 32, 1), 10, hidden_channels=32, num_layers=5, norm=None if norm == "none" else norm)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def step() -> None:
-        model.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(ws), labels).backward()
+        optimizer.step()
 
     for _ in range(5):
         step()
