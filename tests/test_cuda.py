@@ -33,9 +33,12 @@ def test_cuda_matches_cpu(sizes):
 
 
 @pytest.mark.parametrize("task, options", [("classify", {}), ("regress", {"targets": ["frequency"]})])
-def test_trainer_runs_on_cuda_with_bf16_autocast(task, options, digits_zoo, sine_zoo, tmp_path):
-    """The whole training path on the GPU: data on the device, bf16 autocast (on by default
-    on CUDA), checkpoints, evaluation, with signal transforms and one view per image off."""
+def test_trainer_on_cuda_matches_the_cpu(task, options, digits_zoo, sine_zoo, tmp_path):
+    """The whole training path on the GPU (data on the device, checkpoints, evaluation,
+    signal transforms) computes what the CPU computes: in float32 to rounding, with bf16
+    autocast (CUDA's default) to bf16's precision. Not only finite numbers."""
+    from dataclasses import replace
+
     from dwsnets.training import TrainConfig, Trainer
 
     torch.set_default_dtype(torch.float32)
@@ -43,8 +46,16 @@ def test_trainer_runs_on_cuda_with_bf16_autocast(task, options, digits_zoo, sine
     signal = {"rotate": 10, "flip": [1]} if task == "classify" else {}
     cfg = TrainConfig(model="dwsnet", task=task, task_options=options, epochs=2, batch_size=16, signal=signal,
                       model_args={"hidden_channels": 8, "num_layers": 2, "head_hidden": (16,)})  # fmt: skip
-    trainer = Trainer(zoo, tmp_path / task, cfg, device="cuda", progress=False)
-    history = trainer.fit()["history"]
-    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
-    result = trainer.evaluate("test")
-    assert torch.isfinite(torch.tensor(result["loss"]))
+    runs = {}
+    for name, device, amp in (("cpu", "cpu", False), ("cuda", "cuda", False), ("cuda-bf16", "cuda", True)):
+        trainer = Trainer(zoo, tmp_path / name, replace(cfg, amp=amp), device=device, progress=False)
+        runs[name] = (trainer.fit()["history"], trainer.evaluate("test"))
+    metric = "accuracy" if task == "classify" else "mse"
+    cpu_history, cpu_test = runs["cpu"]
+    for name, rel in (("cuda", 1e-3), ("cuda-bf16", 5e-2)):
+        history, test = runs[name]
+        for a, b in zip(history, cpu_history):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=rel), name
+            assert a["val_loss"] == pytest.approx(b["val_loss"], rel=rel), name
+        assert test["loss"] == pytest.approx(cpu_test["loss"], rel=rel), name
+        assert test[metric] == pytest.approx(cpu_test[metric], rel=rel, abs=0.05 if metric == "accuracy" else 0), name

@@ -18,6 +18,17 @@ def test_entrywise_and_dropout():
     dropped = drop(ws)
     zeros = sum(int((t == 0).sum()) for t in dropped.tensors)
     assert 0 < zeros < sum(t.numel() for t in ws.tensors)
+    # the rate and the scale are the ones asked for: about p of the entries are zero
+    # (within 5 binomial standard deviations) and survivors are scaled by exactly 1 / (1 - p)
+    for p in (0.1, 0.3):
+        big = WeightSpace.randn(SIZES, 2000, 2)
+        out = WSDropout(p)(big)
+        total = sum(t.numel() for t in big.tensors)
+        rate = sum(int((t == 0).sum()) for t in out.tensors) / total
+        assert abs(rate - p) < 5 * (p * (1 - p) / total) ** 0.5, (p, rate)
+        for before, after in zip(big.tensors, out.tensors):
+            kept = after != 0
+            assert torch.allclose(after[kept], before[kept] / (1 - p))
     drop.eval()
     assert drop(ws).allclose(ws)
     with pytest.raises(ValueError):

@@ -98,8 +98,21 @@ def test_regression_is_a_task_of_the_same_trainer(sine_zoo, tmp_path):
     train_freq = Zoo(sine_zoo).load("train").info["frequency"].double()
     with torch.no_grad():
         predicted = model(split.weights)[:, 0].double() * train_freq.std() + train_freq.mean()
-    expected = float((predicted - split.info["frequency"].double()).square().mean())
-    assert test["mse"] == pytest.approx(expected, rel=1e-5)
+    truth = split.info["frequency"].double()
+    clipped = predicted.clamp(train_freq.min(), train_freq.max())
+    assert test["mse"] == pytest.approx(float((clipped - truth).square().mean()), rel=1e-5)
+    assert test["mse_unclipped"] == pytest.approx(float((predicted - truth).square().mean()), rel=1e-5)
+    # where clipping acts: outputs beyond the training range (a network far outside the
+    # training distribution) count at the range's edge in mse, as they are in mse_unclipped
+    task = full.task
+    outputs = torch.tensor([[-40.0], [0.0], [40.0]])
+    targets = task.targets(split[:3]).double()
+    values = outputs[:, 0].double() * train_freq.std() + train_freq.mean()
+    edge = values.clamp(train_freq.min(), train_freq.max())
+    metrics = task.metrics(outputs, targets.float())
+    assert metrics["mse"] == pytest.approx(float((edge - truth[:3]).square().mean()), rel=1e-5)
+    assert metrics["mse_unclipped"] == pytest.approx(float((values - truth[:3]).square().mean()), rel=1e-5)
+    assert metrics["mse_unclipped"] > 100 * metrics["mse"]
 
 
 def _one_and_two_processes(args: list[str], tmp_path) -> tuple[dict, dict]:

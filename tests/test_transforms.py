@@ -92,3 +92,23 @@ def test_transform_errors():
     with pytest.raises(WeightSpaceError, match="needs an MLP"):
         transform_inputs(cnn, torch.eye(1))
     assert math.isclose(SignalTransforms.from_dict({"flip": [1]}).flip[0], 1)
+
+
+def test_noise_and_entry_dropout_have_the_asked_strength():
+    """The generic augmentations do what their numbers say: the noise's spread per tensor is
+    ``noise`` times that tensor's ``scale``, and ``entry_dropout`` zeroes that fraction of the
+    entries, leaving the others untouched (5 standard deviations of their sampling error)."""
+    ws = WeightSpace.randn((2, 16, 16, 1), 500)
+    scale = [torch.full((1,), 0.5 + i) for i in range(len(ws.tensors))]
+    noisy = augment(ws, torch.Generator().manual_seed(1), permute=False, noise=0.1, scale=scale)
+    for i, (before, after) in enumerate(zip(ws.tensors, noisy.tensors)):
+        spread, n = float((after - before).std()), before.numel()
+        expected = 0.1 * (0.5 + i)
+        assert abs(spread / expected - 1) < 5 / (2 * n) ** 0.5, (i, spread, expected)
+    dropped = augment(ws, torch.Generator().manual_seed(2), permute=False, entry_dropout=0.25)
+    total = sum(t.numel() for t in ws.tensors)
+    zeroed = sum(int((a == 0).sum()) for a in dropped.tensors)
+    assert abs(zeroed / total - 0.25) < 5 * (0.25 * 0.75 / total) ** 0.5
+    for before, after in zip(ws.tensors, dropped.tensors):
+        kept = after != 0
+        assert torch.equal(after[kept], before[kept])

@@ -12,7 +12,7 @@ import torch
 
 from dwsnets.cli import main
 from dwsnets.inr import Siren, coordinate_grid, psnr
-from dwsnets.zoo.sources import DataNotFoundError, load_images
+from dwsnets.zoo.sources import DataNotFoundError, get_source, load_images
 from dwsnets.zoo.store import Zoo, ZooConfig, ZooError, build_zoo, merge_zoos, plan_zoo
 
 SMALL = dict(source="digits", max_per_split=12, shard_size=5, max_steps=60, target_psnr=30.0)
@@ -105,6 +105,37 @@ def test_fashion_mnist_style_splits(tmp_path):
     plan, _ = plan_zoo(ZooConfig(source="mnist", data_dir=str(tmp_path)))
     counts = {s: v["count"] for s, v in plan.splits.items()}
     assert counts == {"train": 220, "val": 20, "test": 30}
+    _assert_disjoint_and_complete(get_source("mnist").splits({"train": [0] * 240, "test": [0] * 30}, seed=0), 240, 30)
+
+
+def _assert_disjoint_and_complete(splits, n_train, n_test):
+    """No item is in two splits, and every item of each part is in one."""
+    seen = {"train": [], "test": []}
+    for part, index in splits.values():
+        seen[part].extend(np.asarray(index).tolist())
+    for part, n in (("train", n_train), ("test", n_test)):
+        assert len(seen[part]) == len(set(seen[part])), f"an item of the {part} part is in two splits"
+        assert sorted(seen[part]) == list(range(n))
+
+
+@pytest.mark.parametrize(
+    "name, data, n_train, n_test",
+    [
+        ("fashion-mnist", {"train": [0] * 60000, "test": [0] * 10000}, 60000, 10000),
+        ("digits", {"train": [0] * 1797}, 1797, 0),
+        ("sine-freq", {"amplitude": np.ones(200), "frequency": np.ones(200)}, 200, 0),
+        ("fashion-mnist-classifiers", {"count": 1000}, 1000, 0),
+    ],
+)
+def test_every_source_splits_into_disjoint_sets(name, data, n_train, n_test):
+    """Held-out splits share no item with training (not only the right sizes); control: the
+    check catches one shared item."""
+    splits = get_source(name).splits(data, seed=3)
+    _assert_disjoint_and_complete(splits, n_train, n_test)
+    part, val = splits["val"]
+    leaked = dict(splits, val=(part, np.concatenate([val, np.asarray(splits["train"][1][:1])])))
+    with pytest.raises(AssertionError, match="in two splits"):
+        _assert_disjoint_and_complete(leaked, n_train, n_test)
 
 
 def test_split_work_and_merge(tmp_path):
