@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -34,10 +35,18 @@ def _opts(**options: object) -> list[str]:
     return out
 
 
-def test_table_command(digits_zoo, tmp_path, capsys):
+def test_table_command(digits_zoo, tmp_path, capsys, monkeypatch):
+    from dwsnets.experiments import table as table_module
+
+    drawn = []
+    plot = table_module.plot_table_curves
+    monkeypatch.setattr(table_module, "plot_table_curves", lambda *a, **k: drawn.append(plot(*a, **k)))
     common = {"zoo": digits_zoo, "batch_size": 16, "out": tmp_path / "t", "device": "cpu"}
     args = _cli("table", *_opts(models="mlp, deepsets", seeds=2, epochs=1, **common))
     assert main(args) == 0
+    # the chance line of the curves: the table's own task object never saw the data, so it
+    # reads the number of classes from the first run (10 digits)
+    assert drawn == [pytest.approx(0.1)]
     table = (tmp_path / "t" / "table.md").read_text()
     assert "| MLP |" in table and "DeepSets" in table and "± " in table
     assert "Hardware:" in table and " s |" in table and "test accuracy (%)" in table
@@ -282,3 +291,43 @@ def test_compare_names_what_differs_between_runs(digits_zoo, tmp_path, capsys):
     _one_line_error(capsys, "not a training run")
     assert main(["compare", str(tmp_path / "a"), str(tmp_path)]) == 2  # the directory holding both runs
     _one_line_error(capsys, "holds several runs")
+
+
+def test_the_demo_on_a_tiny_budget(tmp_path, capsys):
+    """The main job's code path end to end (zoo fit, DWSNet, MLP, report), on 30 digit
+    images per split and 1 epoch; the full demo only changes these numbers."""
+    args = ["demo", "--views", "1", "--max-per-split", "30", "--epochs", "1", "--batch-size", "8",
+            "--zoo-dir", str(tmp_path / "zoo"), "--out", str(tmp_path / "runs"), "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "[3/3] training" in out and "Digit classification from INR weights (30 test INRs)" in out
+    rows = {line.split("%")[0].rsplit(" ", 1)[0].strip(): float(line.split()[-1].rstrip("%"))
+            for line in out.splitlines() if line.startswith("  ") and line.endswith("%")}  # fmt: skip
+    assert set(rows) == {"DWSNet", "MLP", "(chance)"} and rows["(chance)"] == 10.0
+    for model in ("dwsnet", "mlp"):
+        saved = json.loads((tmp_path / "runs" / f"{model}-seed0" / "test.json").read_text())
+        assert f"{saved['test_accuracy'] * 100:.2f}" == f"{rows['DWSNet' if model == 'dwsnet' else 'MLP']:.2f}"
+
+
+def test_the_synthetic_demo(tmp_path, capsys):
+    """``demo --synthetic``: ReLU MLPs fitted to sine waves, classified by frequency; the
+    zoo's networks really compute their sines (fit MSE), and the chance line is the
+    majority class of the test networks."""
+    from dwsnets.zoo.synthetic import make_sine_mlp_zoo
+
+    made = make_sine_mlp_zoo(64, hidden=8, n_classes=3, steps=300, seed=1)
+    assert made.weights.layer_sizes == (1, 8, 8, 1) and set(made.labels.tolist()) == {0, 1, 2}
+    x = torch.linspace(-math.pi, math.pi, 128)
+    h = x[None, :, None].expand(64, 128, 1)
+    for m, (w, b) in enumerate(zip(made.weights.weights, made.weights.biases)):
+        h = torch.baddbmm(b[:, 0, None, :], h, w[:, 0].transpose(1, 2))
+        h = torch.relu(h) if m < 2 else h
+    target = made.amplitudes[:, None] * torch.sin((made.labels[:, None] + 1).float() * x)
+    assert torch.allclose(((h[..., 0] - target) ** 2).mean(1), made.mse, rtol=1e-3, atol=1e-6)
+    assert float(made.mse.median()) < 0.05  # fitted, not just initialised (a sine's power is about a^2 / 2)
+    args = ["demo", "--synthetic", "--networks", "200", "--hidden", "8", "--classes", "3", "--epochs", "2",
+            "--batch-size", "16", "--out", str(tmp_path / "runs"), "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Frequency classification from weights (140 train / 40 test networks, 2 epochs)" in out
+    assert "(chance)" in out and (tmp_path / "runs" / "dwsnet-seed0" / "test.json").exists()

@@ -223,6 +223,40 @@ def test_morphological_edits():
     assert float(edit_images(torch.full((1, 1, 2, 2), 0.75), "contrast").max()) == 1.0
 
 
+def _window_extremes(images):
+    """Each pixel's 3x3 neighbourhood's minimum and maximum, written independently of the
+    task (edge pixels replicated: for a 3x3 window the same as leaving them out)."""
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate")
+    windows = padded.unfold(2, 3, 1).unfold(3, 3, 1)  # (n, c, h, w, 3, 3)
+    return windows.amin(dim=(-2, -1)), windows.amax(dim=(-2, -1))
+
+
+@pytest.mark.parametrize("edit", ["erode", "gradient", "contrast"])
+def test_every_edit_trains_against_its_own_target(edit, digits_zoo, tmp_path):
+    """Each edit besides dilation, through the trainer: the targets are the source digits
+    edited as the edit's definition says (computed here independently), and the metric
+    compares renderings with them."""
+    from dwsnets.training import TrainConfig, Trainer
+    from dwsnets.zoo.store import Zoo
+
+    torch.set_default_dtype(torch.float32)
+    cfg = TrainConfig(model="mlp", task="edit", task_options={"edit": edit}, epochs=1, batch_size=16)
+    trainer = Trainer(digits_zoo, tmp_path / edit, cfg, progress=False)
+    trainer.fit()
+    _, images = Zoo(digits_zoo).signals("test")
+    source = images.reshape(-1, 1, 8, 8).double()
+    low, high = _window_extremes(source)
+    expected = {"erode": low, "gradient": high - low, "contrast": (2 * source - 0.5).clamp(0, 1)}[edit]
+    target = trainer.inputs("test")[1]
+    assert torch.allclose(target.double(), expected.reshape(-1, 64, 1), atol=1e-6)
+    assert not torch.allclose(target.double(), source.reshape(-1, 64, 1), atol=1e-2)  # an edit, not the identity
+    result = trainer.evaluate("test")
+    with torch.no_grad():
+        unedited = trainer.task.render(Zoo(digits_zoo).load("test").weights).double()
+    assert result["mse_unedited"] == pytest.approx(float(((unedited - expected.reshape(-1, 64, 1)) ** 2).mean()),
+                                                   rel=1e-4)  # fmt: skip
+
+
 def test_editing_inrs_through_the_trainer(digits_zoo, tmp_path, capsys):
     """An equivariant model edits digit INRs so that they render the dilated digit; the
     metric comes from rendering, the model is equivariant, and evaluate draws the edits."""

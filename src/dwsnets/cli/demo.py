@@ -57,7 +57,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     fit_progress = FitProgress(str(zoo_dir))
     try:
-        build_zoo(zoo_dir, ZooConfig(source="digits", views=args.views), on_progress=fit_progress)
+        build_zoo(zoo_dir, ZooConfig(source="digits", views=args.views, max_per_split=args.max_per_split),
+                  on_progress=fit_progress)  # fmt: skip
     finally:
         fit_progress.close()
     zoo = Zoo(zoo_dir)
@@ -127,6 +128,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--batch-size", type=int, default=64, help="networks per optimiser step")
     demo.add_argument("--epochs", type=int, default=10, help="training epochs per model")
     demo.add_argument("--seed", type=int, default=0, help="seed of the training runs")
+    demo.add_argument("--max-per-split", type=int, default=None,
+                      help="at most this many digit images per split (a quick check; the full demo uses all)")  # fmt: skip
     demo.add_argument(
         "--synthetic",
         action="store_true",

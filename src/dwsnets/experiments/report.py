@@ -83,8 +83,10 @@ def _curves(out: Path, model: str, seeds: int, key: str, scale: float) -> list[l
     return curves
 
 
-def plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task: Task, title: str) -> None:
-    """Every model's validation metric per epoch (mean over seeds, the spread shaded)."""
+def plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task: Task, title: str) -> float | None:
+    """Every model's validation metric per epoch (mean over seeds, the spread shaded), and
+    the task's chance level as a dashed line when it has one (returned; a task that needs
+    its data for it, such as the classes of ``classify``, must have its state loaded)."""
     plt = _pyplot()
     scale = 100 if task.percent else 1
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -112,6 +114,7 @@ def plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return chance
 
 
 def plot_sweep(path: Path, sweep: dict[str, dict[int, Runs]], task: Task, title: str) -> None:
