@@ -244,6 +244,12 @@ def test_table_over_training_set_sizes(sine_zoo, tmp_path, capsys):
     assert main(["table", *args]) == 0
     table = (tmp_path / "sweep" / "table.md").read_text()
     assert "| model | n = 30 | n = 120 |" in table and "| MLP |" in table and "±" in table
+    # the unclipped MSE beside the clipped one, from the same runs' test metrics
+    assert table.count("| model | n = 30 | n = 120 |") == 2 and "Test MSE unclipped, the same runs:" in table
+    unclipped = [json.loads((tmp_path / "sweep" / "n30" / f"mlp-seed{s}" / "test.json").read_text())["test_mse_unclipped"]
+                 for s in (0, 1)]  # fmt: skip
+    row = next(line for line in table.split("unclipped")[1].splitlines() if line.startswith("| MLP |"))
+    assert row.split("|")[2].strip().startswith(f"{sum(unclipped) / 2:.4g}"[:4])
     assert (tmp_path / "sweep" / "sweep.png").exists()
     saved = json.loads((tmp_path / "sweep" / "n30" / "mlp-seed1" / "config.json").read_text())
     assert saved["config"]["max_train"] == 30

@@ -272,10 +272,16 @@ def _size_sweep(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConf
     # every size gets the same optimiser steps and validations unless epoch_size says otherwise
     epoch_size = template.epoch_size or min(max(sizes), available)
     sweep: dict[str, dict[int, Runs]] = {}
+    # the task's further table metrics, as grids of their own: {metric: {model: {size: runs}}}
+    further: dict[str, dict[str, dict[int, Runs]]] = {}
     for size in sizes:
         configs = cfg.runs(replace(template, max_train=size, epoch_size=epoch_size))
-        for model, values in run_table(zoo, configs, cfg.out / f"n{size}", cfg.device).items():
+        extra: dict[str, dict[str, list[float]]] = {}
+        for model, values in run_table(zoo, configs, cfg.out / f"n{size}", cfg.device, extra=extra).items():
             sweep.setdefault(model, {})[min(size, available)] = values
+        for metric, per_model in extra.items():
+            for model, numbers in per_model.items():
+                further.setdefault(metric, {}).setdefault(model, {})[min(size, available)] = [(v, 0.0) for v in numbers]
     if not sweep:  # not rank 0 under torchrun
         return []
     scale = 100 if task.percent else 1
@@ -291,7 +297,13 @@ def _size_sweep(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConf
         "| model | " + " | ".join(f"n = {n}" for n in used) + " |",
         "|---|" + "---|" * len(used),
     ]
-    md = "\n".join(lines + grid_rows(sweep, used, scale)) + "\n"
+    rows = lines + grid_rows(sweep, used, scale)
+    for metric, grid in further.items():  # shown when every run has the metric
+        if set(grid) == set(sweep) and all(set(per_size) == set(used) for per_size in grid.values()):
+            rows += ["", f"Test {task.metric_label(metric)}, the same runs:", "",
+                     "| model | " + " | ".join(f"n = {n}" for n in used) + " |", "|---|" + "---|" * len(used),
+                     *grid_rows(grid, used, scale)]  # fmt: skip
+    md = "\n".join(rows) + "\n"
     (cfg.out / "table.md").write_text(md)
     plot_sweep(cfg.out / "sweep.png", sweep, task, f"{task.name} on {zoo.source or zoo.name}")
     print("\n" + md)
