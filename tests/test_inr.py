@@ -105,3 +105,27 @@ def test_paper_initialisation_recipe():
     assert float(default[0].abs().max()) > 0.4  # U(+-1/2) for the first layer
     with pytest.raises(ValueError, match="unknown SIREN initialisation"):
         siren_init((2, 4, 1), 1, recipe="xavier")
+
+
+def test_fused_sine_and_cosine_match_torch_and_fall_back_without_a_compiler(monkeypatch):
+    """The fitter's one-pass sine and cosine equal torch's to rounding (control: a shifted
+    argument does not); where compiling fails it warns once and uses the eager pair."""
+    from dwsnets.inr import fitting
+
+    z = torch.randn(6, 50, 8, dtype=torch.float32) * 20
+    expected_sin, expected_cos = torch.sin(z), torch.cos(z)
+    fused, cos = z.clone(), torch.empty_like(z)
+    assert fitting.sine_with_cosine_(fused, cos) is cos
+    assert torch.allclose(fused, expected_sin, atol=1e-6) and torch.allclose(cos, expected_cos, atol=1e-6)
+    assert not torch.allclose(torch.sin(z + 1e-3), expected_sin, atol=1e-6)
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(fitting, "_fused_sine", None)
+    monkeypatch.setattr(fitting, "_fused_failed", False)
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    eager, cos = z.clone(), torch.empty_like(z)
+    with pytest.warns(UserWarning, match="could not be compiled"):
+        fitting.sine_with_cosine_(eager, cos)
+    assert torch.equal(eager, expected_sin) and torch.equal(cos, expected_cos)
