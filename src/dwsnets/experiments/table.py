@@ -70,7 +70,13 @@ class ExperimentConfig:
 
 def save_test(run: Path, test: dict[str, Any], seconds: float, device: str) -> None:
     """``test.json``: the run's test metrics (best checkpoint), training time and hardware."""
-    record = {f"test_{k}": v for k, v in test.items() if isinstance(v, float)}
+
+    def plain(value: Any) -> bool:  # numbers, and dicts of them (a task's search grid): not tensors
+        if isinstance(value, dict):
+            return all(isinstance(v, (int, float)) for v in value.values())
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    record = {f"test_{k}": v for k, v in test.items() if plain(v)}
     (run / "test.json").write_text(
         json.dumps({**record, "train_seconds": seconds, "hardware": hardware(device)}) + "\n"
     )

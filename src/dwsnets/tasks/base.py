@@ -191,8 +191,11 @@ class Task(ABC):
 
     def title(self) -> str:
         """What a table of this task is about, with the settings that change its results."""
-        details = [",".join(map(str, v)) if isinstance(v, list) else f"{k} {v}" for k, v in self.config().items()
-                   if k != "task"]  # fmt: skip
+        details = [
+            ",".join(map(str, v)) if isinstance(v, list) else f"{k} {v}"
+            for k, v in self.config().items()
+            if k != "task" and v is not None
+        ]  # fmt: skip (None: a setting left to the task's own choice)
         return f"{self.name} ({'; '.join(details)})" if details else self.name
 
     def paper_key(self, source: str) -> str:
