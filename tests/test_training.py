@@ -400,3 +400,25 @@ def test_bf16_on_a_cpu_without_bf16_units_falls_back_to_float32(digits_zoo, tmp_
     monkeypatch.delenv("DWSNETS_BF16")
     monkeypatch.setattr(utils, "cpu_bf16_units", lambda: "AVX512-BF16")
     assert Trainer(digits_zoo, tmp_path / "c", cfg, progress=False).config.amp_cpu
+
+
+def test_sign_flips_and_canonical_signs_train_on_sirens_and_are_refused_for_relu_classifiers(
+    digits_zoo, classifier_zoo, tmp_path
+):
+    cfg = TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL, sign_flips=True)
+    history = Trainer(digits_zoo, tmp_path / "a", cfg, progress=False).fit()["history"]
+    assert len(history) == 1 and json.loads((tmp_path / "a" / "config.json").read_text())["config"]["sign_flips"]
+    adapt = TrainConfig(task="adapt", task_options={"shots": 100, "finetune_steps": 0}, epochs=1, sign_flips=True)
+    with pytest.raises(TrainingError, match="ReLU classifiers.*odd activations"):
+        Trainer(classifier_zoo, tmp_path / "b", adapt, progress=False).fit()
+    # the canonical form instead: every split read in it, once
+    from dwsnets.core.signs import canonical_signs
+
+    canon = TrainConfig(epochs=1, batch_size=16, model_args=SMALL_MODEL, canonical_signs=True)
+    trainer = Trainer(digits_zoo, tmp_path / "c", canon, progress=False)
+    trainer.fit()
+    for split in ("train", "val", "test"):
+        assert all(bool((s == 1).all()) for s in canonical_signs(trainer.split(split).weights))
+    assert not all(bool((s == 1).all()) for s in canonical_signs(Zoo(digits_zoo).load("test").weights))  # control
+    with pytest.raises(TrainingError, match="would undo --canonical-signs"):
+        Trainer(digits_zoo, tmp_path / "d", TrainConfig(sign_flips=True, canonical_signs=True), progress=False).fit()

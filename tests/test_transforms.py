@@ -112,3 +112,47 @@ def test_noise_and_entry_dropout_have_the_asked_strength():
     for before, after in zip(ws.tensors, dropped.tensors):
         kept = after != 0
         assert torch.equal(after[kept], before[kept])
+
+
+def test_sign_flip_augmentation_keeps_every_inr_and_moves_paired_networks_alike():
+    """``augment(sign_flips=True)`` with permutations: every SIREN renders the same image
+    (a symmetry); a paired network gets the same flips (its rendering follows); control:
+    the weights did change, and without sign flips no weight changes sign beyond the
+    permutation."""
+    ws = WeightSpace.randn((2, 16, 16, 1), 5)
+    grid = coordinate_grid(6, 6).to(ws.dtype)
+    out, paired = augment(ws, torch.Generator().manual_seed(0), permute=True, sign_flips=True, paired=ws)
+    assert torch.allclose(siren_forward(grid, out, 30.0), siren_forward(grid, ws, 30.0), atol=1e-12)
+    assert out.allclose(paired, atol=0)
+    permuted_only = augment(ws, torch.Generator().manual_seed(0), permute=True)
+    # the same permutations (drawn first), then flips: equal magnitudes, some signs differ
+    assert torch.equal(out.tensors[0].abs(), permuted_only.tensors[0].abs())
+    assert (out.tensors[0] != permuted_only.tensors[0]).any()
+
+
+def test_the_sign_canonical_form_is_exactly_invariant_to_sign_flips():
+    """Every sign-flipped twin of a network has the same canonical form, which renders the
+    same image; the form is idempotent and its leading incoming entries are positive.
+    Controls: negating incoming weights alone (not a symmetry) gives another form; the
+    tie margins are 0 exactly at a constructed tie."""
+    from dwsnets.core.signs import canonical_signs, sign_canonical_form, sign_tie_margins
+
+    ws = WeightSpace.randn((2, 16, 16, 1), 6)
+    grid = coordinate_grid(6, 6).to(ws.dtype)
+    canonical = sign_canonical_form(ws)
+    assert torch.equal(siren_forward(grid, canonical, 30.0), siren_forward(grid, ws, 30.0))
+    for seed in range(3):
+        twin = ws.flip_signs(ws.random_signs(torch.Generator().manual_seed(seed), per_network=True))
+        assert not twin.allclose(ws) and sign_canonical_form(twin).allclose(canonical, atol=0)
+    assert sign_canonical_form(canonical).allclose(canonical, atol=0)
+    perms = ws.random_permutations(per_network=True)
+    assert sign_canonical_form(ws.permute(perms)).allclose(canonical.permute(perms), atol=0)
+    assert all(bool((s == 1).all()) for s in canonical_signs(canonical))
+    not_a_twin = WeightSpace.from_tensors([-ws.tensors[0], *ws.tensors[1:]])  # first layer's weights only
+    assert not sign_canonical_form(not_a_twin).allclose(canonical, atol=1e-6)
+    margins = sign_tie_margins(ws)
+    assert [m.shape for m in margins] == [(6, 16), (6, 16)] and bool(((margins[0] >= 0) & (margins[0] <= 1)).all())
+    weights, biases = [w.clone() for w in ws.weights], [b.clone() for b in ws.biases]
+    weights[0][0, 0, 3] = torch.tensor([5.0, -5.0])  # neuron 3 of layer 1: incoming 5 and -5, bias smaller
+    biases[0][0, 0, 3] = 0.1
+    assert float(sign_tie_margins(WeightSpace.from_tensors([*weights, *biases]))[0][0, 3]) == 0.0

@@ -147,6 +147,43 @@ def test_permute_keeps_function(per_network):
     assert permuted.permute(inverse).allclose(ws)
 
 
+@pytest.mark.parametrize("per_network", [False, True])
+def test_sign_flips_keep_an_odd_networks_function(per_network):
+    """Negating a hidden neuron's incoming weights, bias and outgoing weights keeps a tanh
+    (odd) network's function exactly; controls: flipping the incoming side alone, or a ReLU
+    network, changes the function. Flipping twice restores the weights."""
+    from dwsnets.inr import coordinate_grid, siren_forward
+
+    torch.manual_seed(0)
+    nets = [mlp((2, 7, 5, 4, 3)) for _ in range(3)]
+    ws = WeightSpace.from_modules(nets)
+    signs = ws.random_signs(torch.Generator().manual_seed(1), per_network=per_network)
+    flipped = ws.flip_signs(signs)
+    assert not flipped.allclose(ws) and flipped.flip_signs(signs).allclose(ws, atol=0)
+    x = torch.randn(9, 2)
+    for net, new in zip(nets, flipped.to_modules(nn.Tanh)):
+        assert torch.allclose(net(x), new(x))
+    relu = ws.to_modules(nn.ReLU)
+    assert not all(torch.allclose(a(x), b(x)) for a, b in zip(relu, flipped.to_modules(nn.ReLU)))
+    half = WeightSpace.from_tensors([t * (-1 if i == 0 else 1) for i, t in enumerate(ws.tensors)])
+    assert not all(torch.allclose(a(x), b(x)) for a, b in zip(ws.to_modules(nn.Tanh), half.to_modules(nn.Tanh)))
+    # a SIREN renders the same image, bit for bit (sine is odd in floating point too)
+    siren = WeightSpace.randn((2, 16, 16, 1), 4)
+    grid = coordinate_grid(6, 6).to(siren.dtype)
+    same = siren.flip_signs(siren.random_signs(per_network=True))
+    assert torch.equal(siren_forward(grid, same, 30.0), siren_forward(grid, siren, 30.0))
+
+
+def test_sign_flip_errors():
+    ws = WeightSpace.randn((2, 3, 4, 1), 2)
+    with pytest.raises(WeightSpaceError, match="expected 2 sign vector"):
+        ws.flip_signs([torch.ones(3)])
+    with pytest.raises(WeightSpaceError, match=r"shape \(3,\) or \(2, 3\)"):
+        ws.flip_signs([torch.ones(4), torch.ones(4)])
+    with pytest.raises(WeightSpaceError, match=r"must be \+1 or -1"):
+        ws.flip_signs([torch.full((3,), 2.0), torch.ones(4)])
+
+
 def test_permute_errors():
     ws = WeightSpace.randn((2, 3, 4, 1), 2)
     with pytest.raises(WeightSpaceError, match="expected 2 permutation"):

@@ -114,6 +114,12 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate (default: the model's own, see dwsnets.baselines)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW weight decay")
     p.add_argument("--augment", choices=["on", "off"], help="random hidden permutations (default: per model)")
+    p.add_argument("--sign-flips", action="store_true",
+                   help="random sign flips of hidden neurons (incoming weights, bias and outgoing weights): a "
+                        "symmetry of SIRENs and other odd activations, refused for ReLU classifier zoos")  # fmt: skip
+    p.add_argument("--canonical-signs", action="store_true",
+                   help="every split in its sign canonical form (each neuron's largest incoming entry positive; "
+                        "one twin per network of an odd-activation zoo), instead of --sign-flips")  # fmt: skip
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise, fraction of each tensor's std")
     p.add_argument("--entry-dropout", type=float, default=0.0, help="probability of zeroing a weight entry")
     p.add_argument("--max-train", type=int, help="train on the first N training networks only")

@@ -123,6 +123,7 @@ def augment(
     generator: torch.Generator,
     *,
     permute: bool,
+    sign_flips: bool = False,
     noise: float = 0.0,
     entry_dropout: float = 0.0,
     scale: list[Tensor] | None = None,
@@ -131,7 +132,9 @@ def augment(
 ) -> WeightSpace | tuple[WeightSpace, WeightSpace]:
     """Random hidden permutations (one per network; a symmetry, so they change nothing for
     an invariant model and are the augmentation non-invariant baselines need), plus
-    optional Gaussian noise and entry dropout (generic regularisers).
+    optional Gaussian noise and entry dropout (generic regularisers). ``sign_flips``: an
+    independent random sign per hidden neuron as well (:meth:`WeightSpace.flip_signs`, a
+    symmetry of networks with odd activations such as SIRENs; it changes a ReLU network).
 
     ``scale``: one ``(C,)`` spread per tensor for the noise (default 1), so ``noise`` is a
     fraction of each tensor's own spread. ``signal``: exact transforms of the represented
@@ -150,6 +153,10 @@ def augment(
         perms = ws.random_permutations(generator, per_network=True)
         ws = ws.permute(perms)
         paired = None if paired is None else paired.permute(perms)
+    if sign_flips and len(ws.layer_sizes) > 2:
+        signs = ws.random_signs(generator, per_network=True)
+        ws = ws.flip_signs(signs)
+        paired = None if paired is None else paired.flip_signs(signs)
     if noise > 0 or entry_dropout > 0:
         out = []
         for i, t in enumerate(ws.tensors):

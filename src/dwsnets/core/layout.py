@@ -38,8 +38,10 @@ __all__ = [
     "WeightSpaceLayout",
     "as_layout",
     "describe_layout",
+    "flip_tensors",
     "permute_tensors",
     "random_permutations",
+    "random_signs",
 ]
 
 
@@ -276,6 +278,16 @@ class WeightSpaceLayout:
         """One random permutation per hidden index, in increasing index order."""
         return random_permutations(list(self.hidden_sizes.values()), batch_size, generator=generator, device=device)
 
+    def random_signs(
+        self,
+        batch_size: int | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> list[torch.Tensor]:
+        """Random signs for every hidden neuron (:func:`flip_tensors`), in increasing index order."""
+        return random_signs(list(self.hidden_sizes.values()), batch_size, generator=generator, device=device)
+
     def to_dict(self) -> dict:
         """A JSON-serialisable description that :meth:`from_dict` turns back into an equal
         layout: ``{"kind": "feedforward", "layer_sizes": [...], "kernel_shapes": [...]}`` for
@@ -441,6 +453,50 @@ def random_permutations(
         else:
             p = torch.argsort(torch.rand(batch_size, d, generator=generator), dim=1)
         out.append(p.to(device) if device is not None else p)
+    return out
+
+
+def random_signs(
+    sizes: Sequence[int],
+    batch_size: int | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> list[torch.Tensor]:
+    """Independent random signs (``+1`` or ``-1``, each with probability 1/2), ``(d,)`` or
+    ``(batch_size, d)`` per size ``d``; drawn on the CPU from ``generator``."""
+    out = []
+    for d in sizes:
+        shape = (d,) if batch_size is None else (batch_size, d)
+        s = torch.where(torch.rand(shape, generator=generator) < 0.5, -1.0, 1.0)
+        out.append(s.to(device) if device is not None else s)
+    return out
+
+
+def flip_tensors(
+    layout: WeightSpaceLayout, xs: Sequence[torch.Tensor], signs: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    """Multiply every axis carrying hidden index ``h`` by that index's signs (``(d_h,)``
+    shared, or ``(B, d_h)`` per network; one entry per neuron, ``+1`` or ``-1``) in tensors
+    ``(B, C, *shape)`` of ``layout``.
+
+    For a feed-forward network this negates a neuron's incoming weights and bias and its
+    outgoing weights: the function is unchanged whenever the activation is odd
+    (``sin``, ``tanh``), as a SIREN's is. Not a symmetry of ReLU networks."""
+    index = {h: i for i, h in enumerate(layout.hidden_sizes)}
+    out = []
+    for t, x in zip(layout.tensors, xs):
+        for axis, h in enumerate(t.hidden):
+            if h is None:
+                continue
+            s = signs[index[h]].to(x.device, x.dtype)
+            shape = [1] * x.dim()
+            if s.dim() == 1:
+                shape[2 + axis] = s.shape[0]
+            else:
+                shape[0], shape[2 + axis] = s.shape[0], s.shape[1]
+            x = x * s.reshape(shape)
+        out.append(x)
     return out
 
 

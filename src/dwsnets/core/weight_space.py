@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .layout import WeightSpaceLayout, as_layout, permute_tensors, random_permutations
+from .layout import WeightSpaceLayout, as_layout, flip_tensors, permute_tensors, random_permutations
 
 __all__ = ["WeightSpace", "WeightSpaceError", "random_hidden_permutations"]
 
@@ -314,6 +314,33 @@ class WeightSpace:
         for k, (p, d) in enumerate(zip(perms, hidden), start=1):
             _check_permutation(p, d, self.batch_size, k)
         return WeightSpace.from_tensors(permute_tensors(self.layout, self.tensors, perms))
+
+    def flip_signs(self, signs: Sequence[Tensor]) -> WeightSpace:
+        """Negate chosen hidden neurons: ``signs[k-1]`` (``(d_k,)`` or ``(B, d_k)``, entries
+        ``+1`` or ``-1``) multiplies neuron ``i`` of hidden layer ``k``'s incoming weights
+        and bias and its outgoing weights (``W_k <- S_k W_k S_{k-1}`` with diagonal sign
+        matrices; kernel axes untouched). Every network computes the same function
+        afterwards when the activation is odd (a SIREN's ``sin``, ``tanh``)."""
+        signs = [torch.as_tensor(s, device=self.device) for s in signs]
+        hidden = self.layer_sizes[1:-1]
+        if len(signs) != len(hidden):
+            raise WeightSpaceError(
+                f"expected {len(hidden)} sign vector(s), one per hidden layer of {self.layer_sizes}, got {len(signs)}"
+            )
+        for k, (s, d) in enumerate(zip(signs, hidden), start=1):
+            if s.shape not in ((d,), (self.batch_size, d)):
+                raise WeightSpaceError(
+                    f"signs of hidden layer {k} must have shape ({d},) or ({self.batch_size}, {d}), got {tuple(s.shape)}"
+                )
+            if not bool(((s == 1) | (s == -1)).all()):
+                raise WeightSpaceError(f"signs of hidden layer {k} must be +1 or -1")
+        return WeightSpace.from_tensors(flip_tensors(self.layout, self.tensors, signs))
+
+    def random_signs(self, generator: torch.Generator | None = None, per_network: bool = False) -> list[Tensor]:
+        """Random signs of every hidden neuron, shaped for :meth:`flip_signs`."""
+        return self.layout.random_signs(
+            self.batch_size if per_network else None, generator=generator, device=self.device
+        )
 
     def random_permutations(self, generator: torch.Generator | None = None, per_network: bool = False) -> list[Tensor]:
         """Random permutations of every hidden layer, shaped for :meth:`permute`."""

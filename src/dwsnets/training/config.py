@@ -33,6 +33,9 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     clip_grad: float = 10.0
     augment_permute: bool | None = None  # None: the model's default
+    sign_flips: bool = False  # random sign flips of hidden neurons: a symmetry of SIRENs (odd activations)
+    # every split in its sign canonical form (dwsnets.core.signs), read once: one twin per network
+    canonical_signs: bool = False
     noise: float = 0.0  # Gaussian noise, as a fraction of each tensor's std
     entry_dropout: float = 0.0
     signal: dict[str, Any] = field(default_factory=dict)  # exact signal transforms (SignalTransforms)

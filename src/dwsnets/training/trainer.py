@@ -39,6 +39,7 @@ from .. import utils
 from ..baselines import BaselineError
 from ..core.augment import SignalTransforms, augment
 from ..core.layout import describe_layout
+from ..core.signs import sign_canonical_form
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..nn.models import WeightSpaceModel
 from ..nn.norm import compile_kernels
@@ -174,6 +175,8 @@ class Trainer:
                 data = data.first_views()
             if name == "train" and self.config.max_train is not None:
                 data = data[: self.config.max_train]
+            if self.config.canonical_signs:
+                data = replace(data, weights=sign_canonical_form(data.weights))
             self._raw[name] = data
         return self._raw[name]
 
@@ -306,6 +309,7 @@ class Trainer:
         train, val = self.inputs("train"), self.inputs("val")
         model.input_norm.fit(train[0].to("cpu"))
         signal = self._signal_transforms(train[0])
+        self._check_sign_flips()
         views = self._view_groups() if cfg.train_views == "one" else None
         available = len(views) if views is not None else len(train[1])
         per_epoch = available if cfg.epoch_size is None else cfg.epoch_size
@@ -333,6 +337,28 @@ class Trainer:
 
             run.bar = tqdm(total=cfg.epochs, initial=run.start_epoch, desc=cfg.model, unit="epoch", dynamic_ncols=True)
         return run
+
+    def _check_sign_flips(self) -> None:
+        """Sign flips are a symmetry of odd activations only: refuse them for a zoo of ReLU
+        classifiers (the one kind of zoo here whose activation is not odd)."""
+        if self.config.sign_flips and self.config.canonical_signs:
+            raise TrainingError("--sign-flips would undo --canonical-signs (random flips of canonical networks): "
+                                "choose one")  # fmt: skip
+        if not (self.config.sign_flips or self.config.canonical_signs):
+            return
+        from ..zoo.sources import ClassifierSource, get_source
+
+        name = getattr(self.data, "source", "")
+        try:
+            source = get_source(name) if name else None
+        except ValueError:  # an outside data set: its activation is the user's to know
+            source = None
+        if isinstance(source, ClassifierSource):
+            which = "--sign-flips" if self.config.sign_flips else "--canonical-signs"
+            raise TrainingError(
+                f"{which}: the networks of {name} are ReLU classifiers, and negating a ReLU neuron changes "
+                "the function (sign flips are a symmetry of odd activations, such as a SIREN's sine)"
+            )
 
     def _signal_transforms(self, train_ws: WeightSpace) -> SignalTransforms:
         """The run's exact signal transforms, checked now (not mid-run) against the task and
@@ -445,7 +471,7 @@ class Trainer:
         y = train_y[idx]
         # network-valued targets follow the inputs' symmetry and signal transforms
         paired = y if isinstance(y, WeightSpace) else None
-        ws = augment(train_ws[idx], run.gen, permute=bool(cfg.augment_permute), noise=cfg.noise,
+        ws = augment(train_ws[idx], run.gen, permute=bool(cfg.augment_permute), sign_flips=cfg.sign_flips, noise=cfg.noise,
                      entry_dropout=cfg.entry_dropout, scale=run.scale, signal=run.signal, paired=paired)  # fmt: skip
         if paired is not None:
             ws, y = ws
