@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dwsnets.inr import Siren, coordinate_grid, fit_sirens, siren_init
+from dwsnets.inr import Siren, coordinate_grid, fit_sirens, fitting, siren_init
 from dwsnets.utils import hardware, tune_cpu_allocator
 
 
@@ -93,15 +93,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method (medians reported)")
     parser.add_argument("--default-malloc", action="store_true", help="do not call tune_cpu_allocator()")
+    parser.add_argument("--eager-sine", action="store_true",
+                        help="the fitter's separate eager sine and cosine, not its fused pass (as before 2026-11-29)")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.default_malloc:
         tune_cpu_allocator()
+    if args.eager_sine:
+        fitting._fused_failed = True  # the eager pair, exactly as when no compiler is available
     targets, name = images(args.inrs)
     coords = coordinate_grid(28, 28)
     print(
         f"# torch {torch.__version__}, {torch.get_num_threads()} threads, SIREN 2-32-32-1 on 28x28 {name}, "
-        f"{args.steps} steps, allocator {'default' if args.default_malloc else 'tuned'}; {hardware('cpu')}, "
+        f"{args.steps} steps, chunk {args.chunk}, allocator {'default' if args.default_malloc else 'tuned'}, "
+        f"{'eager' if args.eager_sine else 'fused'} sine; {hardware('cpu')}, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
     methods = {

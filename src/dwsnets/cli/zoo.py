@@ -88,7 +88,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
     setup_runtime(args)
     index, count = _parse_shard(args.shard)
     for name in ("views", "shard_size", "steps", "chunk", "count"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.max_per_split is not None and args.max_per_split < 1:
         raise UsageError(f"--max-per-split must be at least 1, got {args.max_per_split}")
@@ -238,7 +238,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "(fashion-mnist-classifiers)",
     )
     fit.add_argument("--shard", help="I/N: fit only every N-th shard starting at I (default: torchrun rank, or all)")
-    fit.add_argument("--chunk", type=int, default=128, help="INRs per batched computation")
+    fit.add_argument("--chunk", type=int, default=None,
+                     help="networks per batched computation (default: the source's; for SIRENs 32 on the CPU, "
+                          "the fastest measured, and 4,096 on a GPU; 128 classifiers)")  # fmt: skip
     fit.add_argument("--no-preview", action="store_true", help="skip the reconstruction picture")
     add_runtime_args(fit)
     fit.set_defaults(func=cmd_fit_inrs)

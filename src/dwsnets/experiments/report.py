@@ -117,19 +117,21 @@ def plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task
     return chance
 
 
-def plot_sweep(path: Path, sweep: dict[str, dict[int, Runs]], task: Task, title: str) -> None:
-    """The test metric against the training-set size, one line per model (mean ± std over seeds)."""
+def plot_sweep(path: Path, sweep: dict[str, dict[int, Runs]], task: Task, title: str,
+               further: dict[str, dict[str, dict[int, Runs]]] | None = None) -> None:  # fmt: skip
+    """The test metric against the training-set size, one line per model (mean ± std over
+    seeds); each of the task's ``further`` metrics of the same runs dashed, in the model's colour."""
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     plt = _pyplot()
     scale = 100 if task.percent else 1
     fig, ax = plt.subplots(figsize=(6, 4))
     for model, per_size in sweep.items():
-        sizes = sorted(per_size)
-        values = [torch.tensor([v for v, _ in per_size[n]], dtype=torch.float64) * scale for n in sizes]
-        means = [float(v.mean()) for v in values]
-        spreads = [float(v.std()) if len(v) > 1 else 0.0 for v in values]
-        ax.errorbar(sizes, means, yerr=spreads, marker="o", capsize=3, label=MODELS[model].label)
+        line = _sweep_line(ax, per_size, scale, label=MODELS[model].label, marker="o")
+        for metric, grid in (further or {}).items():
+            if model in grid:
+                _sweep_line(ax, grid[model], scale, label=f"{MODELS[model].label}, {task.metric_label(metric)}",
+                            marker="x", linestyle="--", color=line[0].get_color())  # fmt: skip
     ax.set_xscale("log")
     ax.set_xticks(sorted({n for per_size in sweep.values() for n in per_size}))
     ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))  # plain numbers, not powers of ten
@@ -139,7 +141,16 @@ def plot_sweep(path: Path, sweep: dict[str, dict[int, Runs]], task: Task, title:
     ax.set_xlabel("training networks")
     ax.set_ylabel(f"test {task.metric_label()}" + (" (%)" if scale == 100 else ""))
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=7 if further else None)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _sweep_line(ax: Any, per_size: dict[int, Runs], scale: float, **style: Any) -> Any:
+    """One model's mean ± std over seeds at each size, as an error-bar line."""
+    sizes = sorted(per_size)
+    values = [torch.tensor([v for v, _ in per_size[n]], dtype=torch.float64) * scale for n in sizes]
+    means = [float(v.mean()) for v in values]
+    spreads = [float(v.std()) if len(v) > 1 else 0.0 for v in values]
+    return ax.errorbar(sizes, means, yerr=spreads, capsize=3, **style)

@@ -311,7 +311,8 @@ def _size_sweep(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConf
                      *grid_rows(grid, used, scale)]  # fmt: skip
     md = "\n".join(rows) + "\n"
     (cfg.out / "table.md").write_text(md)
-    plot_sweep(cfg.out / "sweep.png", sweep, task, f"{task.name} on {zoo.source or zoo.name}")
+    shown = {m: g for m, g in further.items() if set(g) == set(sweep)}
+    plot_sweep(cfg.out / "sweep.png", sweep, task, f"{task.name} on {zoo.source or zoo.name}", shown)
     print("\n" + md)
     print(f"written to {cfg.out / 'table.md'} and {cfg.out / 'sweep.png'}")
     return [cfg.out / "table.md", cfg.out / "sweep.png"]

@@ -25,7 +25,7 @@ from torch import Tensor
 from ..core.weight_space import WeightSpace
 from .siren import siren_forward, siren_init
 
-__all__ = ["FitResult", "evaluate_sirens", "fit_sirens", "psnr"]
+__all__ = ["FitResult", "default_chunk", "evaluate_sirens", "fit_sirens", "psnr"]
 
 
 def psnr(mse: Tensor, peak: float = 1.0) -> Tensor:
@@ -230,6 +230,12 @@ def _adam_step(flat: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, 
     flat.addcdiv_(exp_avg, denom, value=-lr / bias1)
 
 
+def default_chunk(device: torch.device | str) -> int:
+    """INRs per batched computation of :func:`fit_sirens` when not given: small on the CPU
+    (cache-sized activations; measured in ``benchmarks/bench_inr_fitting.py``), large on a GPU."""
+    return 32 if torch.device(device).type == "cpu" else 4096
+
+
 def fit_sirens(
     coords: Tensor,
     targets: Tensor,
@@ -241,7 +247,7 @@ def fit_sirens(
     max_steps: int = 1000,
     target_psnr: float | None = 40.0,
     peak: float = 1.0,
-    chunk: int = 256,
+    chunk: int | None = None,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     progress: Callable[[int, int, int, float], None] | None = None,
@@ -258,13 +264,18 @@ def fit_sirens(
         target_psnr: an INR stops (and stops costing compute) once its PSNR reaches
             this; ``None`` always runs ``max_steps``.
         peak: signal range for the PSNR (1 for images in [0, 1]).
-        chunk: INRs processed together (memory ~ ``chunk * P * width * 16`` bytes).
+        chunk: INRs processed together (memory ~ ``chunk * P * width * 16`` bytes); default
+            :func:`default_chunk` (32 on the CPU, where a chunk's activations then stay in
+            cache: 10,300 INR-steps/s against 8,700 at 128 on the 2-core CPU; 4,096 on a GPU).
         progress: called after each step with ``(finished, active, step, mean_psnr)``.
         init: initialisation recipe, ``"siren"`` or ``"paper"`` (:func:`siren_init`).
 
     Returns a :class:`FitResult` on the device of ``targets``.
     """
     device, dtype = targets.device, targets.dtype
+    chunk = default_chunk(device) if chunk is None else int(chunk)
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1, got {chunk}")
     seeds = _checked_seeds(coords, targets, seeds)
     n_total = targets.shape[0]
     sizes = [coords.shape[1], *hidden, targets.shape[2]]

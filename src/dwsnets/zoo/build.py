@@ -193,7 +193,7 @@ def build_zoo(
     shard_index: int = 0,
     num_shards: int = 1,
     device: str | torch.device = "cpu",
-    chunk: int = 128,
+    chunk: int | None = None,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Fit (or finish fitting) a zoo in ``out_dir``; returns a summary of this run.

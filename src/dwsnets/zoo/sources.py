@@ -233,9 +233,10 @@ class Source(ABC):
         return [k for k in SOURCE_SETTINGS if k not in self.settings and getattr(config, k) != getattr(default, k)]
 
     def fit(self, data: Any, coords: Tensor, targets: Tensor, seeds: list[int], config: ZooConfig, *,
-            device: str | torch.device = "cpu", chunk: int = 128,
+            device: str | torch.device = "cpu", chunk: int | None = None,
             progress: Any = None) -> Fitted:  # fmt: skip
-        """Fit one SIREN per item to ``targets`` at ``coords`` (see :func:`~dwsnets.inr.fit_sirens`)."""
+        """Fit one SIREN per item to ``targets`` at ``coords`` (see :func:`~dwsnets.inr.fit_sirens`;
+        ``chunk`` ``None``: its default for the device)."""
         from ..inr.fitting import fit_sirens
 
         result = fit_sirens(
@@ -406,9 +407,10 @@ class ClassifierSource(Source):
         return torch.empty(0), torch.empty(0), {"label": np.full(len(index), -1, np.int64)}
 
     def fit(self, data: Any, coords: Tensor, targets: Tensor, seeds: list[int], config: ZooConfig, *,
-            device: str | torch.device = "cpu", chunk: int = 128, progress: Any = None) -> Fitted:  # fmt: skip
+            device: str | torch.device = "cpu", chunk: int | None = None, progress: Any = None) -> Fitted:  # fmt: skip
         from .classifiers import train_classifiers
 
+        chunk = 128 if chunk is None else chunk
         (x, y), (x_test, y_test) = data["train"], data["test"]
         result = train_classifiers(x.to(device), y.to(device), x_test.to(device), y_test.to(device), seeds,
                                    hidden=config.hidden, classes=int(y.max()) + 1, lr=config.lr,
