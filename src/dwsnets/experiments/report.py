@@ -141,7 +141,11 @@ def plot_sweep(path: Path, sweep: dict[str, dict[int, Runs]], task: Task, title:
     ax.set_xlabel("training networks")
     ax.set_ylabel(f"test {task.metric_label()}" + (" (%)" if scale == 100 else ""))
     ax.set_title(title)
-    ax.legend(fontsize=7 if further else None)
+    if further:  # twice the lines: the legend beside the plot, not over it
+        fig.set_size_inches(8.5, 4)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    else:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
