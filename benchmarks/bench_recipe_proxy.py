@@ -18,7 +18,8 @@ permutations), ``lr-1e-3``, ``lr-4e-3``, ``no-norm``, ``width-64``, ``depth-3``,
 ``dropout-0.1``, ``no-permutations``, ``flip-and-intensity`` (exact image
 augmentations: left-right flips and intensity scale and shift of up to 10%), ``bf16``
 (bf16 autocast on the CPU, ``dwsnets train --bf16``) and ``bf16-compiled`` (also
-``--compile``).
+``--compile``); ``sign-flips`` and ``canonical-signs`` (the sine's sign symmetry, SIREN
+zoos only), and ``sign-flips`` with ``width-64``, ``dropout-0.1`` or ``lr-1e-3``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "flip-and-intensity": {"signal": {"flip": [1], "intensity_scale": 0.1, "intensity_shift": 0.1}},
     "bf16": {"amp_cpu": True},  # bf16 autocast on the CPU (dwsnets train --bf16)
     "bf16-compiled": {"amp_cpu": True, "compile": True},  # and the fused batch-norm kernels (--compile)
+    # the sine's sign symmetry (SIREN zoos): random flips as augmentation, or one canonical twin
+    "sign-flips": {"sign_flips": True},
+    "canonical-signs": {"canonical_signs": True},
+    "sign-flips-width-64": {"sign_flips": True, "model_args": {"hidden_channels": 64}},
+    "sign-flips-dropout-0.1": {"sign_flips": True, "model_args": {"dropout": 0.1}},
+    "sign-flips-lr-1e-3": {"sign_flips": True, "lr": 1e-3},
 }
 
 
@@ -95,13 +102,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}, zoo {args.zoo}"
           + (f", first {args.max_train} training INRs" if args.max_train else "")
           + f", {torch.get_num_threads()} torch threads\n")  # fmt: skip
-    print("| variant | best validation (%) | last validation (%) | test (%) | vs default (test) | training time |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | best validation (%) | vs default (validation) | last validation (%) | test (%) | "
+          "vs default (test) | training time |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
-        delta = (row["test"] - base["test"]) * 100
+        val_delta, delta = (row["best_val"] - base["best_val"]) * 100, (row["test"] - base["test"]) * 100
         print(
-            f"| {row['variant']} | {row['best_val'] * 100:.2f} | {row['last_val'] * 100:.2f} | {row['test'] * 100:.2f} "
-            f"| {delta:+.2f} | {row['train_seconds']:.0f} s |"
+            f"| {row['variant']} | {row['best_val'] * 100:.2f} | {val_delta:+.2f} | {row['last_val'] * 100:.2f} | "
+            f"{row['test'] * 100:.2f} | {delta:+.2f} | {row['train_seconds']:.0f} s |"
         )
 
 

@@ -52,7 +52,9 @@ def test_trainer_on_cuda_matches_the_cpu(task, options, digits_zoo, sine_zoo, tm
         runs[name] = (trainer.fit()["history"], trainer.evaluate("test"))
     metric = "accuracy" if task == "classify" else "mse"
     cpu_history, cpu_test = runs["cpu"]
-    for name, rel in (("cuda", 1e-3), ("cuda-bf16", 5e-2)):
+    # float32: rounding only, which Adam turns into drift of about 0.1% over two epochs (as
+    # between 1 and 2 CPU processes); bf16: its 8-bit mantissa. A wrong kernel is off by far more.
+    for name, rel in (("cuda", 1e-2), ("cuda-bf16", 1e-1)):
         history, test = runs[name]
         for a, b in zip(history, cpu_history):
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=rel), name
