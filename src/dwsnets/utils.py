@@ -66,9 +66,9 @@ def rank_and_world(from_environment: bool = False) -> tuple[int, int]:
 
 
 def gather_across_ranks(x: Any) -> Any:
-    """Every rank's tensor ``x`` (equal shapes ``(n, ...)``) concatenated in rank order,
-    ``(world * n, ...)``, differentiable: each rank's gradient flows back to the rank that
-    computed its rows.
+    """Every rank's tensor ``x`` (``(n_r, ...)``, the rows may differ in number) concatenated
+    in rank order, ``(sum n_r, ...)``, differentiable: each rank's gradient flows back to the
+    rank that computed its rows.
 
     A loss computed from the gathered tensor is the same on every rank; the backward sums
     the ranks' gradients for each slice, and DistributedDataParallel's average over ranks
@@ -80,7 +80,14 @@ def gather_across_ranks(x: Any) -> Any:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    # ranks may hold different numbers of rows (a batch that the world size does not divide):
+    # pad every part to the longest, gather, then keep each rank's own rows
+    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, torch.tensor([x.shape[0]], dtype=torch.long, device=x.device))
+    sizes = [int(c) for c in counts]
+    longest = max(sizes)
+    padded = torch.nn.functional.pad(x.contiguous(), (0, 0) * (x.dim() - 1) + (0, longest - x.shape[0]))
+    return torch.cat([part[:n] for part, n in zip(all_gather(padded), sizes)], dim=0)
 
 
 def world_size() -> int:
