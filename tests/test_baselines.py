@@ -49,7 +49,13 @@ def test_every_model_learns_and_has_exactly_its_symmetry(name):
     assert losses[-1] < 0.7 * losses[0], losses[::10]
     model.eval()
     probe = WeightSpace.randn(SIZES, 6)
-    if MODELS[name].invariant:
+    if name == "statnn":
+        # statistics of a tensor ignore the order of all its entries, so a swap of fixed axes
+        # (the usual control) changes nothing either; the control here changes values instead
+        assert_invariant(model, probe, atol=1e-4, control=False)
+        scaled = WeightSpace.from_tensors([t * (2.0 if i == 1 else 1.0) for i, t in enumerate(probe.tensors)])
+        assert not torch.allclose(model(scaled), model(probe), atol=1e-3)
+    elif MODELS[name].invariant:
         assert_invariant(model, probe, atol=1e-4)
     else:
         with pytest.raises(AssertionError, match="not invariant"):
@@ -98,9 +104,30 @@ def test_registry_errors_and_cnn_support():
     with pytest.raises(BaselineError, match="unknown model 'resnet'.*dwsnet"):
         model_spec("resnet")
     cnn = WeightSpaceLayout.cnn((1, 4, 4), [(3, 3), (3, 3)], (2,))
-    for name in ("dwsnet", "mlp", "mlp-aug"):
+    for name in ("dwsnet", "mlp", "mlp-aug", "statnn"):
         out = build_model(name, cnn, 3)(WeightSpace.randn(cnn, 2))
         assert out.shape == (2, 3)
     for name in ("mlp-align", "transformer", "inr2vec", "deepsets"):
         with pytest.raises(BaselineError, match="does not support"):
             build_model(name, cnn, 3)
+
+
+def test_statnn_features_are_the_statistics_of_each_tensor():
+    """StatNN's features, recomputed by hand for one network: mean, variance and the 0, 25,
+    50, 75, 100th percentiles of each tensor's entries; on a CNN layout too."""
+    import numpy as np
+
+    from dwsnets.baselines.stats import STATISTICS, tensor_statistics
+
+    ws = WeightSpace.randn(SIZES, 3)
+    features = tensor_statistics(ws)
+    assert features.shape == (3, len(ws.tensors) * len(STATISTICS))
+    entries = ws.tensors[2][1].flatten().double().numpy()
+    expected = [entries.mean(), entries.var(), *np.percentile(entries, [0, 25, 50, 75, 100])]
+    got = features[1, 2 * len(STATISTICS) : 3 * len(STATISTICS)].double().numpy()
+    assert np.allclose(got, expected, atol=1e-5)
+    cnn = WeightSpace.randn(WeightSpaceLayout.cnn((1, 4, 4), [(3, 3), (3, 3)], (5,)), 2)
+    model = build_model("statnn", cnn.layout, 5)
+    model.eval()
+    assert model(cnn).shape == (2, 5)
+    assert_invariant(model, cnn, atol=1e-4, control=False)

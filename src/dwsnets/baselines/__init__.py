@@ -18,7 +18,9 @@ training defaults, a readable label and the paper's published numbers:
   reference network by weight matching (:mod:`dwsnets.baselines.alignment`);
 * ``transformer``: a Transformer encoder over per-neuron tokens;
 * ``inr2vec``: an inr2vec-style shared encoder on every neuron's weight row, max pooled;
-* ``deepsets``: DeepSets over each layer's neurons, exactly invariant.
+* ``deepsets``: DeepSets over each layer's neurons, exactly invariant;
+* ``statnn``: an MLP on the mean, variance and quantiles of every weight tensor
+  (Unterthiner et al. 2020), exactly invariant, MLPs and CNNs alike.
 
 Editors: ``dwsnet`` (an :class:`~dwsnets.EquivariantDWSNet` adding a residual update),
 ``mlp`` and ``mlp-aug`` (:class:`FlatEditMLP`), ``mlp-align`` (:class:`AlignedEditMLP`).
@@ -38,6 +40,7 @@ from ..nn.models import DWSNet, EquivariantDWSNet
 from .common import BaselineError
 from .flat import AlignedEditMLP, AlignedMLP, FlatEditMLP, FlatMLP
 from .neurons import Inr2VecEncoder, NeuronDeepSets, NeuronTransformer
+from .stats import StatNN
 
 __all__ = [
     "MODELS",
@@ -50,6 +53,7 @@ __all__ = [
     "ModelSpec",
     "NeuronDeepSets",
     "NeuronTransformer",
+    "StatNN",
     "build_editor",
     "build_model",
     "check_model_args",
@@ -138,6 +142,7 @@ MODELS: dict[str, ModelSpec] = {
             paper={"fashion-mnist": 22.33, "contrastive/sine-ab": 3.86},
         ),
         ModelSpec("deepsets", "DeepSets (neurons)", NeuronDeepSets, 1e-3, False, invariant=True),
+        ModelSpec("statnn", "StatNN (tensor statistics)", StatNN, 1e-3, False, invariant=True),
     )
 }
 
