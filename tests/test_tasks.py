@@ -389,3 +389,32 @@ def test_contrastive_validation_touches_no_global_generator(sine_zoo, tmp_path, 
     assert torch.equal(torch.get_rng_state(), state)
     torch.rand(5)  # training goes on drawing
     assert trainer.task.evaluate(trainer.model, ws, target, "val")["loss"] == first["loss"]
+
+
+def test_generalization_predicts_each_classifiers_accuracy(classifier_zoo, digits_zoo, tmp_path):
+    """The generalization task on a classifier zoo: its metric is Kendall's tau between
+    the predicted and the stored test accuracies (recomputed here with scipy), the best
+    checkpoint is chosen on it, and a zoo without accuracies gets a clear error."""
+    from scipy.stats import kendalltau
+
+    from dwsnets.training import TrainConfig, Trainer, TrainingError
+    from dwsnets.zoo.store import Zoo
+
+    torch.set_default_dtype(torch.float32)
+    cfg = TrainConfig(model="dwsnet", task="generalization", epochs=3, batch_size=12, lr=3e-3,
+                      model_args={"hidden_channels": 4, "num_layers": 2})  # fmt: skip
+    trainer = Trainer(classifier_zoo, tmp_path / "gen", cfg, progress=False)
+    history = trainer.fit()["history"]
+    assert {"val_kendall_tau", "val_r2", "val_mae"} <= set(history[0])
+    result = trainer.evaluate("test")
+    test = Zoo(classifier_zoo).load("test")
+    with torch.no_grad():
+        predicted = torch.sigmoid(trainer.model(trainer.inputs("test")[0])[:, 0].double())
+    truth = test.info["accuracy"].double()
+    assert result["kendall_tau"] == pytest.approx(kendalltau(predicted.numpy(), truth.numpy()).statistic, abs=1e-9)
+    assert result["mae"] == pytest.approx(float((predicted - truth).abs().mean()), rel=1e-5)
+    assert trainer.task.metrics(torch.zeros(len(truth), 1), truth.float())["kendall_tau"] == 0.0  # no ranking
+    perfect = torch.logit(truth.clamp(1e-4, 1 - 1e-4))[:, None].float()
+    assert trainer.task.metrics(perfect, truth.float())["kendall_tau"] == pytest.approx(1.0)  # control
+    with pytest.raises(TrainingError, match="no accuracy to predict"):
+        Trainer(digits_zoo, tmp_path / "x", TrainConfig(task="generalization", epochs=1), progress=False).fit()

@@ -23,6 +23,7 @@ from .base import SupervisedTask, Task, TaskError, TaskOption, comma_list
 from .classify import Classify
 from .contrastive import Contrastive
 from .edit import Edit
+from .generalization import Generalization
 from .regress import Regress
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Classify",
     "Contrastive",
     "Edit",
+    "Generalization",
     "Regress",
     "SupervisedTask",
     "Task",
@@ -56,7 +58,7 @@ def register_task(task: type[Task]) -> type[Task]:
     return task
 
 
-for _task in (Classify, Regress, Contrastive, Edit, Adapt):
+for _task in (Classify, Regress, Contrastive, Edit, Adapt, Generalization):
     register_task(_task)
 
 
