@@ -230,6 +230,18 @@ def _adam_step(flat: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, 
     flat.addcdiv_(exp_avg, denom, value=-lr / bias1)
 
 
+def _chunked_mse(coords: Tensor, targets: Tensor, flat: Tensor, grad: Tensor | None, shapes: list[tuple[int, ...]],
+                 w0: float, chunk: int, work: _Workspace) -> Tensor:  # fmt: skip
+    """Per-INR MSE of the INRs whose flat parameters are the rows of ``flat`` (targets the
+    rows of ``targets``), ``chunk`` at a time; their gradients into ``grad`` when given."""
+    mse = torch.empty(flat.shape[0], device=flat.device, dtype=flat.dtype)
+    for s in range(0, flat.shape[0], chunk):
+        e = min(s + chunk, flat.shape[0])
+        part = None if grad is None else grad[s:e]
+        mse[s:e] = _forward_backward(coords, targets[s:e], _split(flat[s:e], shapes), w0, part, work)
+    return mse
+
+
 def default_chunk(device: torch.device | str) -> int:
     """INRs per batched computation of :func:`fit_sirens` when not given: small on the CPU
     (cache-sized activations; measured in ``benchmarks/bench_inr_fitting.py``), large on a GPU."""
@@ -294,15 +306,10 @@ def fit_sirens(
     work = _Workspace()
 
     for step in range(max_steps + 1):
-        n_active = active.numel()
-        if n_active == 0:
+        if active.numel() == 0:
             break
         last = step == max_steps
-        mse = torch.empty(n_active, device=device, dtype=dtype)
-        for s in range(0, n_active, chunk):
-            e = min(s + chunk, n_active)
-            params = _split(flat[s:e], shapes)
-            mse[s:e] = _forward_backward(coords, targets[active[s:e]], params, w0, None if last else grad[s:e], work)
+        mse = _chunked_mse(coords, targets[active], flat, None if last else grad, shapes, w0, chunk, work)
         current = psnr(mse, peak)
         done = torch.ones_like(current, dtype=torch.bool) if last else current >= threshold
         if bool(done.any()):
