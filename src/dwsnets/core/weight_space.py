@@ -305,15 +305,21 @@ class WeightSpace:
         ``W_{k+1}[:, i, ...] <- W_{k+1}[:, p[i], ...]``, i.e. ``W_m -> P_m W_m P_{m-1}^T``
         (kernel axes untouched). Every network computes the same function afterwards.
         """
-        perms = [torch.as_tensor(p, device=self.device) for p in perms]
-        hidden = self.layer_sizes[1:-1]
-        if len(perms) != len(hidden):
-            raise WeightSpaceError(
-                f"expected {len(hidden)} permutation(s), one per hidden layer of {self.layer_sizes}, got {len(perms)}"
-            )
+        perms, hidden = self._per_hidden_layer(perms, "permutation(s)")
         for k, (p, d) in enumerate(zip(perms, hidden), start=1):
             _check_permutation(p, d, self.batch_size, k)
         return WeightSpace.from_tensors(permute_tensors(self.layout, self.tensors, perms))
+
+    def _per_hidden_layer(self, values: Sequence[Tensor], what: str) -> tuple[list[Tensor], tuple[int, ...]]:
+        """``values`` as tensors on this space's device, checked to be one per hidden layer,
+        and the hidden layers' sizes."""
+        values = [torch.as_tensor(v, device=self.device) for v in values]
+        hidden = tuple(self.layer_sizes[1:-1])
+        if len(values) != len(hidden):
+            raise WeightSpaceError(
+                f"expected {len(hidden)} {what}, one per hidden layer of {self.layer_sizes}, got {len(values)}"
+            )
+        return values, hidden
 
     def flip_signs(self, signs: Sequence[Tensor]) -> WeightSpace:
         """Negate chosen hidden neurons: ``signs[k-1]`` (``(d_k,)`` or ``(B, d_k)``, entries
@@ -321,12 +327,7 @@ class WeightSpace:
         and bias and its outgoing weights (``W_k <- S_k W_k S_{k-1}`` with diagonal sign
         matrices; kernel axes untouched). Every network computes the same function
         afterwards when the activation is odd (a SIREN's ``sin``, ``tanh``)."""
-        signs = [torch.as_tensor(s, device=self.device) for s in signs]
-        hidden = self.layer_sizes[1:-1]
-        if len(signs) != len(hidden):
-            raise WeightSpaceError(
-                f"expected {len(hidden)} sign vector(s), one per hidden layer of {self.layer_sizes}, got {len(signs)}"
-            )
+        signs, hidden = self._per_hidden_layer(signs, "sign vector(s)")
         for k, (s, d) in enumerate(zip(signs, hidden), start=1):
             if s.shape not in ((d,), (self.batch_size, d)):
                 raise WeightSpaceError(
