@@ -230,15 +230,16 @@ def _adam_step(flat: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, 
     flat.addcdiv_(exp_avg, denom, value=-lr / bias1)
 
 
-def _chunked_mse(coords: Tensor, targets: Tensor, flat: Tensor, grad: Tensor | None, shapes: list[tuple[int, ...]],
-                 w0: float, chunk: int, work: _Workspace) -> Tensor:  # fmt: skip
-    """Per-INR MSE of the INRs whose flat parameters are the rows of ``flat`` (targets the
-    rows of ``targets``), ``chunk`` at a time; their gradients into ``grad`` when given."""
+def _chunked_mse(coords: Tensor, targets: Tensor, active: Tensor, flat: Tensor, grad: Tensor | None,
+                 shapes: list[tuple[int, ...]], w0: float, chunk: int, work: _Workspace) -> Tensor:  # fmt: skip
+    """Per-INR MSE of the active INRs (row ``i`` of ``flat`` fits ``targets[active[i]]``),
+    ``chunk`` at a time, each chunk's targets gathered on its own; their gradients into
+    ``grad`` when given."""
     mse = torch.empty(flat.shape[0], device=flat.device, dtype=flat.dtype)
     for s in range(0, flat.shape[0], chunk):
         e = min(s + chunk, flat.shape[0])
         part = None if grad is None else grad[s:e]
-        mse[s:e] = _forward_backward(coords, targets[s:e], _split(flat[s:e], shapes), w0, part, work)
+        mse[s:e] = _forward_backward(coords, targets[active[s:e]], _split(flat[s:e], shapes), w0, part, work)
     return mse
 
 
@@ -309,7 +310,7 @@ def fit_sirens(
         if active.numel() == 0:
             break
         last = step == max_steps
-        mse = _chunked_mse(coords, targets[active], flat, None if last else grad, shapes, w0, chunk, work)
+        mse = _chunked_mse(coords, targets, active, flat, None if last else grad, shapes, w0, chunk, work)
         current = psnr(mse, peak)
         done = torch.ones_like(current, dtype=torch.bool) if last else current >= threshold
         if bool(done.any()):
