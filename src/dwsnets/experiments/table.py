@@ -300,18 +300,16 @@ def _size_sweep(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConf
         "",
         f"Hardware: {hardware(cfg.device)}.",
         "",
-        "| model | " + " | ".join(f"n = {n}" for n in used) + " |",
-        "|---|" + "---|" * len(used),
     ]
-    rows = lines + grid_rows(sweep, used, scale)
-    for metric, grid in further.items():  # shown when every run has the metric
-        if set(grid) == set(sweep) and all(set(per_size) == set(used) for per_size in grid.values()):
-            rows += ["", f"Test {task.metric_label(metric)}, the same runs:", "",
-                     "| model | " + " | ".join(f"n = {n}" for n in used) + " |", "|---|" + "---|" * len(used),
-                     *grid_rows(grid, used, scale)]  # fmt: skip
+    header = ["| model | " + " | ".join(f"n = {n}" for n in used) + " |", "|---|" + "---|" * len(used)]
+    rows = lines + header + grid_rows(sweep, used, scale)
+    # the further metrics that every run has, in the table and the picture alike
+    shown = {m: g for m, g in further.items()
+             if set(g) == set(sweep) and all(set(per_size) == set(used) for per_size in g.values())}  # fmt: skip
+    for metric, grid in shown.items():
+        rows += ["", f"Test {task.metric_label(metric)}, the same runs:", "", *header, *grid_rows(grid, used, scale)]
     md = "\n".join(rows) + "\n"
     (cfg.out / "table.md").write_text(md)
-    shown = {m: g for m, g in further.items() if set(g) == set(sweep)}
     plot_sweep(cfg.out / "sweep.png", sweep, task, f"{task.name} on {zoo.source or zoo.name}", shown)
     print("\n" + md)
     print(f"written to {cfg.out / 'table.md'} and {cfg.out / 'sweep.png'}")
