@@ -2,7 +2,8 @@
 
 Commands (one module per family):
     demo        the main job: fit a digits INR zoo, train DWSNet and the MLP baseline (:mod:`.demo`)
-    fit-inrs    fit one SIREN per image (or sine wave) into a sharded, resumable zoo (:mod:`.zoo`)
+    fit-inrs    fit one SIREN per image (or sine wave), or train classifiers or CNNs, into a sharded,
+                resumable zoo (alias fit-zoo; :mod:`.zoo`)
     zoo-info    verify a zoo and print its splits and PSNR statistics
     merge-zoos  join zoo parts fitted in separate directories
     train       train a model for a task (``dwsnets train classify|regress ...``) (:mod:`.train`)
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 _SAVED = {
     "demo": "finished zoo shards and epoch checkpoints are kept",
     "fit-inrs": "every finished shard is kept; only the shard in progress is lost",
+    "fit-zoo": "every finished shard is kept; only the shard in progress is lost",
     "train": "the run's last finished epoch is kept in last.pt",
     "table": "finished runs and each run's last finished epoch are kept",
 }

@@ -106,7 +106,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         views=args.views,
         views_in=args.views_in,
         seed=args.seed,
-        shard_size=args.shard_size,
+        shard_size=args.shard_size or SOURCES[args.source].default_shard_size,
         max_per_split=args.max_per_split,
         count=args.count,
         init=args.init,
@@ -192,11 +192,28 @@ def cmd_merge_zoos(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_zoo(args: argparse.Namespace) -> int:
+    from ..zoo.importers import import_zoo
+
+    options = {"split_file": args.split_file, "epoch": args.epoch, "all_checkpoints": args.all_checkpoints,
+               "seed": args.seed, "progress": print}  # fmt: skip
+    counts = import_zoo(args.format, args.directory, args.out, **options)
+    dropped = counts.pop("dropped_nonfinite")
+    print(f"{args.out}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " networks"
+          + (f"; left out {dropped} checkpoint(s) with non-finite weights or accuracy" if dropped else ""))  # fmt: skip
+    summary = Zoo(args.out).summary()
+    print(f"test accuracy of the networks: median {summary['accuracy_median'] * 100:.1f}%, 5th percentile "
+          f"{summary['accuracy_p5'] * 100:.1f}%")  # fmt: skip
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit = sub.add_parser(
         "fit-inrs",
-        help="fit one SIREN per image into a resumable zoo",
-        description="Fit a zoo of SIRENs. Interrupt at any time; the same command resumes.",
+        aliases=["fit-zoo"],
+        help="fit one SIREN per image (or train classifiers, CNNs) into a resumable zoo",
+        description="Fit a zoo of SIRENs, or train a zoo of classifiers or CNNs (--source). Interrupt at any time; "
+        "the same command resumes.",
         formatter_class=DefaultsFormatter,
     )
     fit.add_argument(
@@ -204,7 +221,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default="digits",
         choices=list(SOURCES),
         help="what to fit (classifier sources train classifiers: they use --hidden, --lr, --steps, --count, "
-        "--seed and ignore --w0, --init and --target-psnr)",
+        "--seed and ignore --w0, --init and --target-psnr; CNN sources use --steps, --count and --seed)",
     )
     fit.add_argument("--data-dir", help="directory with the source's files (IDX / CIFAR-10 batches)")
     fit.add_argument("--out", required=True, help="zoo directory (created, or resumed if it exists)")
@@ -226,7 +243,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="splits fitted with --views INRs per image: all, or train only (validation and test get "
                           "each image's first INR, the one training evaluates on unless --eval-views all)")  # fmt: skip
     fit.add_argument("--seed", type=int, default=0, help="zoo seed (splits and every INR's initialisation)")
-    fit.add_argument("--shard-size", type=int, default=1000, help="INRs per shard file")
+    fit.add_argument("--shard-size", type=int, default=None,
+                     help="networks per shard file, the unit an interrupted build keeps (default: the source's; "
+                          "1,000, and 250 CNNs)")  # fmt: skip
     fit.add_argument("--max-per-split", type=int, help="use at most this many images per split (quick runs)")
     fit.add_argument(
         "--count",
@@ -234,13 +253,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         dest="count",
         type=int,
         default=10000,
-        help="networks of a synthetic zoo: sine waves (sine, sine-freq, sine-ab) or classifiers "
-        "(fashion-mnist-classifiers)",
+        help="networks of a synthetic zoo: sine waves (sine, sine-freq, sine-ab), classifiers "
+        "(fashion-mnist-classifiers) or CNNs (fashion-mnist-cnns)",
     )
     fit.add_argument("--shard", help="I/N: fit only every N-th shard starting at I (default: torchrun rank, or all)")
     fit.add_argument("--chunk", type=int, default=None,
                      help="networks per batched computation (default: the source's; for SIRENs 32 on the CPU, "
-                          "the fastest measured, and 4,096 on a GPU; 128 classifiers)")  # fmt: skip
+                          "the fastest measured, and 4,096 on a GPU; 128 classifiers; 32 CNNs)")  # fmt: skip
     fit.add_argument("--no-preview", action="store_true", help="skip the reconstruction picture")
     add_runtime_args(fit)
     fit.set_defaults(func=cmd_fit_inrs)
@@ -255,6 +274,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     info.add_argument("--data-dir", help="where the zoo's source images are (for --recheck-psnr)")
     info.set_defaults(func=cmd_zoo_info)
+
+    imp = sub.add_parser(
+        "import-zoo",
+        help="read a zoo published elsewhere (the Small CNN Zoo) into a dwsnets zoo",
+        description="Import a downloaded data set of trained networks. small-cnn-zoo: a directory of the Small CNN "
+        "Zoo (Unterthiner et al. 2020) holding weights.npy, metrics.csv.gz and layout.csv; with --split-file (e.g. "
+        "the NFN repository's predict_gen_data_splits/cifar10_split.csv) the splits are the published benchmark's.",
+        formatter_class=DefaultsFormatter,
+    )
+    imp.add_argument("directory", help="the downloaded data set's directory")
+    imp.add_argument("--format", required=True, choices=["small-cnn-zoo"], help="the data set's format")
+    imp.add_argument("--out", required=True, help="directory of the new zoo")
+    imp.add_argument("--split-file", help="the published split: one row index of weights.npy per line")
+    imp.add_argument("--epoch", type=int, help="the checkpoints to import (metrics 'step'; default: the last)")
+    imp.add_argument("--all-checkpoints", action="store_true",
+                     help="import every checkpoint (splits stay by training run)")  # fmt: skip
+    imp.add_argument("--seed", type=int, default=0, help="seed of the split by run when there is no --split-file")
+    imp.set_defaults(func=cmd_import_zoo)
 
     merge = sub.add_parser("merge-zoos", help="join zoo parts fitted in separate directories")
     merge.add_argument("out", help="directory of the merged zoo")

@@ -47,12 +47,12 @@ class ZooPlan:
     config: ZooConfig
     splits: dict[str, dict[str, Any]]
     shards: list[ShardPlan]
-    layer_sizes: tuple[int, ...]
+    layout: WeightSpaceLayout
     image_shape: tuple[int, ...] | None
 
     @property
-    def layout(self) -> WeightSpaceLayout:
-        return WeightSpaceLayout.mlp(self.layer_sizes)
+    def layer_sizes(self) -> tuple[int, ...]:
+        return tuple(self.layout.layer_sizes or ())
 
     def manifest(self) -> dict[str, Any]:
         cfg = self.config
@@ -76,7 +76,7 @@ def plan_zoo(config: ZooConfig) -> tuple[ZooPlan, Any]:
     source = get_source(config.source)
     data = source.load(config)
     parts = source.splits(data, config.seed)
-    d_in, d_out, shape = source.sizes(data)
+    shape = source.sizes(data)[2]
     splits: dict[str, dict[str, Any]] = {}
     shards: list[ShardPlan] = []
     if config.views_in not in ("all", "train"):
@@ -89,7 +89,7 @@ def plan_zoo(config: ZooConfig) -> tuple[ZooPlan, Any]:
         splits[split] = {"part": part, "image_index": idx, "count": count, "views": views}
         for k, start in enumerate(range(0, count, config.shard_size)):
             shards.append(ShardPlan(f"{split}-{k:05d}", split, start, min(config.shard_size, count - start)))
-    return ZooPlan(config, splits, shards, (d_in, *config.hidden, d_out), shape), data
+    return ZooPlan(config, splits, shards, source.layout(data, config), shape), data
 
 
 def shard_targets(plan: ZooPlan, data: Any, shard: ShardPlan) -> tuple[Tensor, Tensor, dict[str, np.ndarray]]:

@@ -58,12 +58,20 @@ class Zoo:
         if split not in self.manifest["splits"]:
             raise ZooError(f"zoo {self.path} has no split {split!r}; it has {', '.join(self.splits)}")
 
+    @property
+    def imported(self) -> bool:
+        """Whether the networks were imported (``dwsnets import-zoo``) rather than fitted here."""
+        return "imported" in self.manifest
+
     def split_views(self, split: str) -> int:
-        """INRs per image in ``split`` (``fit-inrs --views K --views-in``)."""
-        return self.zoo_config().views_of(split)
+        """INRs per image in ``split`` (``fit-inrs --views K --views-in``; imported zoos: 1)."""
+        return 1 if self.imported else self.zoo_config().views_of(split)
 
     def zoo_config(self, data_dir: str | None = None) -> ZooConfig:
         """The settings this zoo was built with (``data_dir`` is not stored: pass it)."""
+        if self.imported:
+            raise ZooError(f"zoo {self.path} was imported from {self.source} files: it has no fitting settings "
+                           "to rebuild its sources from")  # fmt: skip
         return ZooConfig.from_identity(self.config, data_dir)
 
     def shard_parameters(self, tensors: dict[str, Tensor]) -> list[Tensor]:
@@ -165,6 +173,8 @@ class Zoo:
         """The per-network score the zoo stores: ``psnr`` (INRs) or ``accuracy`` (classifiers)."""
         from .sources import get_source
 
+        if "quality" in self.manifest:  # imported zoos record it
+            return self.manifest["quality"]
         source = self.source
         return get_source(source).quality if source else "psnr"
 

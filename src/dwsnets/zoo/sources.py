@@ -29,7 +29,9 @@ Classifier sources hold trained classifiers instead of INRs:
 ``fashion-mnist-classifiers`` trains ``--count`` ReLU MLPs on Fashion-MNIST thumbnails
 (28x28 pooled to 7x7; :mod:`dwsnets.zoo.classifiers`), the networks that domain
 adaptation updates; ``digits-classifiers`` does the same on the bundled digits (8x8
-pooled to 4x4: small, for tests and quick trials).
+pooled to 4x4: small, for tests and quick trials). ``fashion-mnist-cnns`` trains small
+CNNs with drawn hyperparameters, the Small CNN Zoo's recipe (:mod:`dwsnets.zoo.cnns`), for
+generalization prediction; ``digits-cnns`` the same on the digits.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..core.layout import WeightSpaceLayout
+
 if TYPE_CHECKING:
     from .config import ZooConfig
 
@@ -53,6 +57,7 @@ __all__ = [
     "FASHION_MNIST_DIR",
     "IMAGE_SOURCES",
     "SOURCES",
+    "CNNSource",
     "ClassifierSource",
     "DataNotFoundError",
     "Fitted",
@@ -224,6 +229,16 @@ class Source(ABC):
     # views, views_in) that this source reads; it ignores the others
     settings: tuple[str, ...] = ("hidden", "lr", "max_steps", "w0", "target_psnr", "init")
 
+    # networks per shard file when the user does not say (a shard is the unit a resumed build keeps)
+    default_shard_size: int = 1000
+    # networks trained together by default (None: the fitter's default for the device)
+    default_chunk: int | None = None
+
+    def layout(self, data: Any, config: ZooConfig) -> WeightSpaceLayout:
+        """The layout of this source's networks (default: the MLP ``(d_in, *hidden, d_out)``)."""
+        d_in, d_out, _ = self.sizes(data)
+        return WeightSpaceLayout.mlp((d_in, *config.hidden, d_out))
+
     def ignored_settings(self, config: ZooConfig) -> list[str]:
         """The source-specific settings of ``config`` set away from their defaults that this
         source does not read (``fit-inrs`` says so rather than silently ignoring them)."""
@@ -373,6 +388,7 @@ class ClassifierSource(Source):
     is_image = False
     quality = "accuracy"
     settings = ("hidden", "lr", "max_steps", "count")
+    default_chunk = 128
 
     def __init__(self, name: str, images: str, pool: int) -> None:
         self.name, self.images, self.pool = name, images, pool
@@ -410,13 +426,62 @@ class ClassifierSource(Source):
             device: str | torch.device = "cpu", chunk: int | None = None, progress: Any = None) -> Fitted:  # fmt: skip
         from .classifiers import train_classifiers
 
-        chunk = 128 if chunk is None else chunk
+        chunk = self.default_chunk if chunk is None else chunk
         (x, y), (x_test, y_test) = data["train"], data["test"]
         result = train_classifiers(x.to(device), y.to(device), x_test.to(device), y_test.to(device), seeds,
                                    hidden=config.hidden, classes=int(y.max()) + 1, lr=config.lr,
                                    max_steps=config.max_steps, chunk=chunk, progress=progress)  # fmt: skip
         info = {"accuracy": result.accuracy, "weight_decay": result.weight_decay}
         return Fitted(result.params, info, result.steps)
+
+
+class CNNSource(ClassifierSource):
+    """Small CNNs (the Small CNN Zoo's architecture and hyperparameter draws,
+    :mod:`dwsnets.zoo.cnns`) trained on an image source's full-size grey images scaled to
+    [-1, 1]: ``--count`` networks of ``--steps`` steps each, split by training run
+    (each network is one run) 75 / 12.5 / 12.5, each scored by its accuracy on all of the
+    source's test images."""
+
+    settings = ("max_steps", "count")
+    default_shard_size = 250  # about 4 minutes of the 2-core CPU per shard at 1,000 steps
+    default_chunk = 32  # the fastest measured on the CPU (docs/benchmarks.md)
+
+    def __init__(self, name: str, images: str) -> None:
+        super().__init__(name, images, pool=1)
+
+    def load(self, config: ZooConfig) -> dict[str, Any]:
+        data: dict[str, Any] = {"count": config.count}
+        for part, (images, labels) in self.image_parts(config.data_dir).items():
+            if images.shape[-1] != 1:
+                raise ValueError(
+                    f"{self.name}: the CNNs take grey images, {self.images} has {images.shape[-1]} channels"
+                )
+            scaled = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous() * 2 - 1
+            data[part] = (scaled, torch.from_numpy(labels))
+        return data
+
+    def splits(self, data: dict[str, Any], seed: int) -> Splits:
+        n = data["count"]
+        return _consecutive_splits(n, max(1, n // 8))
+
+    def layout(self, data: Any, config: ZooConfig) -> WeightSpaceLayout:
+        from .cnns import cnn_layout
+
+        return cnn_layout(int(data["train"][0].shape[1]), int(data["train"][1].max()) + 1)
+
+    def fit(self, data: Any, coords: Tensor, targets: Tensor, seeds: list[int], config: ZooConfig, *,
+            device: str | torch.device = "cpu", chunk: int | None = None, progress: Any = None) -> Fitted:  # fmt: skip
+        from .cnns import train_cnns
+
+        (x, y), (x_test, y_test) = data["train"], data["test"]
+        result = train_cnns(x.to(device), y.to(device), x_test.to(device), y_test.to(device), seeds,
+                            steps=config.max_steps, chunk=self.default_chunk if chunk is None else chunk,
+                            progress=progress)  # fmt: skip
+        info = {"accuracy": result.accuracy, "train_accuracy": result.train_accuracy,
+                "diverged": result.diverged.float()}  # fmt: skip
+        for key in result.settings[0].as_numbers():
+            info[key] = torch.tensor([s.as_numbers()[key] for s in result.settings], dtype=torch.float64)
+        return Fitted(result.params, info, torch.full((len(seeds),), config.max_steps, dtype=torch.int64))
 
 
 SOURCES: dict[str, Source] = {
@@ -426,6 +491,8 @@ SOURCES: dict[str, Source] = {
     "sine-ab": SineSource("sine-ab", (0.0, 10.0), (0.0, 10.0)),
     "fashion-mnist-classifiers": ClassifierSource("fashion-mnist-classifiers", "fashion-mnist", pool=4),
     "digits-classifiers": ClassifierSource("digits-classifiers", "digits", pool=2),
+    "fashion-mnist-cnns": CNNSource("fashion-mnist-cnns", "fashion-mnist"),
+    "digits-cnns": CNNSource("digits-cnns", "digits"),
 }
 
 

@@ -1,0 +1,314 @@
+"""Zoos made elsewhere, read into the dwsnets store (``dwsnets import-zoo``).
+
+``small-cnn-zoo``: the Small CNN Zoo of Unterthiner et al. (2020), as published (one
+directory per data set, e.g. ``cifar10/``):
+
+* ``weights.npy``: float32, one row of flattened parameters per checkpoint (4,970 for the
+  published architecture); every tensor flattened in Keras' (row-major) order, kernels
+  as (height, width, in, out), dense kernels as (in, out);
+* ``layout.csv``: which columns hold which tensor: ``varname`` (ending in ``kernel:0`` or
+  ``bias:0``), ``start_idx``, ``end_idx`` and ``shape`` (a Python tuple);
+* ``metrics.csv`` or ``metrics.csv.gz``: one row per checkpoint, among its columns
+  ``test_accuracy``, ``train_accuracy``, ``step`` (the epoch of the checkpoint; 86 is the
+  end of training), ``modeldir`` (the training run) and the run's ``config.*``
+  hyperparameters.
+
+Kernels are stored in PyTorch's order (out, in, height, width) after import. With the
+split file later papers use (``--split-file``: one row index of ``weights.npy`` per line,
+a fixed shuffle of all rows, e.g. the NFN repository's ``predict_gen_data_splits/``), the
+splits are theirs exactly: the final checkpoints in that order, the second half for test,
+and the first half shuffled by Python's ``random.Random(0)`` and divided 80 / 20 into
+train and validation. Without one, training runs (never single checkpoints) are divided
+the same way with a seeded shuffle.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import gzip
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..core.layout import WeightSpaceLayout
+from .errors import ZooError
+from .format import FORMAT, ShardPlan, atomic_write_json, write_shard
+
+__all__ = ["FORMATS", "import_small_cnn_zoo", "import_zoo", "write_imported_zoo"]
+
+# per-run settings kept beside each imported network (numbers, or category codes in order of appearance)
+_SETTINGS = ("config.learning_rate", "config.l2reg", "config.dropout", "config.init_std", "config.train_fraction")
+_CATEGORIES = ("config.activation", "config.optimizer", "config.w_init", "config.b_init")
+
+
+def write_imported_zoo(out: str | Path, layout: WeightSpaceLayout, splits: dict[str, dict[str, Tensor]],
+                       identity: dict[str, Any], quality: str = "accuracy", shard_size: int = 5000,
+                       notes: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Write networks of ``layout`` as a zoo: ``splits[name]`` maps the layout's tensor
+    names (leading axis: networks) and per-network information to tensors; ``identity``
+    describes the origin (hashed into the ``zoo_id``)."""
+    out = Path(out)
+    if (out / "manifest.json").exists():
+        raise ZooError(f"{out} already holds a zoo; import into a new directory")
+    zoo_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    shards, counts = [], {}
+    for split, tensors in splits.items():
+        n = len(next(iter(tensors.values())))
+        if n == 0:
+            raise ZooError(f"the {split} split would hold no networks: too few networks (or training runs) to divide")
+        counts[split] = n
+        for k, start in enumerate(range(0, n, shard_size)):
+            shards.append(ShardPlan(f"{split}-{k:05d}", split, start, min(shard_size, n - start)))
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    for shard in shards:
+        part = {
+            key: value[shard.start : shard.start + shard.count].contiguous()
+            for key, value in splits[shard.split].items()
+        }
+        write_shard(out, shard, part, zoo_id, None, quality)
+    manifest = {
+        "format": FORMAT,
+        "zoo_id": zoo_id,
+        "config": identity,
+        "source": identity["source"],
+        "quality": quality,
+        "imported": notes or {},
+        "layer_sizes": list(layout.layer_sizes or ()),
+        "layout": layout.to_dict(),
+        "image_shape": None,
+        "splits": {s: {"part": s, "count": n} for s, n in counts.items()},
+        "split_order": list(splits),
+        "shards": [vars(s) for s in shards],
+    }
+    atomic_write_json(out / "manifest.json", manifest)  # last: a zoo without it is visibly unfinished
+
+
+def _read_csv(path: Path) -> dict[str, list[str]]:
+    """A CSV file (gzip-compressed if its name ends in .gz) as ``{column: values}``."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader)
+            rows = list(reader)
+    except (OSError, EOFError, StopIteration, csv.Error, UnicodeDecodeError) as exc:
+        raise ZooError(f"{path} is not a readable CSV file ({exc or 'empty'})") from None
+    if any(len(r) != len(header) for r in rows):
+        raise ZooError(f"{path}: some rows do not have the header's {len(header)} columns (truncated?)")
+    return {name: [r[i] for r in rows] for i, name in enumerate(header)}
+
+
+def _read_layout(directory: Path) -> list[dict[str, Any]]:
+    path = directory / "layout.csv"
+    if not path.exists():
+        raise ZooError(f"no layout.csv in {directory}: not a Small CNN Zoo directory (it holds weights.npy, "
+                       "metrics.csv.gz and layout.csv)")  # fmt: skip
+    table = _read_csv(path)
+    try:
+        rows = [{"varname": v, "start": int(a), "end": int(b), "shape": tuple(int(x) for x in ast.literal_eval(s))}
+                for v, a, b, s in zip(table["varname"], table["start_idx"], table["end_idx"], table["shape"])]  # fmt: skip
+    except (KeyError, ValueError, SyntaxError, TypeError) as exc:
+        raise ZooError(f"{path} is not a Small CNN Zoo layout file (columns varname, start_idx, end_idx, shape): "
+                       f"{exc}") from None  # fmt: skip
+    for r in rows:
+        if int(np.prod(r["shape"])) != r["end"] - r["start"]:
+            raise ZooError(f"{path}: {r['varname']} spans columns {r['start']}..{r['end']} but has shape {r['shape']}")
+    return rows
+
+
+def _cnn_layout(rows: list[dict[str, Any]], path: Path) -> WeightSpaceLayout:
+    """The dwsnets layout of the tensors ``layout.csv`` lists (kernels, then each its bias)."""
+    kernels = [r for r in rows if r["varname"].endswith("kernel:0")]
+    biases = [r for r in rows if r["varname"].endswith("bias:0")]
+    if len(kernels) + len(biases) != len(rows) or len(kernels) != len(biases) or not kernels:
+        raise ZooError(f"{path}: expected pairs of '...kernel:0' and '...bias:0' tensors, got "
+                       f"{[r['varname'] for r in rows]}")  # fmt: skip
+    convs = [k["shape"] for k in kernels if len(k["shape"]) == 4]
+    dense = [k["shape"] for k in kernels if len(k["shape"]) == 2]
+    if len(convs) + len(dense) != len(kernels) or any(len(k["shape"]) == 4 for k in kernels[len(convs) :]):
+        raise ZooError(f"{path}: expected 2-D convolutions (h, w, in, out) followed by dense layers (in, out)")
+    channels = [convs[0][2], *(k[3] for k in convs)] if convs else []
+    try:
+        if convs:
+            return WeightSpaceLayout.cnn(channels, [k[:2] for k in convs], [d[1] for d in dense])
+        return WeightSpaceLayout.mlp([dense[0][0], *(d[1] for d in dense)])
+    except ValueError as exc:
+        raise ZooError(f"{path}: the tensors do not chain into one network ({exc})") from None
+
+
+def _to_torch_order(flat: np.ndarray, row: dict[str, Any]) -> Tensor:
+    """Columns of one tensor for many networks -> ``(N, *torch_shape)``."""
+    arr = torch.from_numpy(np.ascontiguousarray(flat[:, row["start"] : row["end"]], dtype=np.float32))
+    arr = arr.view(len(flat), *row["shape"])
+    if arr.dim() == 5:  # (N, h, w, in, out) -> (N, out, in, h, w)
+        arr = arr.permute(0, 4, 3, 1, 2)
+    elif arr.dim() == 3:  # (N, in, out) -> (N, out, in)
+        arr = arr.transpose(1, 2)
+    return arr.contiguous()
+
+
+def _load_weights(path: Path, width: int) -> np.ndarray:
+    try:
+        weights = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise ZooError(f"{path} is missing: a Small CNN Zoo directory holds weights.npy, metrics.csv.gz and "
+                       "layout.csv") from None  # fmt: skip
+    except (ValueError, OSError, EOFError) as exc:
+        raise ZooError(f"{path} is not a readable .npy file; it may be truncated or corrupt ({exc})") from None
+    if weights.ndim != 2 or weights.shape[1] != width:
+        raise ZooError(f"{path} has shape {weights.shape}; layout.csv describes rows of {width} parameters")
+    return weights
+
+
+def _read_metrics(directory: Path) -> dict[str, list[str]]:
+    for name in ("metrics.csv.gz", "metrics.csv"):
+        if (directory / name).exists():
+            metrics = _read_csv(directory / name)
+            missing = [c for c in ("test_accuracy", "step") if c not in metrics]
+            if missing:
+                raise ZooError(f"{directory / name} lacks the column(s) {', '.join(missing)}")
+            return metrics
+    raise ZooError(f"no metrics.csv.gz in {directory}: not a Small CNN Zoo directory")
+
+
+def _numbers(values: list[str], dtype: type = np.float64) -> np.ndarray:
+    """A column as numbers (empty or unreadable entries: NaN)."""
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        try:
+            out[i] = float(v)
+        except ValueError:
+            pass
+    return out.astype(dtype) if dtype is not np.float64 else out
+
+
+def _splits_of(metrics: dict[str, list[str]], rows: np.ndarray, split_file: Path | None,
+               seed: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """Row indices (into ``weights.npy``) of train, validation and test."""
+    if split_file is not None:
+        order = np.loadtxt(split_file, dtype=np.int64, ndmin=1)
+        total = len(metrics["step"])
+        if len(order) != total or order.min() < 0 or order.max() >= total:
+            raise ZooError(f"{split_file} lists {len(order)} rows; weights.npy holds {total}: another data set's "
+                           "split file?")  # fmt: skip
+        keep = set(rows.tolist())
+        ordered = np.array([r for r in order.tolist() if r in keep], dtype=np.int64)
+        half = len(ordered) // 2
+        first = list(range(half))
+        random.Random(0).shuffle(first)  # as the published protocol does
+        cut = int(0.8 * half)
+        return {"train": ordered[first[:cut]], "val": ordered[first[cut:]], "test": ordered[half:]}
+    runs = np.asarray(metrics["modeldir"])[rows] if "modeldir" in metrics else rows
+    names = np.unique(runs)
+    perm = np.random.default_rng(seed).permutation(len(names))
+    half = len(names) // 2
+    cut = int(0.8 * half)
+    parts = {"train": names[perm[:cut]], "val": names[perm[cut:half]], "test": names[perm[half:]]}
+    return {s: rows[np.isin(runs, chosen)] for s, chosen in parts.items()}
+
+
+def import_small_cnn_zoo(directory: str | Path, out: str | Path, *, split_file: str | Path | None = None,
+                         epoch: int | None = None, all_checkpoints: bool = False, seed: int = 0,
+                         progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Import a Small CNN Zoo data set (see the module docs) into a zoo at ``out``.
+
+    Args:
+        epoch: which checkpoints (the ``step`` column); default the last (86 as published).
+        all_checkpoints: every checkpoint instead (splits still by training run).
+        split_file: the published split (rows of ``weights.npy``, one per line).
+
+    Checkpoints with non-finite weights or accuracy (a few crashed runs, as published) are
+    left out and counted. Returns ``{"train": n, "val": n, "test": n, "dropped_nonfinite": n}``.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ZooError(f"{directory} is not a directory")
+    layout_rows = _read_layout(directory)
+    layout = _cnn_layout(layout_rows, directory / "layout.csv")
+    width = max(r["end"] for r in layout_rows)
+    weights = _load_weights(directory / "weights.npy", width)
+    metrics = _read_metrics(directory)
+    if len(metrics["step"]) != len(weights):
+        raise ZooError(f"weights.npy holds {len(weights)} rows but the metrics file {len(metrics['step'])}: a "
+                       "truncated or mismatched download")  # fmt: skip
+    steps = _numbers(metrics["step"]).astype(np.int64)
+    epoch = int(steps.max()) if epoch is None else int(epoch)
+    rows = np.arange(len(steps)) if all_checkpoints else np.flatnonzero(steps == epoch)
+    if not len(rows):
+        raise ZooError(f"no checkpoint has step {epoch} (steps present: {sorted(set(steps.tolist()))[:12]})")
+    splits = _splits_of(metrics, rows, Path(split_file) if split_file else None, seed)
+    codes = {c: {v: i for i, v in enumerate(dict.fromkeys(metrics[c]))} for c in _CATEGORIES if c in metrics}
+    out_splits, dropped = {}, 0
+    for split, index in splits.items():
+        if progress:
+            progress(f"reading {split}: {len(index)} networks")
+        flat = np.asarray(weights[index], dtype=np.float32)
+        finite = np.isfinite(flat).all(1) & np.isfinite(_numbers(metrics["test_accuracy"])[index])
+        dropped += int((~finite).sum())
+        flat, index = flat[finite], index[finite]
+        tensors = {}
+        for t, row in zip(_pairs(layout), _pairs_rows(layout_rows)):
+            tensors[t] = _to_torch_order(flat, row)
+        tensors.update(_network_info(metrics, index, codes))
+        out_splits[split] = tensors
+    identity = {"source": "small-cnn-zoo", "directory": directory.resolve().name, "rows": int(len(weights)),
+                "width": width, "split_file": Path(split_file).name if split_file else None, "seed": seed,
+                "epoch": None if all_checkpoints else epoch}  # fmt: skip
+    notes = {"categories": {c: list(m) for c, m in codes.items()}, "from": str(directory.resolve())}
+    write_imported_zoo(out, layout, out_splits, identity, notes=notes)
+    return {**{s: len(t["accuracy"]) for s, t in out_splits.items()}, "dropped_nonfinite": dropped}
+
+
+def _pairs(layout: WeightSpaceLayout) -> list[str]:
+    """The layout's tensor names in kernel, bias, kernel, bias... order."""
+    m = len(layout.tensors) // 2
+    return [name for k in range(1, m + 1) for name in (f"weight{k}", f"bias{k}")]
+
+
+def _pairs_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    kernels = [r for r in rows if r["varname"].endswith("kernel:0")]
+    biases = [r for r in rows if r["varname"].endswith("bias:0")]
+    return [r for pair in zip(kernels, biases) for r in pair]
+
+
+def _network_info(
+    metrics: dict[str, list[str]], index: np.ndarray, codes: dict[str, dict[str, int]]
+) -> dict[str, Tensor]:
+    """Per-network information: accuracies, the checkpoint's epoch, its row, the run's settings."""
+
+    def column(name: str) -> np.ndarray:
+        return _numbers(metrics[name])[index]
+
+    info = {
+        "accuracy": torch.tensor(column("test_accuracy")),
+        "steps": torch.tensor(column("step").astype(np.int64)),
+        "source_row": torch.tensor(index.astype(np.int64)),
+        "label": torch.full((len(index),), -1, dtype=torch.int64),
+    }
+    if "train_accuracy" in metrics:
+        info["train_accuracy"] = torch.tensor(column("train_accuracy"))
+    for name in _SETTINGS:
+        if name in metrics:
+            info[name.removeprefix("config.")] = torch.tensor(column(name))
+    for name, mapping in codes.items():
+        values = np.asarray(metrics[name])[index]
+        info[name.removeprefix("config.")] = torch.tensor([mapping[v] for v in values], dtype=torch.int64)
+    return {k: v.float() if v.is_floating_point() else v for k, v in info.items()}
+
+
+FORMATS: dict[str, Callable[..., dict[str, Any]]] = {"small-cnn-zoo": import_small_cnn_zoo}
+
+
+def import_zoo(fmt: str, directory: str | Path, out: str | Path, **options: Any) -> dict[str, Any]:
+    """Import ``directory`` in format ``fmt`` (one of :data:`FORMATS`) into a zoo at ``out``."""
+    if fmt not in FORMATS:
+        raise ZooError(f"unknown zoo format {fmt!r}; choose from {', '.join(FORMATS)}")
+    return FORMATS[fmt](directory, out, **options)

@@ -1,0 +1,163 @@
+"""Importing the Small CNN Zoo: a fixture written in the published format, checked against
+a reference forward written from that format's own description (Keras kernel order)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dwsnets.core.forward import batched_cnn_forward
+from dwsnets.zoo import Zoo, ZooError
+from dwsnets.zoo.importers import import_small_cnn_zoo
+
+# the published architecture: 3 convolutions of 16 channels (3x3), global pooling, dense to 10
+SHAPES = [("sequential/conv2d/kernel:0", (3, 3, 1, 16)), ("sequential/conv2d/bias:0", (16,)),
+          ("sequential/conv2d_1/kernel:0", (3, 3, 16, 16)), ("sequential/conv2d_1/bias:0", (16,)),
+          ("sequential/conv2d_2/kernel:0", (3, 3, 16, 16)), ("sequential/conv2d_2/bias:0", (16,)),
+          ("sequential/dense/kernel:0", (16, 10)), ("sequential/dense/bias:0", (10,))]  # fmt: skip
+RUNS, EPOCHS = 20, (0, 1, 86)
+
+
+def write_fixture(directory: Path, rows_shuffle: int = 0) -> np.ndarray:
+    """A small data set in the published format: 20 runs x 3 checkpoints; returns the weights."""
+    directory.mkdir(parents=True, exist_ok=True)
+    width = sum(int(np.prod(s)) for _, s in SHAPES)
+    rng = np.random.default_rng(rows_shuffle)
+    weights = (rng.standard_normal((RUNS * len(EPOCHS), width)) * 0.3).astype(np.float32)
+    np.save(directory / "weights.npy", weights)
+    with open(directory / "layout.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["varname", "start_idx", "end_idx", "size", "shape"])
+        start = 0
+        for name, shape in SHAPES:
+            size = int(np.prod(shape))
+            w.writerow([name, start, start + size, size, str(shape)])
+            start += size
+    with gzip.open(directory / "metrics.csv.gz", "wt", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["config.activation", "config.optimizer", "config.learning_rate", "config.dropout", "modeldir",
+                    "step", "test_accuracy", "train_accuracy"])  # fmt: skip
+        for row in range(len(weights)):
+            run, epoch = divmod(row, len(EPOCHS))
+            w.writerow(["relu" if run % 2 else "tanh", "adam", 10 ** -rng.uniform(2, 4), 0.1, f"runs/{run}",
+                        EPOCHS[epoch], round(0.1 + 0.8 * rng.random(), 4), 0.5])  # fmt: skip
+    return weights
+
+
+def keras_reference(image: np.ndarray, flat: np.ndarray, activation) -> np.ndarray:
+    """Logits of one network from its flat row, read as the format describes it: tensors in
+    layout order, each row-major, kernels (h, w, in, out); 3x3 convolutions of stride 2
+    (zero padding 1 on every side), global average pooling, dense (in, out)."""
+    tensors, start = [], 0
+    for _, shape in SHAPES:
+        size = int(np.prod(shape))
+        tensors.append(flat[start : start + size].reshape(shape).astype(np.float64))
+        start += size
+    h = image.astype(np.float64)  # (H, W, C)
+    for k in range(3):
+        kernel, bias = tensors[2 * k], tensors[2 * k + 1]
+        padded = np.pad(h, ((1, 1), (1, 1), (0, 0)))
+        out_size = (h.shape[0] + 1) // 2
+        out = np.zeros((out_size, out_size, kernel.shape[3]))
+        for y in range(out_size):
+            for x in range(out_size):
+                patch = padded[2 * y : 2 * y + 3, 2 * x : 2 * x + 3, :]  # (3, 3, in)
+                out[y, x] = np.einsum("ijc,ijco->o", patch, kernel) + bias
+        h = activation(out)
+    pooled = h.mean((0, 1))
+    return pooled @ tensors[6] + tensors[7]
+
+
+def test_imported_network_computes_the_function_the_format_describes(tmp_path):
+    weights = write_fixture(tmp_path / "fmnist")
+    counts = import_small_cnn_zoo(tmp_path / "fmnist", tmp_path / "zoo")
+    assert counts == {"train": 8, "val": 2, "test": 10, "dropped_nonfinite": 0}
+    zoo = Zoo(tmp_path / "zoo")
+    assert zoo.layout.kernel_shapes == ((3, 3), (3, 3), (3, 3), ())
+    split = zoo.load("test")
+    params = split.weights.to_parameters()
+    rows = split.info["source_row"]
+    images = np.random.default_rng(1).uniform(-1, 1, (3, 28, 28, 1))
+    ours = batched_cnn_forward(torch.tensor(images, dtype=torch.float32).permute(0, 3, 1, 2), params, torch.relu)
+    for n in range(3):
+        for i in range(3):
+            ref = keras_reference(images[i], weights[int(rows[n])], lambda z: np.maximum(z, 0))
+            np.testing.assert_allclose(ours[n, i].double().numpy(), ref, rtol=1e-4, atol=1e-5)
+    # control: the first kernel's columns read as (out, in, h, w) without reordering compute something else
+    plain = torch.from_numpy(weights[rows.numpy()][:, :144].reshape(-1, 16, 1, 3, 3).copy())
+    wrong = [plain, *params[1:]]
+    bad = batched_cnn_forward(torch.tensor(images, dtype=torch.float32).permute(0, 3, 1, 2), wrong, torch.relu)
+    assert not torch.allclose(bad, ours, atol=1e-3)
+
+
+def test_default_split_is_by_training_run_and_keeps_the_final_checkpoints(tmp_path):
+    write_fixture(tmp_path / "d")
+    import_small_cnn_zoo(tmp_path / "d", tmp_path / "zoo", all_checkpoints=True)
+    zoo = Zoo(tmp_path / "zoo")
+    runs = {s: {int(r) // len(EPOCHS) for r in zoo.load(s).info["source_row"]} for s in zoo.splits}
+    assert not runs["train"] & runs["test"] and not runs["train"] & runs["val"] and not runs["val"] & runs["test"]
+    assert sum(zoo.split_size(s) for s in zoo.splits) == RUNS * len(EPOCHS)
+    import_small_cnn_zoo(tmp_path / "d", tmp_path / "final")
+    steps = torch.cat([Zoo(tmp_path / "final").load(s).info["steps"] for s in ("train", "val", "test")])
+    assert set(steps.tolist()) == {86}
+
+
+def test_published_split_file_gives_the_published_protocol(tmp_path):
+    write_fixture(tmp_path / "d")
+    order = np.random.default_rng(5).permutation(RUNS * len(EPOCHS))
+    np.savetxt(tmp_path / "split.csv", order, fmt="%d")
+    import_small_cnn_zoo(tmp_path / "d", tmp_path / "zoo", split_file=tmp_path / "split.csv")
+    zoo = Zoo(tmp_path / "zoo")
+    final = [int(r) for r in order if r % len(EPOCHS) == len(EPOCHS) - 1]  # epoch 86, in the file's order
+    first = list(range(len(final) // 2))
+    random.Random(0).shuffle(first)
+    cut = int(0.8 * len(first))
+    expected = {"train": [final[i] for i in first[:cut]], "val": [final[i] for i in first[cut:]],
+                "test": final[len(final) // 2 :]}  # fmt: skip
+    for split, rows in expected.items():
+        assert zoo.load(split).info["source_row"].tolist() == rows
+
+
+def test_bad_inputs_get_one_line_errors(tmp_path):
+    with pytest.raises(ZooError, match="not a Small CNN Zoo directory"):
+        import_small_cnn_zoo(tmp_path, tmp_path / "out")  # a directory in another format
+    write_fixture(tmp_path / "d")
+    blob = (tmp_path / "d" / "weights.npy").read_bytes()
+    (tmp_path / "d" / "weights.npy").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ZooError, match="truncated or corrupt"):
+        import_small_cnn_zoo(tmp_path / "d", tmp_path / "out")
+    write_fixture(tmp_path / "e")
+    np.save(tmp_path / "e" / "weights.npy", np.zeros((5, 4970), np.float32))
+    with pytest.raises(ZooError, match="mismatched"):
+        import_small_cnn_zoo(tmp_path / "e", tmp_path / "out")
+    write_fixture(tmp_path / "f")
+    import_small_cnn_zoo(tmp_path / "f", tmp_path / "zoo")
+    with pytest.raises(ZooError, match="already holds a zoo"):
+        import_small_cnn_zoo(tmp_path / "f", tmp_path / "zoo")
+
+
+def test_nonfinite_checkpoints_are_left_out_and_counted(tmp_path):
+    weights = write_fixture(tmp_path / "d")
+    weights[len(EPOCHS) - 1, 3] = np.nan  # run 0's final checkpoint crashed
+    np.save(tmp_path / "d" / "weights.npy", weights)
+    counts = import_small_cnn_zoo(tmp_path / "d", tmp_path / "zoo")
+    assert counts["dropped_nonfinite"] == 1
+    assert sum(v for k, v in counts.items() if k != "dropped_nonfinite") == RUNS - 1
+
+
+def test_import_zoo_command_line(tmp_path, capsys):
+    from dwsnets.cli import main
+
+    write_fixture(tmp_path / "d")
+    assert main(["import-zoo", str(tmp_path / "d"), "--format", "small-cnn-zoo", "--out", str(tmp_path / "zoo")]) == 0
+    assert "8 train, 2 val, 10 test networks" in capsys.readouterr().out
+    assert main(["import-zoo", str(tmp_path), "--format", "small-cnn-zoo", "--out", str(tmp_path / "other")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "not a Small CNN Zoo directory" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
