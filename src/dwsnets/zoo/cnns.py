@@ -195,7 +195,7 @@ def _train_group(images: Tensor, labels: Tensor, settings: list[CNNSettings], ge
     for step in range(steps):
         idx = torch.stack([s[torch.randint(len(s), (BATCH,), generator=g)] for s, g in zip(subsets, generators)])
         masks = [_dropout_masks(generators, rates, BATCH, CHANNELS, (h, h)) for h in sizes]
-        logits = batched_cnn_forward(images[idx], params, act, dropout=lambda layer, h: h * masks[layer])
+        logits = batched_cnn_forward(images[idx], params, act, dropout=lambda layer, h, masks=masks: h * masks[layer])
         y = labels[idx]
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
         penalty = sum(p.square().flatten(1).sum(1) for p in params[0::2])
@@ -252,7 +252,7 @@ def train_cnns(
         for start in range(0, len(members), chunk):
             rows = members[start : start + chunk]
             settings, generators = [drawn[i][0] for i in rows], [drawn[i][1] for i in rows]
-            report = None if progress is None else (lambda a, s, q: progress(finished, a, s, q))
+            report = None if progress is None else (lambda a, s, q, done=finished: progress(done, a, s, q))
             params, gone, subsets = _train_group(images, labels, settings, generators, steps, report)
             seen = min(TRAIN_ACCURACY_IMAGES, *(len(s) for s in subsets))
             own = torch.stack([s[:seen] for s in subsets])  # random members of each one's training images

@@ -259,7 +259,7 @@ def import_small_cnn_zoo(directory: str | Path, out: str | Path, *, split_file: 
             tensors[t] = _to_torch_order(flat, row)
         tensors.update(_network_info(metrics, index, codes))
         out_splits[split] = tensors
-    identity = {"source": "small-cnn-zoo", "directory": directory.resolve().name, "rows": int(len(weights)),
+    identity = {"source": "small-cnn-zoo", "directory": directory.resolve().name, "rows": len(weights),
                 "width": width, "split_file": Path(split_file).name if split_file else None, "seed": seed,
                 "epoch": None if all_checkpoints else epoch}  # fmt: skip
     notes = {"categories": {c: list(m) for c, m in codes.items()}, "from": str(directory.resolve())}
