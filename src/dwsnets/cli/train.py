@@ -120,6 +120,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--canonical-signs", action="store_true",
                    help="every split in its sign canonical form (each neuron's largest incoming entry positive; "
                         "one twin per network of an odd-activation zoo), instead of --sign-flips")  # fmt: skip
+    p.add_argument("--activation-symmetries", action="store_true",
+                   help="each network's own activation symmetry as augmentation (ReLU: positive rescaling of hidden "
+                        "neurons; tanh: sign flips), from the activation a CNN zoo records per network")  # fmt: skip
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise, fraction of each tensor's std")
     p.add_argument("--entry-dropout", type=float, default=0.0, help="probability of zeroing a weight entry")
     p.add_argument("--max-train", type=int, help="train on the first N training networks only")

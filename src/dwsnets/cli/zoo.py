@@ -207,6 +207,26 @@ def cmd_import_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_import_parser(sub: argparse._SubParsersAction) -> None:
+    imp = sub.add_parser(
+        "import-zoo",
+        help="read a zoo published elsewhere (the Small CNN Zoo) into a dwsnets zoo",
+        description="Import a downloaded data set of trained networks. small-cnn-zoo: a directory of the Small CNN "
+        "Zoo (Unterthiner et al. 2020) holding weights.npy, metrics.csv.gz and layout.csv; with --split-file (e.g. "
+        "the NFN repository's predict_gen_data_splits/cifar10_split.csv) the splits are the published benchmark's.",
+        formatter_class=DefaultsFormatter,
+    )
+    imp.add_argument("directory", help="the downloaded data set's directory")
+    imp.add_argument("--format", required=True, choices=["small-cnn-zoo"], help="the data set's format")
+    imp.add_argument("--out", required=True, help="directory of the new zoo")
+    imp.add_argument("--split-file", help="the published split: one row index of weights.npy per line")
+    imp.add_argument("--epoch", type=int, help="the checkpoints to import (metrics 'step'; default: the last)")
+    imp.add_argument("--all-checkpoints", action="store_true",
+                     help="import every checkpoint (splits stay by training run)")  # fmt: skip
+    imp.add_argument("--seed", type=int, default=0, help="seed of the split by run when there is no --split-file")
+    imp.set_defaults(func=cmd_import_zoo)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit = sub.add_parser(
         "fit-inrs",
@@ -275,23 +295,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--data-dir", help="where the zoo's source images are (for --recheck-psnr)")
     info.set_defaults(func=cmd_zoo_info)
 
-    imp = sub.add_parser(
-        "import-zoo",
-        help="read a zoo published elsewhere (the Small CNN Zoo) into a dwsnets zoo",
-        description="Import a downloaded data set of trained networks. small-cnn-zoo: a directory of the Small CNN "
-        "Zoo (Unterthiner et al. 2020) holding weights.npy, metrics.csv.gz and layout.csv; with --split-file (e.g. "
-        "the NFN repository's predict_gen_data_splits/cifar10_split.csv) the splits are the published benchmark's.",
-        formatter_class=DefaultsFormatter,
-    )
-    imp.add_argument("directory", help="the downloaded data set's directory")
-    imp.add_argument("--format", required=True, choices=["small-cnn-zoo"], help="the data set's format")
-    imp.add_argument("--out", required=True, help="directory of the new zoo")
-    imp.add_argument("--split-file", help="the published split: one row index of weights.npy per line")
-    imp.add_argument("--epoch", type=int, help="the checkpoints to import (metrics 'step'; default: the last)")
-    imp.add_argument("--all-checkpoints", action="store_true",
-                     help="import every checkpoint (splits stay by training run)")  # fmt: skip
-    imp.add_argument("--seed", type=int, default=0, help="seed of the split by run when there is no --split-file")
-    imp.set_defaults(func=cmd_import_zoo)
+    _add_import_parser(sub)
 
     merge = sub.add_parser("merge-zoos", help="join zoo parts fitted in separate directories")
     merge.add_argument("out", help="directory of the merged zoo")

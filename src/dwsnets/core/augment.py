@@ -18,7 +18,7 @@ from torch import Tensor
 from .transforms import transform_inputs, transform_outputs
 from .weight_space import WeightSpace, WeightSpaceError
 
-__all__ = ["SignalTransforms", "augment"]
+__all__ = ["ACTIVATIONS", "RESCALE_RANGE", "SignalTransforms", "activation_symmetry_factors", "augment"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,7 @@ def augment(
     scale: list[Tensor] | None = None,
     signal: SignalTransforms | None = None,
     paired: WeightSpace | None = None,
+    activations: Tensor | None = None,
 ) -> WeightSpace | tuple[WeightSpace, WeightSpace]:
     """Random hidden permutations (one per network; a symmetry, so they change nothing for
     an invariant model and are the augmentation non-invariant baselines need), plus
@@ -139,6 +140,12 @@ def augment(
     ``scale``: one ``(C,)`` spread per tensor for the noise (default 1), so ``noise`` is a
     fraction of each tensor's own spread. ``signal``: exact transforms of the represented
     signal (:class:`SignalTransforms`), applied first.
+
+    ``activations``: one code per network (:data:`ACTIVATIONS`: 0 ReLU, 1 tanh; other codes
+    nothing): each network gets its activation's own symmetry, exact for it, as well:
+    every hidden neuron of a ReLU network rescaled by a factor log-uniform in
+    [1/:data:`RESCALE_RANGE`, :data:`RESCALE_RANGE`] (:meth:`WeightSpace.rescale`), every hidden
+    neuron of a tanh network negated with probability 1/2.
 
     ``paired``: networks that must move with the inputs (the targets of a task whose
     outputs are networks, one per input network): they get the same permutations and
@@ -157,6 +164,10 @@ def augment(
         signs = ws.random_signs(generator, per_network=True)
         ws = ws.flip_signs(signs)
         paired = None if paired is None else paired.flip_signs(signs)
+    if activations is not None and len(ws.layer_sizes) > 2:
+        factors = activation_symmetry_factors(ws, activations, generator)
+        ws = ws.rescale(factors)
+        paired = None if paired is None else paired.rescale(factors)
     if noise > 0 or entry_dropout > 0:
         out = []
         for i, t in enumerate(ws.tensors):
@@ -169,3 +180,25 @@ def augment(
             out.append(t)
         ws = WeightSpace.from_tensors(out)
     return ws if paired is None else (ws, paired)
+
+
+# activation codes of per-network ``activation`` information (dwsnets.zoo.cnns and imported zoos)
+ACTIVATIONS = ("relu", "tanh")
+RESCALE_RANGE = 2.0
+
+
+def activation_symmetry_factors(ws: WeightSpace, activations: Tensor, generator: torch.Generator) -> list[Tensor]:
+    """Per hidden layer ``(B, d_k)`` factors for :meth:`WeightSpace.rescale`: log-uniform
+    positive factors for ReLU networks (code 0), random signs for tanh networks (code 1),
+    ones for any other code."""
+    codes = torch.as_tensor(activations).reshape(-1, 1).cpu()
+    if codes.shape[0] != ws.batch_size:
+        raise WeightSpaceError(f"got {codes.shape[0]} activation codes for {ws.batch_size} networks")
+    span = math.log(RESCALE_RANGE)
+    factors = []
+    for d in ws.layer_sizes[1:-1]:
+        positive = torch.exp(torch.empty(ws.batch_size, d).uniform_(-span, span, generator=generator))
+        signs = torch.where(torch.rand(ws.batch_size, d, generator=generator) < 0.5, -1.0, 1.0)
+        q = torch.where(codes == 0, positive, torch.where(codes == 1, signs, torch.ones(())))
+        factors.append(q.to(ws.device))
+    return factors

@@ -42,6 +42,7 @@ __all__ = [
     "permute_tensors",
     "random_permutations",
     "random_signs",
+    "rescale_tensors",
 ]
 
 
@@ -496,6 +497,37 @@ def flip_tensors(
             else:
                 shape[0], shape[2 + axis] = s.shape[0], s.shape[1]
             x = x * s.reshape(shape)
+        out.append(x)
+    return out
+
+
+def rescale_tensors(
+    layout: WeightSpaceLayout, xs: Sequence[torch.Tensor], factors: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    """Rescale hidden neurons of a feed-forward layout: neuron ``i`` of hidden layer ``k``
+    (factor ``q = factors[k-1][..., i]``, ``(d_k,)`` shared or ``(B, d_k)`` per network) gets
+    its incoming weights and bias multiplied by ``q`` and its outgoing weights divided by
+    ``q``, in tensors ``(B, C, *shape)`` (kernel axes untouched).
+
+    With ``q > 0`` the function is unchanged for positively homogeneous activations
+    (ReLU: ``relu(q z) = q relu(z)``; global average pooling is linear); with ``q = +-1`` this
+    is :func:`flip_tensors`, a symmetry of odd activations (tanh, sine)."""
+    if not layout.is_feedforward:
+        raise ValueError("rescaling neurons needs a feed-forward layout (weights (out, in, ...) and biases)")
+    index = {h: i for i, h in enumerate(layout.hidden_sizes)}
+    out = []
+    for t, x in zip(layout.tensors, xs):
+        for axis, h in enumerate(t.hidden):
+            if h is None:
+                continue
+            q = factors[index[h]].to(x.device, x.dtype)
+            q = q if axis == 0 else q.reciprocal()  # axis 0: the neuron's own row; axis 1: its outgoing column
+            shape = [1] * x.dim()
+            if q.dim() == 1:
+                shape[2 + axis] = q.shape[0]
+            else:
+                shape[0], shape[2 + axis] = q.shape[0], q.shape[1]
+            x = x * q.reshape(shape)
         out.append(x)
     return out
 

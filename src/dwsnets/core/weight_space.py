@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .layout import WeightSpaceLayout, as_layout, flip_tensors, permute_tensors, random_permutations
+from .layout import WeightSpaceLayout, as_layout, flip_tensors, permute_tensors, random_permutations, rescale_tensors
 
 __all__ = ["WeightSpace", "WeightSpaceError", "random_hidden_permutations"]
 
@@ -336,6 +336,22 @@ class WeightSpace:
             if not bool(((s == 1) | (s == -1)).all()):
                 raise WeightSpaceError(f"signs of hidden layer {k} must be +1 or -1")
         return WeightSpace.from_tensors(flip_tensors(self.layout, self.tensors, signs))
+
+    def rescale(self, factors: Sequence[Tensor]) -> WeightSpace:
+        """Rescale hidden neurons: ``factors[k-1]`` (``(d_k,)`` or ``(B, d_k)``, nonzero)
+        multiplies neuron ``i`` of hidden layer ``k``'s incoming weights and bias and divides
+        its outgoing weights (kernel axes untouched). Every network computes the same function
+        afterwards with positive factors and a ReLU activation (positive homogeneity), and
+        with factors +-1 and an odd activation (:meth:`flip_signs`)."""
+        factors, hidden = self._per_hidden_layer(factors, "factor vector(s)")
+        for k, (q, d) in enumerate(zip(factors, hidden), start=1):
+            if q.shape not in ((d,), (self.batch_size, d)):
+                raise WeightSpaceError(
+                    f"factors of hidden layer {k} must have shape ({d},) or ({self.batch_size}, {d}), got {tuple(q.shape)}"
+                )
+            if not bool((torch.isfinite(q) & (q != 0)).all()):
+                raise WeightSpaceError(f"factors of hidden layer {k} must be finite and nonzero")
+        return WeightSpace.from_tensors(rescale_tensors(self.layout, self.tensors, factors))
 
     def random_signs(self, generator: torch.Generator | None = None, per_network: bool = False) -> list[Tensor]:
         """Random signs of every hidden neuron, shaped for :meth:`flip_signs`."""

@@ -36,7 +36,7 @@ FLIPS = {"none": (), "lr": (1,), "ud": (0,), "both": (0, 1)}
 SIGNAL = ("rotate", "scale", "shear", "translate", "intensity_scale", "intensity_shift")
 # flags whose TrainConfig field has the same name and meaning
 SAME = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "noise", "entry_dropout", "sign_flips",
-        "canonical_signs", "seed",
+        "canonical_signs", "activation_symmetries", "seed",
         "max_train",
         "epoch_size", "train_views", "eval_views", "checkpoint_minutes", "compile", "tensorboard")  # fmt: skip
 

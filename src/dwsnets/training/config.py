@@ -36,6 +36,9 @@ class TrainConfig:
     sign_flips: bool = False  # random sign flips of hidden neurons: a symmetry of SIRENs (odd activations)
     # every split in its sign canonical form (dwsnets.core.signs), read once: one twin per network
     canonical_signs: bool = False
+    # each network's activation symmetry (ReLU: positive rescaling of hidden neurons; tanh: sign
+    # flips), from its recorded activation (CNN zoos): exact, so the accuracy to predict stays
+    activation_symmetries: bool = False
     noise: float = 0.0  # Gaussian noise, as a fraction of each tensor's std
     entry_dropout: float = 0.0
     signal: dict[str, Any] = field(default_factory=dict)  # exact signal transforms (SignalTransforms)

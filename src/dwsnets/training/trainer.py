@@ -84,6 +84,7 @@ class _Run:
     steps_this_call: int = 0
     amp_device: str = "cpu"  # autocast's device type, and whether bf16 autocast is on
     use_amp: bool = False
+    activations: Tensor | None = None  # per training network, for activation symmetries (augment)
 
 
 @dataclass
@@ -326,6 +327,7 @@ class Trainer:
         )  # fmt: skip
         self._resume(run)
         run.scale = list(model.input_norm.std.cpu())  # as resumed: noise is relative to each tensor's spread
+        run.activations = self._activation_codes()
         run.amp_device = "cuda" if self.device.startswith("cuda") else "cpu"
         run.use_amp = cfg.amp and (run.amp_device == "cuda" or cfg.amp_cpu)
         if self.world > 1:
@@ -337,6 +339,19 @@ class Trainer:
 
             run.bar = tqdm(total=cfg.epochs, initial=run.start_epoch, desc=cfg.model, unit="epoch", dynamic_ncols=True)
         return run
+
+    def _activation_codes(self) -> Tensor | None:
+        """Each training network's activation code, when activation symmetries are on
+        (the zoo must record ``activation`` per network, as CNN zoos do)."""
+        if not self.config.activation_symmetries:
+            return None
+        info = self.split("train").info
+        if "activation" not in info:
+            raise TrainingError("--activation-symmetries needs each network's activation (an 'activation' entry "
+                                "per network, as CNN zoos store); this zoo has none")  # fmt: skip
+        if not self.data.layout.is_feedforward:
+            raise TrainingError("--activation-symmetries needs a feed-forward layout (MLP or CNN)")
+        return info["activation"].round().long().cpu()
 
     def _check_sign_flips(self) -> None:
         """Sign flips are a symmetry of odd activations only: refuse them for a zoo of ReLU
@@ -471,8 +486,10 @@ class Trainer:
         y = train_y[idx]
         # network-valued targets follow the inputs' symmetry and signal transforms
         paired = y if isinstance(y, WeightSpace) else None
+        codes = None if run.activations is None else run.activations[rows.cpu()]
         ws = augment(train_ws[idx], run.gen, permute=bool(cfg.augment_permute), sign_flips=cfg.sign_flips, noise=cfg.noise,
-                     entry_dropout=cfg.entry_dropout, scale=run.scale, signal=run.signal, paired=paired)  # fmt: skip
+                     entry_dropout=cfg.entry_dropout, scale=run.scale, signal=run.signal, paired=paired,
+                     activations=codes)  # fmt: skip
         if paired is not None:
             ws, y = ws
         if self.world > 1:

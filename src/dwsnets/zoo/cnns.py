@@ -15,8 +15,9 @@ to [-1, 1]. Each network draws from its own seed, as the original zoo did:
 * fraction of the training images it may see: 0.1, 0.25, 0.5 or 1.
 
 Every network takes the same number of steps on its own mini-batches of
-:data:`BATCH` images from its own subset. A network whose loss or weights stop being
-finite keeps its last finite weights and stops (``diverged``), as a crashed run would.
+:data:`BATCH` images from its own subset. A network whose loss stops being finite, or
+whose weights blow up (beyond :data:`MAX_WEIGHT`), keeps its last weights and stops
+(``diverged``), as a crashed run would.
 Networks of one activation train together as grouped convolutions
 (:func:`~dwsnets.core.forward.batched_cnn_forward`); each is a function of its seed alone.
 """
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..core.augment import ACTIVATIONS
 from ..core.forward import batched_cnn_forward
 from ..core.layout import WeightSpaceLayout
 
@@ -38,8 +40,8 @@ __all__ = ["BATCH", "CHANNELS", "OPTIMIZERS", "CNNFit", "CNNSettings", "cnn_layo
 BATCH = 32  # images per training step of every network
 CHANNELS = 16  # channels of each convolution
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-ACTIVATIONS = ("relu", "tanh")
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+MAX_WEIGHT = 1e4  # a network with a weight beyond this has blown up: it stops (kept at its last state)
 TRAIN_ACCURACY_IMAGES = 2000  # of each network's own training images, for its train accuracy
 
 
@@ -212,7 +214,7 @@ def _train_group(images: Tensor, labels: Tensor, settings: list[CNNSettings], ge
                 p.grad.nan_to_num_(0.0, 0.0, 0.0)
             opt.step(live.float())
             for p in params:
-                live &= torch.isfinite(p).flatten(1).all(1)
+                live &= p.abs().flatten(1).amax(1) <= MAX_WEIGHT  # (NaN compares false: not finite, not live)
             for p, b in zip(params, before):  # a network that stopped being finite keeps its last weights
                 p[~live] = b[~live]
         if progress is not None:

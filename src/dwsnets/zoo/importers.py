@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..core.augment import ACTIVATIONS
 from ..core.layout import WeightSpaceLayout
 from .errors import ZooError
 from .format import FORMAT, ShardPlan, atomic_write_json, write_shard
@@ -245,7 +246,9 @@ def import_small_cnn_zoo(directory: str | Path, out: str | Path, *, split_file: 
     if not len(rows):
         raise ZooError(f"no checkpoint has step {epoch} (steps present: {sorted(set(steps.tolist()))[:12]})")
     splits = _splits_of(metrics, rows, Path(split_file) if split_file else None, seed)
-    codes = {c: {v: i for i, v in enumerate(dict.fromkeys(metrics[c]))} for c in _CATEGORIES if c in metrics}
+    # categories as codes in order of appearance; activations with dwsnets' own codes first (augment.ACTIVATIONS)
+    codes = {c: {v: i for i, v in enumerate(dict.fromkeys([*(ACTIVATIONS if c == "config.activation" else ()),
+                                                            *metrics[c]]))} for c in _CATEGORIES if c in metrics}  # fmt: skip
     out_splits, dropped = {}, 0
     for split, index in splits.items():
         if progress:

@@ -1,0 +1,159 @@
+"""CNN zoos: the batched forward and trainer, the store's layout, the activations' own
+symmetries (exact on real images, with controls), and generalization prediction on them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dwsnets import WeightSpace
+from dwsnets.core.augment import activation_symmetry_factors, augment
+from dwsnets.core.forward import batched_cnn_forward
+from dwsnets.zoo import Zoo, ZooConfig, build_zoo
+from dwsnets.zoo.cnns import cnn_layout, draw_settings, train_cnns
+from dwsnets.zoo.sources import load_images
+
+
+@pytest.fixture(autouse=True)
+def _float32():
+    torch.set_default_dtype(torch.float32)
+    yield
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Real images: the bundled digits (8x8) in [-1, 1], as (N, 1, 8, 8)."""
+    data = load_images("digits")
+    return torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous() * 2 - 1, torch.from_numpy(data.labels)
+
+
+def _torch_cnn(params: list[torch.Tensor], n: int, activation: nn.Module) -> nn.Sequential:
+    """Network ``n`` of stacked parameters as an ordinary torch.nn CNN."""
+    convs = [nn.Conv2d(p.shape[2], p.shape[1], 3, stride=2, padding=1) for p in params[0:6:2]]
+    dense = nn.Linear(params[6].shape[2], params[6].shape[1])
+    with torch.no_grad():
+        for layer, k in zip([*convs, dense], range(0, 8, 2)):
+            layer.weight.copy_(params[k][n])
+            layer.bias.copy_(params[k + 1][n])
+    return nn.Sequential(*[m for c in convs for m in (c, activation)], nn.AdaptiveAvgPool2d(1), nn.Flatten(), dense)
+
+
+def test_batched_cnn_forward_matches_torch_nn(digits):
+    x = digits[0][:20]
+    params = [torch.randn(3, *t.shape) * 0.5 for pair in zip(cnn_layout().tensors[:4], cnn_layout().tensors[4:])
+              for t in pair]  # fmt: skip
+    shared = batched_cnn_forward(x, params, torch.tanh)
+    own = batched_cnn_forward(x.expand(3, *x.shape), params, torch.tanh)  # per-network inputs: grouped
+    for n in range(3):
+        ref = _torch_cnn(params, n, nn.Tanh())(x)
+        torch.testing.assert_close(shared[n], ref, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(own[n], ref, atol=1e-5, rtol=1e-4)
+
+
+def test_each_network_depends_on_its_seed_alone(digits):
+    x, y = digits
+    fit_all = train_cnns(x[:600], y[:600], x[600:800], y[600:800], [11, 12, 13, 14], steps=5, chunk=4)
+    fit_one = train_cnns(x[:600], y[:600], x[600:800], y[600:800], [13], steps=5, chunk=1)
+    for p_all, p_one in zip(fit_all.params, fit_one.params):
+        torch.testing.assert_close(p_all[2], p_one[0], atol=1e-5, rtol=1e-4)
+    assert fit_all.accuracy[2] == fit_one.accuracy[0]
+    assert fit_all.settings[2] == draw_settings(13)[0]
+
+
+def test_diverging_network_keeps_its_last_finite_weights(digits):
+    x, y = digits
+    seeds = [s for s in range(200) if draw_settings(s)[0].activation == "relu"][:2]
+    x_big = x[:300] * float("nan")  # the loss is not finite from the first step
+    fit = train_cnns(x_big, y[:300], x[300:400], y[300:400], seeds, steps=3, chunk=2)
+    assert bool(fit.diverged.all())
+    assert all(torch.isfinite(p).all() for p in fit.params)
+    torch.testing.assert_close(fit.params[0], torch.stack([_initial(s)[0] for s in seeds]))  # never moved
+
+
+def _initial(seed: int) -> list[torch.Tensor]:
+    from dwsnets.zoo.cnns import _initial_weights
+
+    settings, g = draw_settings(seed)
+    return _initial_weights(cnn_layout(), settings.init_scale, g)
+
+
+def test_cnn_zoo_records_its_layout_and_hyperparameters(tmp_path):
+    cfg = ZooConfig(source="digits-cnns", count=24, max_steps=4, shard_size=8)
+    build_zoo(tmp_path / "z", cfg)
+    manifest = json.loads((tmp_path / "z" / "manifest.json").read_text())
+    assert manifest["layout"]["kernel_shapes"] == [[3, 3], [3, 3], [3, 3], []]
+    zoo = Zoo(tmp_path / "z")
+    split = zoo.load("train")
+    assert split.weights.layout == cnn_layout()
+    for key in ("accuracy", "train_accuracy", "activation", "optimizer", "lr", "dropout", "l2", "train_fraction"):
+        assert key in split.info, key
+    assert set(split.info["activation"].tolist()) <= {0.0, 1.0}
+    assert zoo.split_size("train") + zoo.split_size("val") + zoo.split_size("test") == 24
+
+
+def _act(code: int) -> nn.Module:
+    return nn.ReLU() if code == 0 else nn.Tanh()
+
+
+def test_activation_symmetries_are_exact_on_real_images_with_controls(digits):
+    x = digits[0][:64]
+    layout = cnn_layout()
+    torch.manual_seed(0)
+    params = [torch.randn(4, *t.shape) * 0.4 for pair in zip(layout.tensors[:4], layout.tensors[4:]) for t in pair]
+    ws = WeightSpace.from_parameters(params)
+    codes = torch.tensor([0, 0, 1, 1])  # two ReLU networks, two tanh networks
+    g = torch.Generator().manual_seed(3)
+    moved = augment(ws, g, permute=True, activations=codes)
+    moved_params = moved.to_parameters()
+    for n in range(4):
+        act = torch.relu if codes[n] == 0 else torch.tanh
+        before = batched_cnn_forward(x, [p[n : n + 1] for p in params], act)
+        after = batched_cnn_forward(x, [p[n : n + 1] for p in moved_params], act)
+        torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(moved_params[0][n], params[0][n])  # the weights did move
+    # controls: each activation's symmetry applied to the other activation changes the function
+    swapped = ws.rescale(activation_symmetry_factors(ws, 1 - codes, torch.Generator().manual_seed(4))).to_parameters()
+    for n in range(4):
+        act = torch.relu if codes[n] == 0 else torch.tanh
+        before = batched_cnn_forward(x, [p[n : n + 1] for p in params], act)
+        after = batched_cnn_forward(x, [p[n : n + 1] for p in swapped], act)
+        assert (after - before).abs().max() > 1e-2
+
+
+def test_rescale_checks_its_factors():
+    layout = cnn_layout()
+    ws = WeightSpace.from_parameters([torch.randn(2, *t.shape) for pair in zip(layout.tensors[:4], layout.tensors[4:])
+                                      for t in pair])  # fmt: skip
+    with pytest.raises(Exception, match="nonzero"):
+        ws.rescale([torch.zeros(16), torch.ones(16), torch.ones(16)])
+    with pytest.raises(Exception, match="one per hidden layer"):
+        ws.rescale([torch.ones(16)])
+
+
+def test_generalization_on_a_cnn_zoo_with_activation_symmetries(tmp_path, capsys):
+    from dwsnets.cli import main
+
+    build_zoo(tmp_path / "z", ZooConfig(source="digits-cnns", count=64, max_steps=20, shard_size=64))
+    for model in ("dwsnet", "statnn", "mlp-aug"):
+        code = main(["train", "generalization", "--zoo", str(tmp_path / "z"), "--model", model, "--epochs", "2",
+                     "--activation-symmetries", "--out", str(tmp_path / f"run-{model}")])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "Kendall's tau" in out
+    # a zoo without recorded activations refuses the option in one line
+    build_zoo(tmp_path / "c", ZooConfig(source="digits-classifiers", count=40, max_steps=5, hidden=(8,)))
+    assert main(["train", "generalization", "--zoo", str(tmp_path / "c"), "--model", "statnn", "--epochs", "1",
+                 "--activation-symmetries", "--out", str(tmp_path / "run-c")]) != 0  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "needs each network's activation" in err and len(err.splitlines()) == 1
+
+
+def test_cnn_zoo_accuracies_spread(tmp_path):
+    """Drawn hyperparameters give networks from chance to good, as the Small CNN Zoo's."""
+    build_zoo(tmp_path / "z", ZooConfig(source="digits-cnns", count=48, max_steps=60, shard_size=48))
+    acc = torch.cat([Zoo(tmp_path / "z").load(s).info["accuracy"] for s in ("train", "val", "test")]).numpy()
+    assert np.quantile(acc, 0.9) - np.quantile(acc, 0.1) > 0.3
