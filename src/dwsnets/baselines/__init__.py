@@ -20,7 +20,13 @@ training defaults, a readable label and the paper's published numbers:
 * ``inr2vec``: an inr2vec-style shared encoder on every neuron's weight row, max pooled;
 * ``deepsets``: DeepSets over each layer's neurons, exactly invariant;
 * ``statnn``: an MLP on the mean, variance and quantiles of every weight tensor
-  (Unterthiner et al. 2020), exactly invariant, MLPs and CNNs alike.
+  (Unterthiner et al. 2020), exactly invariant, MLPs and CNNs alike;
+* ``statnn-gbt``: the same statistics fed to gradient-boosted trees (scikit-learn), the
+  original paper's predictor; fitted in one call (:mod:`dwsnets.baselines.gbt`), for
+  generalization prediction.
+
+``mlp-align``, ``transformer``, ``inr2vec`` and ``deepsets`` read MLP weights neuron by
+neuron and refuse CNN layouts; :func:`models_for` lists the models a zoo and task can use.
 
 Editors: ``dwsnet`` (an :class:`~dwsnets.EquivariantDWSNet` adding a residual update),
 ``mlp`` and ``mlp-aug`` (:class:`FlatEditMLP`), ``mlp-align`` (:class:`AlignedEditMLP`).
@@ -38,6 +44,7 @@ from torch import nn
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..nn.models import DWSNet, EquivariantDWSNet
 from .common import BaselineError
+from .gbt import fit_statnn_gbt
 from .flat import AlignedEditMLP, AlignedMLP, FlatEditMLP, FlatMLP
 from .neurons import Inr2VecEncoder, NeuronDeepSets, NeuronTransformer
 from .stats import StatNN
@@ -58,6 +65,7 @@ __all__ = [
     "build_model",
     "check_model_args",
     "model_spec",
+    "models_for",
 ]
 
 
@@ -90,11 +98,26 @@ class ModelSpec:
     paper: dict[str, float] = field(default_factory=dict)
     invariant: bool = False
     editor: Callable[..., nn.Module] | None = None
+    # models fitted in one call instead of trained by gradient steps (scikit-learn):
+    # ``fit(train, val, test, task, seed) -> {"val", "test", "seconds", ...}``
+    fit: Callable[..., dict[str, Any]] | None = None
+    mlp_only: bool = False  # reads MLP weights neuron by neuron: refuses CNN layouts
 
 
 def _residual_dwsnet(layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
     """The equivariant editor: an :class:`EquivariantDWSNet` adding an update (starts as the identity)."""
     return EquivariantDWSNet(layout, 1, residual=True, **kwargs)
+
+
+def _fitted_in_one_call(layout: WeightSpaceLayout, out_features: int, **kwargs: Any) -> nn.Module:
+    raise BaselineError("statnn-gbt is fitted by scikit-learn in one call, not built as a torch module: use it "
+                        "through `dwsnets train` or `dwsnets table`")  # fmt: skip
+
+
+def models_for(layout: WeightSpaceLayout, task: str) -> list[str]:
+    """The registry's models that can learn ``task`` on networks of ``layout``."""
+    names = [n for n, m in MODELS.items() if not (m.mlp_only and not layout.is_mlp)]
+    return [n for n in names if MODELS[n].fit is None or task == "generalization"]
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -131,8 +154,11 @@ MODELS: dict[str, ModelSpec] = {
             False,
             paper={"fashion-mnist": 47.79, "mnist": 58.98, "contrastive/sine-ab": 4.47},
             editor=AlignedEditMLP,
+            mlp_only=True,
         ),
-        ModelSpec("transformer", "Transformer", NeuronTransformer, 5e-4, False, paper={"fashion-mnist": 26.97}),
+        ModelSpec(
+            "transformer", "Transformer", NeuronTransformer, 5e-4, False, paper={"fashion-mnist": 26.97}, mlp_only=True
+        ),  # fmt: skip
         ModelSpec(
             "inr2vec",
             "inr2vec-style",
@@ -140,9 +166,19 @@ MODELS: dict[str, ModelSpec] = {
             1e-3,
             False,
             paper={"fashion-mnist": 22.33, "contrastive/sine-ab": 3.86},
+            mlp_only=True,
         ),
-        ModelSpec("deepsets", "DeepSets (neurons)", NeuronDeepSets, 1e-3, False, invariant=True),
+        ModelSpec("deepsets", "DeepSets (neurons)", NeuronDeepSets, 1e-3, False, invariant=True, mlp_only=True),
         ModelSpec("statnn", "StatNN (tensor statistics)", StatNN, 1e-3, False, invariant=True),
+        ModelSpec(
+            "statnn-gbt",
+            "StatNN + gradient-boosted trees",
+            _fitted_in_one_call,
+            1e-3,
+            False,
+            invariant=True,
+            fit=fit_statnn_gbt,
+        ),  # fmt: skip
     )
 }
 

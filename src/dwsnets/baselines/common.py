@@ -33,6 +33,6 @@ def mlp_sizes(layout: WeightSpaceLayout | Sequence[int], model: str) -> tuple[in
     if not layout.is_mlp:
         raise BaselineError(
             f"the {model} baseline reads MLP weights neuron by neuron and does not support {layout!r}; "
-            "use dwsnet, mlp or mlp-aug for CNN weight spaces"
+            "use dwsnet, statnn, statnn-gbt, mlp or mlp-aug for CNN weight spaces"
         )
     return layout.layer_sizes  # type: ignore[return-value]

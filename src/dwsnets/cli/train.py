@@ -27,8 +27,11 @@ def train_config(args: argparse.Namespace, model: str | None = None, seed: int |
     return config_from_flags(flags).resolved()
 
 
-def _parse_models(text: str) -> list[str]:
-    models = list(MODELS) if text.strip() == "all" else [m.strip() for m in text.split(",") if m.strip()]
+def _parse_models(text: str) -> list[str] | None:
+    """Model names; ``None`` for all (every model that can learn the task on the zoo's layout)."""
+    if text.strip() == "all":
+        return None
+    models = [m.strip() for m in text.split(",") if m.strip()]
     if not models:
         raise UsageError("--models names no model; give a comma-separated list or 'all'")
     for m in models:
@@ -219,7 +222,9 @@ def add_parsers(sub: argparse._SubParsersAction, commands: dict[str, argparse.Ar
     add_training_args(table)
     table.add_argument("--task", default="classify", choices=list(TASKS), help="what the models learn")
     _add_task_options(table, _all_task_options(), "task options (each task reads its own)")
-    table.add_argument("--models", default="all", help="comma-separated model names, or all")
+    table.add_argument("--models", default="all",
+                       help="comma-separated model names, or all (every model that can learn the task on the zoo's "
+                            "layout: CNN zoos leave out the MLP-only baselines)")  # fmt: skip
     table.add_argument("--seeds", type=int, default=3, help="seeds per model")
     table.add_argument("--train-sizes", help="comma-separated training-set sizes: every model at each (the first N "
                                              "training networks), a grid and a plot of the test metric against N")  # fmt: skip

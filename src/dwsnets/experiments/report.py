@@ -158,3 +158,24 @@ def _sweep_line(ax: Any, per_size: dict[int, Runs], scale: float, **style: Any) 
     means = [float(v.mean()) for v in values]
     spreads = [float(v.std()) if len(v) > 1 else 0.0 for v in values]
     return ax.errorbar(sizes, means, yerr=spreads, capsize=3, **style)
+
+
+def plot_prediction_scatter(path: Path, points: dict[str, tuple[Any, Any]], title: str) -> None:
+    """One panel per model: predicted against true value of every test network, with the
+    diagonal and the model's Kendall's tau."""
+    from scipy.stats import kendalltau
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(points), figsize=(4 * len(points), 4), squeeze=False)
+    for ax, (label, (predicted, true)) in zip(axes[0], points.items()):
+        p, t = [float(v) for v in predicted], [float(v) for v in true]
+        ax.scatter(t, p, s=6, alpha=0.5)
+        low, high = min(min(p), min(t)), max(max(p), max(t))
+        ax.plot([low, high], [low, high], color="0.5", linestyle="--", linewidth=1)
+        ax.set_xlabel("true test accuracy")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"{label}\nKendall's tau {kendalltau(p, t).statistic:.3f}", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

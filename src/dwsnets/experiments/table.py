@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..baselines import MODELS
-from ..tasks import Task, make_task
+from ..baselines import MODELS, BaselineError, models_for
+from ..tasks import Task, TaskError, make_task
 from ..training.config import TrainConfig, TrainingError, read_run_record
 from ..training.trainer import Trainer
 from ..utils import hardware
 from ..zoo.dataset import WeightDataset
 from ..zoo.reader import Zoo
 from .flags import write_run_flags
-from .report import Runs, duration, grid_rows, mean_spread, plot_sweep, plot_table_curves, plural
+from .report import (Runs, duration, grid_rows, mean_spread, plot_prediction_scatter, plot_sweep, plot_table_curves,
+                     plural)  # fmt: skip
 
 __all__ = [
     "ExperimentConfig",
@@ -46,7 +47,7 @@ class ExperimentConfig:
     zoo: str
     out: Path
     train: TrainConfig = field(default_factory=TrainConfig)
-    models: list[str] = field(default_factory=lambda: list(MODELS))
+    models: list[str] | None = None  # None: every model that can learn the task on the zoo's layout
     seeds: int = 3
     train_sizes: list[int] = field(default_factory=list)
     train_views: list[str] = field(default_factory=list)
@@ -55,7 +56,7 @@ class ExperimentConfig:
     def check(self) -> None:
         if self.seeds < 1:
             raise TrainingError(f"seeds must be at least 1, got {self.seeds}")
-        if not self.models:
+        if self.models is not None and not self.models:
             raise TrainingError("the experiment names no model")
         if self.train_sizes and len(self.train_views) > 1:
             raise TrainingError("training-set sizes and several train_views settings: run one comparison at a time")
@@ -65,7 +66,13 @@ class ExperimentConfig:
     def runs(self, template: TrainConfig | None = None) -> dict[tuple[str, int], TrainConfig]:
         """Every (model, seed) run's resolved settings (all checked before any trains)."""
         base = template or self.train
-        return {(m, s): replace(base, model=m, seed=s).resolved() for m in self.models for s in range(self.seeds)}
+        return {
+            (m, s): replace(base, model=m, seed=s).resolved() for m in self.model_names() for s in range(self.seeds)
+        }
+
+    def model_names(self) -> list[str]:
+        """:attr:`models`, or every model that can learn the task on the zoo's layout."""
+        return self.models if self.models is not None else models_for(Zoo(self.zoo).layout, self.train.task)
 
 
 def save_test(run: Path, test: dict[str, Any], seconds: float, device: str) -> None:
@@ -99,6 +106,8 @@ def train_and_test(data: WeightDataset | str, run: Path, config: TrainConfig, de
     """Train (resume, or reuse) one run, then test its best checkpoint: ``test.json`` and
     ``config.toml`` (the flags that reproduce it) in the run directory, and the task's
     picture of the test split at ``picture``. ``None`` on ranks other than 0 under torchrun."""
+    if MODELS[config.model].fit is not None:
+        return _fit_in_one_call(data, run, config, device)
     trainer = Trainer(data, run, config, device)
     fitted = trainer.fit()
     history = fitted["history"]
@@ -111,6 +120,30 @@ def train_and_test(data: WeightDataset | str, run: Path, config: TrainConfig, de
     save_test(run, test, seconds, device)
     write_run_flags(run / "config.toml", trainer.config, str(getattr(trainer.data, "path", data)), str(run))
     return RunResult(trainer, test, seconds, fitted["best"])
+
+
+def _fit_in_one_call(data: WeightDataset | str, run: Path, config: TrainConfig, device: str) -> RunResult | None:
+    """A model fitted without gradient steps (:attr:`ModelSpec.fit`, e.g. trees): fit on
+    train, choose on validation, test; the run directory gets ``test.json`` and a record."""
+    trainer = Trainer(data, run, config, device, progress=False)
+    if trainer.rank != 0:
+        return None
+    task = trainer.task
+    try:
+        task.prepare(trainer.split("train"))
+        result = MODELS[config.model].fit(trainer.split("train"), trainer.split("val"), trainer.split("test"), task,
+                                          config.seed)  # fmt: skip
+    except (TaskError, BaselineError) as exc:
+        raise TrainingError(str(exc)) from None
+    run.mkdir(parents=True, exist_ok=True)
+    record = {"data": str(getattr(trainer.data, "path", data)), "data_id": trainer.data.data_id,
+              "task": task.config(), "task_state": task.state_dict(), "config": asdict(trainer.config),
+              "fitted": result.get("settings"),
+              "val": {k: v for k, v in result["val"].items() if isinstance(v, (int, float))}}  # fmt: skip
+    (run / "config.json").write_text(json.dumps(record, indent=1))
+    save_test(run, result["test"], result["seconds"], device)
+    write_run_flags(run / "config.toml", trainer.config, str(getattr(trainer.data, "path", data)), str(run))
+    return RunResult(trainer, result["test"], result["seconds"], result["val"][task.metric])
 
 
 def evaluate_run(run: Path, zoo: str | None, split: str, checkpoint: str, device: str) -> dict[str, Any]:
@@ -137,12 +170,14 @@ def evaluate_run(run: Path, zoo: str | None, split: str, checkpoint: str, device
 
 def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainConfig], out: Path, device: str,
               references: dict[str, list[float]] | None = None, picture: Path | None = None,
-              extra: dict[str, dict[str, list[float]]] | None = None) -> dict[str, Runs]:  # fmt: skip
+              extra: dict[str, dict[str, list[float]]] | None = None,
+              predictions: dict[str, tuple[Any, Any]] | None = None) -> dict[str, Runs]:  # fmt: skip
     """Every (model, seed) run under ``out`` (trained, resumed, or reused when finished);
     returns ``{model: [(test metric, training seconds), ...]}``. ``references`` collects
     the task's model-free reference values (:meth:`Task.references`), ``extra`` its further
     :attr:`Task.table_metrics` (``{metric: {model: values}}``); ``picture``: where the task's
-    picture of the first run's best model on the test split goes."""
+    picture of the first run's best model on the test split goes; ``predictions`` collects
+    each model's first seed's per-network test predictions and truths, for tasks that give them."""
     results: dict[str, Runs] = {}
     for index, ((model, seed), config) in enumerate(configs.items()):
         done = train_and_test(data, out / f"{model}-seed{seed}", config, device, picture if index == 0 else None)
@@ -153,6 +188,8 @@ def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainCon
         if references is not None:
             for label, ref in trainer.task.references(test).items():
                 references.setdefault(label, []).append(ref)
+        if predictions is not None and "predicted" in test and model not in predictions:
+            predictions[model] = (test["predicted"], test["true"])
         if extra is not None:
             for metric in trainer.task.table_metrics:
                 if metric in test:
@@ -209,7 +246,8 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     references: dict[str, list[float]] = {}
     extra: dict[str, dict[str, list[float]]] = {}
     picture = cfg.out / f"{task.name}-test.png"
-    results = run_table(zoo, cfg.runs(template), cfg.out, cfg.device, references, picture, extra)
+    predictions: dict[str, tuple[Any, Any]] = {}
+    results = run_table(zoo, cfg.runs(template), cfg.out, cfg.device, references, picture, extra, predictions)
     if not results:  # not rank 0 under torchrun
         return []
     n_train = zoo.split_size("train") // (zoo.split_views("train") if template.train_views == "first" else 1)
@@ -225,6 +263,11 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     plot_table_curves(cfg.out / "curves.png", cfg.out, list(results), cfg.seeds, task, f"{task.name} on {zoo.name}")
     print("\n" + md)
     written = [cfg.out / "table.md", cfg.out / "curves.png", *([picture] if picture.exists() else [])]
+    if predictions:
+        shown = {MODELS[m].label: predictions[m] for m in ("dwsnet", "statnn", "statnn-gbt") if m in predictions}
+        plot_prediction_scatter(cfg.out / "predictions.png", shown or {MODELS[m].label: v for m, v in
+                                predictions.items()}, f"test networks of {zoo.name} (seed 0)")  # fmt: skip
+        written.append(cfg.out / "predictions.png")
     print("written to " + ", ".join(map(str, written)))
     return written
 

@@ -82,6 +82,8 @@ class Generalization(SupervisedTask):
             "kendall_tau": float(tau) if tau == tau else 0.0,  # NaN (constant predictions): no ranking at all
             "r2": 1.0 - residual / spread if spread > 0 else 0.0,
             "mae": float((predicted - truth).abs().mean()),
+            "predicted": predicted.float(),  # per network, for scatter plots (tables keep numbers only)
+            "true": truth.float(),
         }
 
     def describe(self, metrics: dict[str, Any]) -> str:
