@@ -44,8 +44,8 @@ from torch import nn
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..nn.models import DWSNet, EquivariantDWSNet
 from .common import BaselineError
-from .gbt import fit_statnn_gbt
 from .flat import AlignedEditMLP, AlignedMLP, FlatEditMLP, FlatMLP
+from .gbt import fit_statnn_gbt
 from .neurons import Inr2VecEncoder, NeuronDeepSets, NeuronTransformer
 from .stats import StatNN
 
@@ -158,7 +158,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "transformer", "Transformer", NeuronTransformer, 5e-4, False, paper={"fashion-mnist": 26.97}, mlp_only=True
-        ),  # fmt: skip
+        ),
         ModelSpec(
             "inr2vec",
             "inr2vec-style",
@@ -178,7 +178,7 @@ MODELS: dict[str, ModelSpec] = {
             False,
             invariant=True,
             fit=fit_statnn_gbt,
-        ),  # fmt: skip
+        ),
     )
 }
 

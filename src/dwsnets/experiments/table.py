@@ -21,8 +21,16 @@ from ..utils import hardware
 from ..zoo.dataset import WeightDataset
 from ..zoo.reader import Zoo
 from .flags import write_run_flags
-from .report import (Runs, duration, grid_rows, mean_spread, plot_prediction_scatter, plot_sweep, plot_table_curves,
-                     plural)  # fmt: skip
+from .report import (
+    Runs,
+    duration,
+    grid_rows,
+    mean_spread,
+    plot_prediction_scatter,
+    plot_sweep,
+    plot_table_curves,
+    plural,  # fmt: skip
+)
 
 __all__ = [
     "ExperimentConfig",
