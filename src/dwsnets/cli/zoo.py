@@ -83,7 +83,7 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
 
 
 def cmd_fit_inrs(args: argparse.Namespace) -> int:
-    from ..zoo.preview import save_reconstruction_grid
+    from ..zoo.preview import save_accuracy_histogram, save_reconstruction_grid
 
     setup_runtime(args)
     index, count = _parse_shard(args.shard)
@@ -149,9 +149,12 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
         missing = zoo.missing_shards()
         if missing:
             print(f"{len(missing)} shard(s) still to fit (other --shard parts, or run this command again)")
-        if not args.no_preview and zoo.quality == "psnr":  # INRs: reconstructions to show
+        if not args.no_preview:  # INRs: reconstructions to show; classifiers: their accuracies
             try:
-                path = save_reconstruction_grid(args.out, data_dir=args.data_dir)
+                if zoo.quality == "psnr":
+                    path = save_reconstruction_grid(args.out, data_dir=args.data_dir)
+                else:
+                    path = save_accuracy_histogram(args.out)
                 print(f"picture: {path}")
             except Exception as exc:
                 print(f"(no preview picture: {exc})")
@@ -280,7 +283,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--chunk", type=int, default=None,
                      help="networks per batched computation (default: the source's; for SIRENs 32 on the CPU, "
                           "the fastest measured, and 4,096 on a GPU; 128 classifiers; 32 CNNs)")  # fmt: skip
-    fit.add_argument("--no-preview", action="store_true", help="skip the reconstruction picture")
+    fit.add_argument("--no-preview", action="store_true",
+                     help="skip the picture (INRs: reconstructions; classifiers and CNNs: a histogram of accuracies)")  # fmt: skip
     add_runtime_args(fit)
     fit.set_defaults(func=cmd_fit_inrs)
 

@@ -1,4 +1,5 @@
-"""Pictures of a zoo: source images beside what their INRs reconstruct."""
+"""Pictures of a zoo: source images beside what their INRs reconstruct; how accurate a
+classifier zoo's networks are."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["save_reconstruction_grid"]
+__all__ = ["save_accuracy_histogram", "save_reconstruction_grid"]
 
 
 def save_reconstruction_grid(
@@ -68,6 +69,45 @@ def save_reconstruction_grid(
         axes[1, 0].text(-0.3, 0.5, "INR", transform=axes[1, 0].transAxes, rotation=90, va="center")
     fig.suptitle(f"{config.source} INR zoo, shard {shard.name}", fontsize=10)
     fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def save_accuracy_histogram(zoo_dir: str | Path, out_path: str | Path | None = None) -> Path:
+    """Write a PNG: the histogram of a classifier (or CNN) zoo's test accuracies, every
+    finished shard, one colour per split, with the chance level marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .reader import Zoo
+
+    zoo = Zoo(zoo_dir)
+    if zoo.quality != "accuracy":
+        raise ValueError(f"zoo {zoo.path} holds INRs, not classifiers: there are no accuracies to show")
+    by_split: dict[str, list[torch.Tensor]] = {}
+    for shard in zoo.shards:
+        if (zoo.path / "shards" / f"{shard.name}.json").exists():
+            by_split.setdefault(shard.split, []).append(zoo.open_shard(shard, verify=False)["accuracy"])
+    if not by_split:
+        raise ValueError(f"zoo {zoo.path} has no finished shard to show")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    values = {s: torch.cat(v).double() * 100 for s, v in by_split.items()}
+    bins = torch.linspace(0, 100, 51).tolist()
+    ax.hist([v.numpy() for v in values.values()], bins=bins, stacked=True, label=[f"{s} ({len(v)})" for s, v in
+            values.items()])  # fmt: skip
+    ax.axvline(10, color="0.5", linestyle="--", linewidth=1, label="chance (10 classes)")
+    everything = torch.cat(list(values.values()))
+    ax.set_xlabel("test accuracy (%)")
+    ax.set_ylabel("networks")
+    ax.set_title(f"{zoo.source}: {len(everything)} networks, median {float(everything.median()):.1f}%, "
+                 f"10-90% {float(torch.quantile(everything, 0.1)):.1f}-{float(torch.quantile(everything, 0.9)):.1f}%",
+                 fontsize=9)  # fmt: skip
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_path = Path(out_path) if out_path else zoo.path / "accuracies.png"
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
