@@ -16,6 +16,13 @@ from dwsnets.core.forward import batched_cnn_forward
 from dwsnets.zoo import Zoo, ZooError
 from dwsnets.zoo.importers import import_small_cnn_zoo
 
+
+@pytest.fixture(autouse=True)
+def _float32():
+    torch.set_default_dtype(torch.float32)
+    yield
+
+
 # the published architecture: 3 convolutions of 16 channels (3x3), global pooling, dense to 10
 SHAPES = [("sequential/conv2d/kernel:0", (3, 3, 1, 16)), ("sequential/conv2d/bias:0", (16,)),
           ("sequential/conv2d_1/kernel:0", (3, 3, 16, 16)), ("sequential/conv2d_1/bias:0", (16,)),
@@ -161,3 +168,77 @@ def test_import_zoo_command_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "not a Small CNN Zoo directory" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+# ---------------------------------------------------------------- the original DWSNets INR data set
+
+
+def official_render(state: dict[str, torch.Tensor], size: int = 28) -> torch.Tensor:
+    """An INR of the original code as it renders, from that code's description: sine layers
+    sin(30 (W x + b)), a linear output plus 0.5, on coordinates (column, row) in [-1, 1]
+    with the column varying fastest; returns the (size, size) image."""
+    axis = torch.linspace(-1, 1, size)
+    row, col = torch.meshgrid(axis, axis, indexing="ij")
+    h = torch.stack([col.reshape(-1), row.reshape(-1)], 1)
+    keys = [k for k in state if k.endswith(".weight")]
+    for i, k in enumerate(keys):
+        h = h @ state[k].T + state[k.replace("weight", "bias")]
+        if i < len(keys) - 1:
+            h = torch.sin(30 * h)
+    return (h + 0.5).reshape(size, size)
+
+
+def write_official_fixture(root: Path, per_split: dict[str, int]) -> dict[str, list[dict[str, torch.Tensor]]]:
+    """INRs saved as the original code saves them, listed in a splits JSON by absolute paths
+    of another machine (as published files are)."""
+    import json
+
+    g = torch.Generator().manual_seed(0)
+    states, listing = {}, {}
+    for split, n in per_split.items():
+        states[split], listing[split] = [], {"path": [], "label": []}
+        for i in range(n):
+            state = {"seq.0.weight": torch.rand(32, 2, generator=g) - 0.5, "seq.0.bias": torch.rand(32, generator=g) * 0.1,
+                     "seq.1.weight": (torch.rand(32, 32, generator=g) - 0.5) * 0.08, "seq.1.bias": torch.zeros(32),
+                     "seq.2.weight": torch.rand(1, 32, generator=g) * 0.1, "seq.2.bias": torch.zeros(1)}  # fmt: skip
+            rel = Path("fmnist_inrs") / f"fmnist_png_{split}" / f"{i % 10}_{i}" / "checkpoints" / "model.pth"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state, root / rel)
+            states[split].append(state)
+            listing[split]["path"].append(str(Path("/home/someone/dataset") / rel))
+            listing[split]["label"].append(str(i % 10))
+    (root / "fmnist_splits.json").write_text(json.dumps(listing))
+    return states
+
+
+def test_official_inrs_render_the_same_images_after_import(tmp_path):
+    from dwsnets.inr.siren import coordinate_grid, siren_forward
+    from dwsnets.zoo.importers import import_dwsnets_official
+
+    states = write_official_fixture(tmp_path / "data", {"train": 4, "val": 2, "test": 3})
+    counts = import_dwsnets_official(tmp_path / "data", tmp_path / "zoo")
+    assert counts == {"train": 4, "val": 2, "test": 3, "dropped_nonfinite": 0}
+    zoo = Zoo(tmp_path / "zoo")
+    assert zoo.layer_sizes == (2, 32, 32, 1)
+    split = zoo.load("test")
+    assert split.labels.tolist() == [0, 1, 2]
+    ours = siren_forward(coordinate_grid(28, 28), split.weights.to_parameters(), 30.0).reshape(-1, 28, 28)
+    for i, state in enumerate(states["test"]):
+        torch.testing.assert_close(ours[i], official_render(state), atol=1e-4, rtol=1e-4)
+    # control: without the coordinate swap the image is transposed, not the same
+    plain = [p.clone() for p in split.weights.to_parameters()]
+    plain[0] = plain[0][:, :, [1, 0]]
+    swapped = siren_forward(coordinate_grid(28, 28), plain, 30.0).reshape(-1, 28, 28)
+    assert not torch.allclose(swapped[0], official_render(states["test"][0]), atol=1e-3)
+
+
+def test_official_import_errors(tmp_path):
+    from dwsnets.zoo.importers import import_dwsnets_official
+
+    with pytest.raises(ZooError, match="not a DWSNets INR data set"):
+        import_dwsnets_official(tmp_path, tmp_path / "zoo")
+    write_official_fixture(tmp_path / "d", {"train": 2, "val": 1, "test": 1})
+    broken = next((tmp_path / "d").rglob("model.pth"))
+    broken.write_bytes(broken.read_bytes()[:40])
+    with pytest.raises(ZooError, match="not a readable PyTorch state dict"):
+        import_dwsnets_official(tmp_path / "d", tmp_path / "zoo")

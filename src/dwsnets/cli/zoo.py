@@ -198,31 +198,38 @@ def cmd_merge_zoos(args: argparse.Namespace) -> int:
 def cmd_import_zoo(args: argparse.Namespace) -> int:
     from ..zoo.importers import import_zoo
 
-    options = {"split_file": args.split_file, "epoch": args.epoch, "all_checkpoints": args.all_checkpoints,
-               "seed": args.seed, "progress": print}  # fmt: skip
+    options = {"split_file": args.split_file, "progress": print}
+    if args.format == "small-cnn-zoo":
+        options.update(epoch=args.epoch, all_checkpoints=args.all_checkpoints, seed=args.seed)
+    elif args.epoch is not None or args.all_checkpoints:
+        raise UsageError(f"--epoch and --all-checkpoints are for checkpoint zoos, not {args.format}")
     counts = import_zoo(args.format, args.directory, args.out, **options)
     dropped = counts.pop("dropped_nonfinite")
     print(f"{args.out}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " networks"
           + (f"; left out {dropped} checkpoint(s) with non-finite weights or accuracy" if dropped else ""))  # fmt: skip
     summary = Zoo(args.out).summary()
-    print(f"test accuracy of the networks: median {summary['accuracy_median'] * 100:.1f}%, 5th percentile "
-          f"{summary['accuracy_p5'] * 100:.1f}%")  # fmt: skip
+    if summary.get("quality") == "accuracy":
+        print(f"test accuracy of the networks: median {summary['accuracy_median'] * 100:.1f}%, 5th percentile "
+              f"{summary['accuracy_p5'] * 100:.1f}%")  # fmt: skip
     return 0
 
 
 def _add_import_parser(sub: argparse._SubParsersAction) -> None:
     imp = sub.add_parser(
         "import-zoo",
-        help="read a zoo published elsewhere (the Small CNN Zoo) into a dwsnets zoo",
+        help="read a zoo published elsewhere (the Small CNN Zoo, DWSNets' INRs) into a dwsnets zoo",
         description="Import a downloaded data set of trained networks. small-cnn-zoo: a directory of the Small CNN "
         "Zoo (Unterthiner et al. 2020) holding weights.npy, metrics.csv.gz and layout.csv; with --split-file (e.g. "
-        "the NFN repository's predict_gen_data_splits/cifar10_split.csv) the splits are the published benchmark's.",
+        "the NFN repository's predict_gen_data_splits/cifar10_split.csv) the splits are the published benchmark's. "
+        "dwsnets-official: the INR data set of the original DWSNets code (a splits JSON and one state dict per INR).",
         formatter_class=DefaultsFormatter,
     )
     imp.add_argument("directory", help="the downloaded data set's directory")
-    imp.add_argument("--format", required=True, choices=["small-cnn-zoo"], help="the data set's format")
+    imp.add_argument("--format", required=True, choices=["small-cnn-zoo", "dwsnets-official"],
+                     help="the data set's format")  # fmt: skip
     imp.add_argument("--out", required=True, help="directory of the new zoo")
-    imp.add_argument("--split-file", help="the published split: one row index of weights.npy per line")
+    imp.add_argument("--split-file", help="small-cnn-zoo: the published split (one row index of weights.npy per "
+                     "line); dwsnets-official: the splits JSON, when the directory holds several")  # fmt: skip
     imp.add_argument("--epoch", type=int, help="the checkpoints to import (metrics 'step'; default: the last)")
     imp.add_argument("--all-checkpoints", action="store_true",
                      help="import every checkpoint (splits stay by training run)")  # fmt: skip

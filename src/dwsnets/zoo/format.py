@@ -110,7 +110,7 @@ def _data_path(out: Path, shard: ShardPlan) -> Path:
 
 
 def write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id: str, target: float | None,
-                quality: str = "psnr") -> None:  # fmt: skip
+                quality: str | None = "psnr") -> None:  # fmt: skip
     """Write one finished shard and then its completion record, each atomically."""
     from safetensors.torch import save
 
@@ -120,7 +120,6 @@ def write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id:
             "start": shard.start, "count": shard.count}  # fmt: skip
     blob = save(tensors, metadata={"dwsnets": json.dumps(info, sort_keys=True)})
     atomic_write_bytes(_data_path(out, shard), blob)
-    score = tensors[quality].double()
     record = {
         "shard": shard.name,
         "split": shard.split,
@@ -129,11 +128,12 @@ def write_shard(out: Path, shard: ShardPlan, tensors: dict[str, Tensor], zoo_id:
         "zoo_id": zoo_id,
         "bytes": len(blob),
         "sha256": hashlib.sha256(blob).hexdigest(),
-        f"{quality}_median": float(score.median()),
-        f"{quality}_min": float(score.min()),
-        "reached_target": int((score >= target).sum()) if target is not None and quality == "psnr" else None,
         "inr_steps": int(tensors["steps"].sum()),
     }
+    if quality is not None:  # (imported INRs come without one)
+        score = tensors[quality].double()
+        record[f"{quality}_median"], record[f"{quality}_min"] = float(score.median()), float(score.min())
+        record["reached_target"] = int((score >= target).sum()) if target is not None and quality == "psnr" else None
     atomic_write_json(_record_path(out, shard), record)
 
 

@@ -1,5 +1,8 @@
 """Zoos made elsewhere, read into the dwsnets store (``dwsnets import-zoo``).
 
+``dwsnets-official``: the INR data sets of the original DWSNets code (Navon et al. 2023),
+one state dict per INR and a JSON splits file (:func:`import_dwsnets_official`).
+
 ``small-cnn-zoo``: the Small CNN Zoo of Unterthiner et al. (2020), as published (one
 directory per data set, e.g. ``cifar10/``):
 
@@ -43,7 +46,7 @@ from ..core.layout import WeightSpaceLayout
 from .errors import ZooError
 from .format import FORMAT, ShardPlan, atomic_write_json, write_shard
 
-__all__ = ["FORMATS", "import_small_cnn_zoo", "import_zoo", "write_imported_zoo"]
+__all__ = ["FORMATS", "import_dwsnets_official", "import_small_cnn_zoo", "import_zoo", "write_imported_zoo"]
 
 # per-run settings kept beside each imported network (numbers, or category codes in order of appearance)
 _SETTINGS = ("config.learning_rate", "config.l2reg", "config.dropout", "config.init_std", "config.train_fraction")
@@ -51,7 +54,7 @@ _CATEGORIES = ("config.activation", "config.optimizer", "config.w_init", "config
 
 
 def write_imported_zoo(out: str | Path, layout: WeightSpaceLayout, splits: dict[str, dict[str, Tensor]],
-                       identity: dict[str, Any], quality: str = "accuracy", shard_size: int = 5000,
+                       identity: dict[str, Any], quality: str | None = "accuracy", shard_size: int = 5000,
                        notes: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Write networks of ``layout`` as a zoo: ``splits[name]`` maps the layout's tensor
     names (leading axis: networks) and per-network information to tensors; ``identity``
@@ -307,7 +310,96 @@ def _network_info(
     return {k: v.float() if v.is_floating_point() else v for k, v in info.items()}
 
 
-FORMATS: dict[str, Callable[..., dict[str, Any]]] = {"small-cnn-zoo": import_small_cnn_zoo}
+def _rerooted(paths: list[str], directory: Path) -> Callable[[str], Path]:
+    """A map from the paths a splits file lists (absolute paths of the machine that made it)
+    to files here: as written when they exist, else under ``directory`` after dropping the
+    same number of leading components as the first path needs."""
+    first = Path(paths[0])
+    if first.exists():
+        return Path
+    parts = first.parts[1:] if first.is_absolute() else first.parts
+    for drop in range(len(parts)):
+        if (directory / Path(*parts[drop:])).exists():
+            return lambda p, d=drop: (
+                directory / Path(*(Path(p).parts[1:] if Path(p).is_absolute() else Path(p).parts)[d:])
+            )
+    raise ZooError(f"the splits file lists {first}, which is neither there nor under {directory}: pass the directory "
+                   "that holds the INR files")  # fmt: skip
+
+
+def _official_inrs(files: list[Path]) -> list[Tensor]:
+    """Stacked ``[W1, b1, ...]`` of INR state dicts (``seq.N.weight``/``seq.N.bias``, same shapes)."""
+    stacked: list[list[Tensor]] = []
+    shapes = None
+    for path in files:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ZooError(f"{path} is not a readable PyTorch state dict ({exc})") from None
+        tensors = [state[k].float() for k in state if k.endswith(".weight") or k.endswith(".bias")]
+        if shapes is None:
+            shapes = [t.shape for t in tensors]
+            stacked = [[] for _ in tensors]
+        if [t.shape for t in tensors] != shapes:
+            raise ZooError(f"{path} holds an INR of another architecture ({[tuple(t.shape) for t in tensors]}; the "
+                           f"first had {[tuple(s) for s in shapes]})")  # fmt: skip
+        for column, t in zip(stacked, tensors):
+            column.append(t)
+    return [torch.stack(column) for column in stacked]
+
+
+def import_dwsnets_official(directory: str | Path, out: str | Path, *, split_file: str | Path | None = None,
+                            progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Import the INR data set of the original DWSNets code into a zoo at ``out``.
+
+    ``directory`` holds the splits file (JSON ``{"train"|"val"|"test": {"path": [...],
+    "label": [...]}}``; ``split_file`` names it when there are several) and the INRs, one
+    PyTorch state dict per file (keys ``seq.0.weight``, ``seq.0.bias``, ... of SIRENs with
+    ``sin(30 z)`` activations whose output is offset by +0.5). Stored as this package's
+    INRs render: the +0.5 moves into the last bias, and the first layer's two input
+    columns swap (the original's coordinates are (column, row), this package's (row,
+    column)), so :func:`~dwsnets.inr.siren_forward` on :func:`~dwsnets.inr.coordinate_grid`
+    draws the same image. The splits are the file's, exactly."""
+    directory = Path(directory)
+    if split_file is None:
+        found = sorted(directory.glob("*.json"))
+        if len(found) != 1:
+            raise ZooError(f"{directory} holds {len(found)} JSON files; name the splits file with --split-file"
+                           if found else f"no splits file (*.json) in {directory}: not a DWSNets INR data set")  # fmt: skip
+        split_file = found[0]
+    try:
+        listing = json.loads(Path(split_file).read_text())
+        splits = {
+            s: (list(listing[s]["path"]), [int(v) for v in listing[s]["label"]]) for s in ("train", "val", "test")
+        }
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ZooError(f"{split_file} is not a DWSNets splits file (train/val/test, each with path and label): "
+                       f"{exc}") from None  # fmt: skip
+    locate = _rerooted(splits["train"][0], directory)
+    out_splits, layout = {}, None
+    for split, (paths, labels) in splits.items():
+        if progress:
+            progress(f"reading {split}: {len(paths)} INRs")
+        params = _official_inrs([locate(p) for p in paths])
+        params[-1] = params[-1] + 0.5  # the output offset, as this package's INRs hold it
+        params[0] = params[0][:, :, [1, 0]] if params[0].shape[2] == 2 else params[0]
+        layout = WeightSpaceLayout.mlp([params[0].shape[2], *(w.shape[1] for w in params[0::2])])
+        tensors = {name: t for name, t in zip(_pairs(layout), params)}
+        n = len(labels)
+        tensors.update({"label": torch.tensor(labels, dtype=torch.int64), "view": torch.zeros(n, dtype=torch.int64),
+                        "image_index": torch.arange(n), "steps": torch.zeros(n, dtype=torch.int64)})  # fmt: skip
+        out_splits[split] = tensors
+    identity = {"source": "dwsnets-official", "splits_file": Path(split_file).name,
+                "counts": {s: len(v[1]) for s, v in splits.items()}}  # fmt: skip
+    write_imported_zoo(out, layout, out_splits, identity, quality=None, notes={"from": str(directory.resolve()),
+                       "w0": 30.0})  # fmt: skip
+    return {**{s: len(v[1]) for s, v in splits.items()}, "dropped_nonfinite": 0}
+
+
+FORMATS: dict[str, Callable[..., dict[str, Any]]] = {
+    "small-cnn-zoo": import_small_cnn_zoo,
+    "dwsnets-official": import_dwsnets_official,
+}
 
 
 def import_zoo(fmt: str, directory: str | Path, out: str | Path, **options: Any) -> dict[str, Any]:

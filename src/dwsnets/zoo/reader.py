@@ -169,7 +169,7 @@ class Zoo:
         return {"rechecked": count, "max_abs_psnr_difference_db": worst}
 
     @property
-    def quality(self) -> str:
+    def quality(self) -> str | None:
         """The per-network score the zoo stores: ``psnr`` (INRs) or ``accuracy`` (classifiers)."""
         from .sources import get_source
 
@@ -182,6 +182,8 @@ class Zoo:
         """Statistics of the networks' :attr:`quality` over every finished shard
         (checksums checked with ``verify``): ``psnr_median`` etc. for INR zoos."""
         quality = self.quality
+        if quality is None:  # imported INRs: no stored score
+            return {"inrs": sum(s.count for s in self.shards if shard_finished(self.path, s)), "quality": None}
         scores, steps = [], 0
         for shard in self.shards:
             if shard_finished(self.path, shard):
