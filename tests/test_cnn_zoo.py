@@ -154,6 +154,6 @@ def test_generalization_on_a_cnn_zoo_with_activation_symmetries(tmp_path, capsys
 
 def test_cnn_zoo_accuracies_spread(tmp_path):
     """Drawn hyperparameters give networks from chance to good, as the Small CNN Zoo's."""
-    build_zoo(tmp_path / "z", ZooConfig(source="digits-cnns", count=48, max_steps=60, shard_size=48))
+    build_zoo(tmp_path / "z", ZooConfig(source="digits-cnns", count=32, max_steps=40, shard_size=32))
     acc = torch.cat([Zoo(tmp_path / "z").load(s).info["accuracy"] for s in ("train", "val", "test")]).numpy()
     assert np.quantile(acc, 0.9) - np.quantile(acc, 0.1) > 0.3
