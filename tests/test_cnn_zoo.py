@@ -144,6 +144,10 @@ def test_generalization_on_a_cnn_zoo_with_activation_symmetries(tmp_path, capsys
         assert code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "Kendall's tau" in out
+    assert main(["train", "generalization", "--zoo", str(tmp_path / "z"), "--model", "statnn-gbt", "--out",
+                 str(tmp_path / "run-gbt")]) == 0  # fmt: skip
+    record = json.loads((tmp_path / "run-gbt" / "test.json").read_text())
+    assert -1 <= record["test_kendall_tau"] <= 1 and record["train_seconds"] > 0
     # a zoo without recorded activations refuses the option in one line
     build_zoo(tmp_path / "c", ZooConfig(source="digits-classifiers", count=40, max_steps=5, hidden=(8,)))
     assert main(["train", "generalization", "--zoo", str(tmp_path / "c"), "--model", "statnn", "--epochs", "1",

@@ -22,6 +22,19 @@ def test_dwsnet_invariance_with_control(sizes, norm):
 
 
 @pytest.mark.parametrize("sizes", ARCHITECTURES)
+def test_dwsnet_with_input_statistics_is_invariant_with_control(sizes):
+    model = DWSNet(sizes, 3, hidden_channels=4, num_layers=2, head_hidden=(8,), norm="batch", input_statistics=True)
+    ws = WeightSpace.randn(sizes, 6)
+    model.train()
+    model(ws)  # batch statistics for the statistics' standardisation
+    model.eval()
+    perms = ws.random_permutations(per_network=True)
+    assert torch.allclose(model(ws.permute(perms)), model(ws), atol=1e-8)
+    assert not torch.allclose(model(non_symmetry(ws)), model(ws), atol=1e-6)
+    assert model.embed(ws).shape[1] == model.head.pool.out_features + len(ws.tensors) * 7
+
+
+@pytest.mark.parametrize("sizes", ARCHITECTURES)
 @pytest.mark.parametrize("residual", [False, True])
 def test_equivariant_model_with_control(sizes, residual):
     model = EquivariantDWSNet(sizes, 1, hidden_channels=5, num_layers=2, residual=residual, dropout=0.1)

@@ -10,32 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace
+from ..nn.invariant import STATISTICS, tensor_statistics
 from ..nn.models import WeightSpaceModel
 from ..nn.norm import InputNormalization
 from .common import mlp
 
 __all__ = ["STATISTICS", "StatNN", "tensor_statistics"]
-
-# per tensor and channel: mean, variance and these quantiles of its entries
-QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
-STATISTICS = ("mean", "variance", *(f"q{int(q * 100)}" for q in QUANTILES))
-
-
-def tensor_statistics(ws: WeightSpace) -> Tensor:
-    """``(B, T * C * 7)``: for every tensor ``T`` and channel ``C`` of ``ws``, the mean,
-    the variance (of the entries, not unbiased) and the 0, 25, 50, 75 and 100th percentiles
-    of its entries (:data:`STATISTICS`, in that order)."""
-    features = []
-    for t in ws.tensors:
-        entries = t.flatten(2).float()  # (B, C, entries)
-        quantiles = torch.quantile(entries, torch.tensor(QUANTILES, device=entries.device), dim=-1)  # (5, B, C)
-        features.append(torch.stack([entries.mean(-1), entries.var(-1, unbiased=False), *quantiles], dim=-1))
-    return torch.cat([f.flatten(1) for f in features], dim=1)
 
 
 class StatNN(WeightSpaceModel):

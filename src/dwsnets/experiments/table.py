@@ -137,6 +137,12 @@ def _fit_in_one_call(data: WeightDataset | str, run: Path, config: TrainConfig, 
     if trainer.rank != 0:
         return None
     task = trainer.task
+    ignored = [flag for flag, on in (("--activation-symmetries", config.activation_symmetries),
+               ("--sign-flips", config.sign_flips), ("--noise", config.noise > 0),
+               ("--entry-dropout", config.entry_dropout > 0)) if on]  # fmt: skip
+    if ignored:
+        print(f"note: {config.model} is fitted in one call, without augmentation: {', '.join(ignored)} "
+              "apply to the gradient-trained models only")  # fmt: skip
     try:
         task.prepare(trainer.split("train"))
         result = MODELS[config.model].fit(trainer.split("train"), trainer.split("val"), trainer.split("test"), task,

@@ -18,7 +18,26 @@ from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from .pointwise import make_activation
 
-__all__ = ["InvariantHead", "InvariantPooling"]
+__all__ = ["STATISTICS", "InvariantHead", "InvariantPooling", "tensor_statistics"]
+
+# per tensor and channel: mean, variance and these quantiles of its entries
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+STATISTICS = ("mean", "variance", *(f"q{int(q * 100)}" for q in QUANTILES))
+
+
+def tensor_statistics(ws: WeightSpace) -> Tensor:
+    """``(B, T * C * 7)``: for every tensor ``T`` and channel ``C`` of ``ws``, the mean,
+    the variance (of the entries, not unbiased) and the 0, 25, 50, 75 and 100th percentiles
+    of its entries (:data:`STATISTICS`, in that order)."""
+    features = []
+    for t in ws.tensors:
+        entries = t.flatten(2)  # (B, C, entries)
+        if entries.dtype in (torch.float16, torch.bfloat16):
+            entries = entries.float()  # quantiles and variances in full precision
+        q = torch.tensor(QUANTILES, device=entries.device, dtype=entries.dtype)
+        quantiles = torch.quantile(entries, q, dim=-1)  # (5, B, C)
+        features.append(torch.stack([entries.mean(-1), entries.var(-1, unbiased=False), *quantiles], dim=-1))
+    return torch.cat([f.flatten(1) for f in features], dim=1)
 
 
 class InvariantPooling(nn.Module):
@@ -94,10 +113,12 @@ class InvariantHead(nn.Module):
         hidden: Sequence[int] = (),
         activation: str = "relu",
         dropout: float = 0.0,
+        extra_features: int = 0,
     ) -> None:
         super().__init__()
         self.pool = InvariantPooling(layout, in_channels)
-        widths = [self.pool.out_features, *hidden]
+        self.extra_features = int(extra_features)
+        widths = [self.pool.out_features + self.extra_features, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), make_activation(activation)]
@@ -109,6 +130,8 @@ class InvariantHead(nn.Module):
     def forward(self, ws: WeightSpace) -> Tensor:
         return self.mlp(self.pool(ws))
 
-    def forward_packed(self, slots: Sequence[Tensor]) -> Tensor:
-        """The same from packed slots (what :class:`~dwsnets.DWSNet` calls)."""
-        return self.mlp(self.pool.forward_packed(slots))
+    def forward_packed(self, slots: Sequence[Tensor], extra: Tensor | None = None) -> Tensor:
+        """The same from packed slots (what :class:`~dwsnets.DWSNet` calls); ``extra``:
+        ``(B, extra_features)`` further invariant features joined to the pooled ones."""
+        pooled = self.pool.forward_packed(slots)
+        return self.mlp(pooled if extra is None else torch.cat([pooled, extra.to(pooled.dtype)], dim=1))

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace
 from .equivariant import DWSLayer
-from .invariant import InvariantHead
+from .invariant import STATISTICS, InvariantHead, tensor_statistics
 from .norm import InputNormalization, WSBatchNorm
 from .pointwise import Entrywise, WSDropout, make_activation
 
@@ -128,6 +129,9 @@ class DWSNet(WeightSpaceModel):
         dropout: entry-wise dropout in the backbone and dropout in the head.
         norm: ``None`` or ``"batch"`` (per tensor and channel statistics).
         in_channels: channels of the input space (1 for raw networks).
+        input_statistics: also give the head the mean, variance and quantiles of every
+            (normalised) input tensor, standardised: order-free statistics that the
+            backbone's mean pooling would need depth to approximate (StatNN's features).
 
     Shapes: ``WeightSpace (B, in_channels, ...)`` -> ``(B, out_features)``.
     Symmetry contract: invariant to permutations of every hidden layer's neurons.
@@ -145,6 +149,7 @@ class DWSNet(WeightSpaceModel):
         dropout: float = 0.0,
         norm: str | None = None,
         in_channels: int = 1,
+        input_statistics: bool = False,
     ) -> None:
         super().__init__()
         self.layout = as_layout(layer_sizes)
@@ -152,19 +157,33 @@ class DWSNet(WeightSpaceModel):
         self.backbone = DWSBackbone(
             self.layout, in_channels, hidden_channels, num_layers, activation=activation, dropout=dropout, norm=norm
         )
-        self.head = InvariantHead(
-            self.layout, hidden_channels, out_features, hidden=head_hidden, activation=activation, dropout=dropout
-        )
+        n_stats = len(self.layout.tensors) * in_channels * len(STATISTICS) if input_statistics else 0
+        # the input's per-tensor statistics, standardised, beside the pooled features
+        self.statistics_norm = nn.BatchNorm1d(n_stats, affine=False) if input_statistics else None
+        self.head = InvariantHead(self.layout, hidden_channels, out_features, hidden=head_hidden, activation=activation,
+                                  dropout=dropout, extra_features=n_stats)  # fmt: skip
+
+    def _statistics(self, normed: WeightSpace) -> Tensor | None:
+        if self.statistics_norm is None:
+            return None
+        return self.statistics_norm(tensor_statistics(normed))
 
     def embed(self, ws: WeightSpace) -> Tensor:
         """Invariant features before the head's MLP: ``(B, hidden_channels * n_invariant)``
-        (feature order of :class:`~dwsnets.InvariantPooling`)."""
-        return self.head.pool.forward_packed(self.backbone.forward_packed(self.input_norm(ws)))
+        (feature order of :class:`~dwsnets.InvariantPooling`), then the input statistics
+        when the model uses them."""
+        normed = self.input_norm(ws)
+        pooled = self.head.pool.forward_packed(self.backbone.forward_packed(normed))
+        stats = self._statistics(normed)
+        return pooled if stats is None else torch.cat([pooled, stats.to(pooled.dtype)], dim=1)
 
     def forward(self, ws: WeightSpace) -> Tensor:
         """``WeightSpace (B, in_channels, ...)`` -> ``(B, out_features)``. The same as
-        ``self.head(self.backbone(self.input_norm(ws)))``, without unpacking in between."""
-        return self.head.forward_packed(self.backbone.forward_packed(self.input_norm(ws)))
+        ``self.head(self.backbone(self.input_norm(ws)))``, without unpacking in between
+        (with ``input_statistics``, the input's :func:`~dwsnets.nn.invariant.tensor_statistics`
+        join the pooled features)."""
+        normed = self.input_norm(ws)
+        return self.head.forward_packed(self.backbone.forward_packed(normed), self._statistics(normed))
 
 
 class EquivariantDWSNet(WeightSpaceModel):
