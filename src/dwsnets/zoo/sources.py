@@ -443,7 +443,7 @@ class CNNSource(ClassifierSource):
     source's test images."""
 
     settings = ("max_steps", "count")
-    default_shard_size = 250  # about 4 minutes of the 2-core CPU per shard at 1,000 steps
+    default_shard_size = 250  # about 4 minutes of the 2-core CPU per shard at 600 steps (measured)
     default_chunk = 32  # the fastest measured on the CPU (docs/benchmarks.md)
 
     def __init__(self, name: str, images: str) -> None:
