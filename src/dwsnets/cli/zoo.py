@@ -30,8 +30,9 @@ class FitProgress:
                 flush=True,
             )
             if event["inrs"]:
+                unit, desc = ("INR", "fitting") if self.quality == "psnr" else ("net", "training")
                 self.bar = progress(
-                    total=event["inrs"], unit="INR", desc="fitting", smoothing=0.05, mininterval=1.0, dynamic_ncols=True
+                    total=event["inrs"], unit=unit, desc=desc, smoothing=0.05, mininterval=1.0, dynamic_ncols=True
                 )
             return
         if event["event"] == "damaged":
@@ -46,7 +47,8 @@ class FitProgress:
             rate = event["inr_steps"] / max(event["elapsed"], 1e-9)
             self.bar.set_postfix_str(
                 f"{event['shard']} step {event['step']} active {event['active']} "
-                f"{rate:,.0f} INR-steps/s mean {'' if self.quality == 'psnr' else self.quality + ' '}"
+                f"{rate:,.0f} {'INR' if self.quality == 'psnr' else 'network'}-steps/s mean "
+                f"{'' if self.quality == 'psnr' else self.quality + ' '}"
                 f"{_score(self.quality, event['mean_quality'])}"
             )
 
@@ -136,7 +138,8 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
     rate = result["inr_steps"] / result["seconds"] if result["seconds"] > 0 else float("nan")
     print(
         f"fitted {result['fitted_inrs']} networks in {result['seconds']:.1f}s "
-        f"({rate:,.0f} INR-steps/s); skipped {result['skipped_shards']} finished shard(s)"
+        f"({rate:,.0f} {'INR' if fit_progress.quality == 'psnr' else 'network'}-steps/s); skipped "
+        f"{result['skipped_shards']} finished shard(s)"
     )
     if summary["inrs"]:
         target = summary.get("reached_target")

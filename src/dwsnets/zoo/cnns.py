@@ -245,7 +245,8 @@ def train_cnns(
     drawn = [draw_settings(s) for s in seeds]
     n = len(seeds)
     layout = cnn_layout(images.shape[1], int(labels.max()) + 1)
-    out = [torch.empty(n, *t.shape) for pair in zip(layout.tensors[:4], layout.tensors[4:]) for t in pair]
+    layers = len(layout.tensors) // 2  # weights, then biases: stored as [K1, b1, K2, b2, ...]
+    out = [torch.empty(n, *t.shape) for m in range(layers) for t in (layout.tensors[m], layout.tensors[layers + m])]
     accuracy, train_accuracy, diverged = torch.empty(n), torch.empty(n), torch.zeros(n, dtype=torch.bool)
     finished = 0
     for activation in ACTIVATIONS:  # networks of one activation train together
