@@ -26,7 +26,7 @@ view is free (a ``permute`` plus a ``view``) inside a stack of layers.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -484,21 +484,7 @@ def flip_tensors(
     For a feed-forward network this negates a neuron's incoming weights and bias and its
     outgoing weights: the function is unchanged whenever the activation is odd
     (``sin``, ``tanh``), as a SIREN's is. Not a symmetry of ReLU networks."""
-    index = {h: i for i, h in enumerate(layout.hidden_sizes)}
-    out = []
-    for t, x in zip(layout.tensors, xs):
-        for axis, h in enumerate(t.hidden):
-            if h is None:
-                continue
-            s = signs[index[h]].to(x.device, x.dtype)
-            shape = [1] * x.dim()
-            if s.dim() == 1:
-                shape[2 + axis] = s.shape[0]
-            else:
-                shape[0], shape[2 + axis] = s.shape[0], s.shape[1]
-            x = x * s.reshape(shape)
-        out.append(x)
-    return out
+    return _scale_hidden_axes(layout, xs, signs, lambda s, axis: s)
 
 
 def rescale_tensors(
@@ -514,14 +500,25 @@ def rescale_tensors(
     is :func:`flip_tensors`, a symmetry of odd activations (tanh, sine)."""
     if not layout.is_feedforward:
         raise ValueError("rescaling neurons needs a feed-forward layout (weights (out, in, ...) and biases)")
+    # axis 0: the neuron's own row (times q); axis 1: its outgoing column (divided by q)
+    return _scale_hidden_axes(layout, xs, factors, lambda q, axis: q if axis == 0 else q.reciprocal())
+
+
+def _scale_hidden_axes(
+    layout: WeightSpaceLayout,
+    xs: Sequence[torch.Tensor],
+    values: Sequence[torch.Tensor],
+    factor: Callable[[torch.Tensor, int], torch.Tensor],
+) -> list[torch.Tensor]:
+    """Multiply every axis of tensors ``(B, C, *shape)`` that carries hidden index ``h`` by
+    ``factor(values[h], axis)`` (``values[h]``: ``(d_h,)`` shared or ``(B, d_h)`` per network)."""
     index = {h: i for i, h in enumerate(layout.hidden_sizes)}
     out = []
     for t, x in zip(layout.tensors, xs):
         for axis, h in enumerate(t.hidden):
             if h is None:
                 continue
-            q = factors[index[h]].to(x.device, x.dtype)
-            q = q if axis == 0 else q.reciprocal()  # axis 0: the neuron's own row; axis 1: its outgoing column
+            q = factor(values[index[h]].to(x.device, x.dtype), axis)
             shape = [1] * x.dim()
             if q.dim() == 1:
                 shape[2 + axis] = q.shape[0]
