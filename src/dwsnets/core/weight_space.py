@@ -321,18 +321,24 @@ class WeightSpace:
             )
         return values, hidden
 
+    def _per_neuron(self, values: Sequence[Tensor], what: str) -> list[Tensor]:
+        """One value per hidden neuron: ``values[k-1]`` checked to be ``(d_k,)`` or ``(B, d_k)``."""
+        values, hidden = self._per_hidden_layer(values, f"{what[:-1]} vector(s)")
+        for k, (v, d) in enumerate(zip(values, hidden), start=1):
+            if v.shape not in ((d,), (self.batch_size, d)):
+                raise WeightSpaceError(
+                    f"{what} of hidden layer {k} must have shape ({d},) or ({self.batch_size}, {d}), got {tuple(v.shape)}"
+                )
+        return values
+
     def flip_signs(self, signs: Sequence[Tensor]) -> WeightSpace:
         """Negate chosen hidden neurons: ``signs[k-1]`` (``(d_k,)`` or ``(B, d_k)``, entries
         ``+1`` or ``-1``) multiplies neuron ``i`` of hidden layer ``k``'s incoming weights
         and bias and its outgoing weights (``W_k <- S_k W_k S_{k-1}`` with diagonal sign
         matrices; kernel axes untouched). Every network computes the same function
         afterwards when the activation is odd (a SIREN's ``sin``, ``tanh``)."""
-        signs, hidden = self._per_hidden_layer(signs, "sign vector(s)")
-        for k, (s, d) in enumerate(zip(signs, hidden), start=1):
-            if s.shape not in ((d,), (self.batch_size, d)):
-                raise WeightSpaceError(
-                    f"signs of hidden layer {k} must have shape ({d},) or ({self.batch_size}, {d}), got {tuple(s.shape)}"
-                )
+        signs = self._per_neuron(signs, "signs")
+        for k, s in enumerate(signs, start=1):
             if not bool(((s == 1) | (s == -1)).all()):
                 raise WeightSpaceError(f"signs of hidden layer {k} must be +1 or -1")
         return WeightSpace.from_tensors(flip_tensors(self.layout, self.tensors, signs))
@@ -343,12 +349,8 @@ class WeightSpace:
         its outgoing weights (kernel axes untouched). Every network computes the same function
         afterwards with positive factors and a ReLU activation (positive homogeneity), and
         with factors +-1 and an odd activation (:meth:`flip_signs`)."""
-        factors, hidden = self._per_hidden_layer(factors, "factor vector(s)")
-        for k, (q, d) in enumerate(zip(factors, hidden), start=1):
-            if q.shape not in ((d,), (self.batch_size, d)):
-                raise WeightSpaceError(
-                    f"factors of hidden layer {k} must have shape ({d},) or ({self.batch_size}, {d}), got {tuple(q.shape)}"
-                )
+        factors = self._per_neuron(factors, "factors")
+        for k, q in enumerate(factors, start=1):
             if not bool((torch.isfinite(q) & (q != 0)).all()):
                 raise WeightSpaceError(f"factors of hidden layer {k} must be finite and nonzero")
         return WeightSpace.from_tensors(rescale_tensors(self.layout, self.tensors, factors))
