@@ -130,8 +130,13 @@ class InvariantHead(nn.Module):
     def forward(self, ws: WeightSpace) -> Tensor:
         return self.mlp(self.pool(ws))
 
-    def forward_packed(self, slots: Sequence[Tensor], extra: Tensor | None = None) -> Tensor:
-        """The same from packed slots (what :class:`~dwsnets.DWSNet` calls); ``extra``:
-        ``(B, extra_features)`` further invariant features joined to the pooled ones."""
+    def features_packed(self, slots: Sequence[Tensor], extra: Tensor | None = None) -> Tensor:
+        """What the MLP reads: the pooled features of packed slots, then ``extra``
+        (``(B, extra_features)`` further invariant features) when given."""
         pooled = self.pool.forward_packed(slots)
-        return self.mlp(pooled if extra is None else torch.cat([pooled, extra.to(pooled.dtype)], dim=1))
+        return pooled if extra is None else torch.cat([pooled, extra.to(pooled.dtype)], dim=1)
+
+    def forward_packed(self, slots: Sequence[Tensor], extra: Tensor | None = None) -> Tensor:
+        """The same from packed slots (what :class:`~dwsnets.DWSNet` calls), with ``extra``
+        features as :meth:`features_packed` takes them."""
+        return self.mlp(self.features_packed(slots, extra))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
@@ -173,9 +172,7 @@ class DWSNet(WeightSpaceModel):
         (feature order of :class:`~dwsnets.InvariantPooling`), then the input statistics
         when the model uses them."""
         normed = self.input_norm(ws)
-        pooled = self.head.pool.forward_packed(self.backbone.forward_packed(normed))
-        stats = self._statistics(normed)
-        return pooled if stats is None else torch.cat([pooled, stats.to(pooled.dtype)], dim=1)
+        return self.head.features_packed(self.backbone.forward_packed(normed), self._statistics(normed))
 
     def forward(self, ws: WeightSpace) -> Tensor:
         """``WeightSpace (B, in_channels, ...)`` -> ``(B, out_features)``. The same as
