@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,13 +150,11 @@ def _fit_in_one_call(data: WeightDataset | str, run: Path, config: TrainConfig, 
     except (TaskError, BaselineError) as exc:
         raise TrainingError(str(exc)) from None
     run.mkdir(parents=True, exist_ok=True)
-    record = {"data": str(getattr(trainer.data, "path", data)), "data_id": trainer.data.data_id,
-              "task": task.config(), "task_state": task.state_dict(), "config": asdict(trainer.config),
-              "fitted": result.get("settings"),
+    record = {**trainer.run_record(), "fitted": result.get("settings"),
               "val": {k: v for k, v in result["val"].items() if isinstance(v, (int, float))}}  # fmt: skip
     (run / "config.json").write_text(json.dumps(record, indent=1))
     save_test(run, result["test"], result["seconds"], device)
-    write_run_flags(run / "config.toml", trainer.config, str(getattr(trainer.data, "path", data)), str(run))
+    write_run_flags(run / "config.toml", trainer.config, record["data"], str(run))
     return RunResult(trainer, result["test"], result["seconds"], result["val"][task.metric])
 
 

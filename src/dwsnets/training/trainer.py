@@ -221,7 +221,9 @@ class Trainer:
         self._inputs.clear()  # preprocessing depends on the model: never reuse another model's inputs
         return model
 
-    def _run_record(self) -> dict[str, Any]:
+    def run_record(self) -> dict[str, Any]:
+        """What a run directory's ``config.json`` records: the data, the task and its state,
+        and the settings."""
         return {
             "data": str(getattr(self.data, "path", self.data.name)),
             "data_id": self.data.data_id,
@@ -316,7 +318,7 @@ class Trainer:
         per_epoch = available if cfg.epoch_size is None else cfg.epoch_size
         model.to(self.device)
         if self.rank == 0:
-            (self.run_dir / "config.json").write_text(json.dumps(self._run_record(), indent=1))
+            (self.run_dir / "config.json").write_text(json.dumps(self.run_record(), indent=1))
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, per_epoch // cfg.batch_size)
         run = _Run(
