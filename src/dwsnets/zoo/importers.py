@@ -128,10 +128,16 @@ def _read_layout(directory: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _cnn_layout(rows: list[dict[str, Any]], path: Path) -> WeightSpaceLayout:
-    """The dwsnets layout of the tensors ``layout.csv`` lists (kernels, then each its bias)."""
+def _kernels_and_biases(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``layout.csv`` rows of the kernels and of the biases, each in file order."""
     kernels = [r for r in rows if r["varname"].endswith("kernel:0")]
     biases = [r for r in rows if r["varname"].endswith("bias:0")]
+    return kernels, biases
+
+
+def _cnn_layout(rows: list[dict[str, Any]], path: Path) -> WeightSpaceLayout:
+    """The dwsnets layout of the tensors ``layout.csv`` lists (kernels, then each its bias)."""
+    kernels, biases = _kernels_and_biases(rows)
     if len(kernels) + len(biases) != len(rows) or len(kernels) != len(biases) or not kernels:
         raise ZooError(f"{path}: expected pairs of '...kernel:0' and '...bias:0' tensors, got "
                        f"{[r['varname'] for r in rows]}")  # fmt: skip
@@ -183,15 +189,15 @@ def _read_metrics(directory: Path) -> dict[str, list[str]]:
     raise ZooError(f"no metrics.csv.gz in {directory}: not a Small CNN Zoo directory")
 
 
-def _numbers(values: list[str], dtype: type = np.float64) -> np.ndarray:
-    """A column as numbers (empty or unreadable entries: NaN)."""
+def _numbers(values: list[str]) -> np.ndarray:
+    """A column as float64 numbers (empty or unreadable entries: NaN)."""
     out = np.full(len(values), np.nan)
     for i, v in enumerate(values):
         try:
             out[i] = float(v)
         except ValueError:
             pass
-    return out.astype(dtype) if dtype is not np.float64 else out
+    return out
 
 
 def _splits_of(metrics: dict[str, list[str]], rows: np.ndarray, split_file: Path | None,
@@ -243,7 +249,9 @@ def import_small_cnn_zoo(directory: str | Path, out: str | Path, *, split_file: 
     if len(metrics["step"]) != len(weights):
         raise ZooError(f"weights.npy holds {len(weights)} rows but the metrics file {len(metrics['step'])}: a "
                        "truncated or mismatched download")  # fmt: skip
-    steps = _numbers(metrics["step"]).astype(np.int64)
+    # every numeric column read once (the published files hold 270,000 rows)
+    numbers = {c: _numbers(metrics[c]) for c in ("step", "test_accuracy", "train_accuracy", *_SETTINGS) if c in metrics}
+    steps = numbers["step"].astype(np.int64)
     epoch = int(steps.max()) if epoch is None else int(epoch)
     rows = np.arange(len(steps)) if all_checkpoints else np.flatnonzero(steps == epoch)
     if not len(rows):
@@ -257,13 +265,13 @@ def import_small_cnn_zoo(directory: str | Path, out: str | Path, *, split_file: 
         if progress:
             progress(f"reading {split}: {len(index)} networks")
         flat = np.asarray(weights[index], dtype=np.float32)
-        finite = np.isfinite(flat).all(1) & np.isfinite(_numbers(metrics["test_accuracy"])[index])
+        finite = np.isfinite(flat).all(1) & np.isfinite(numbers["test_accuracy"][index])
         dropped += int((~finite).sum())
         flat, index = flat[finite], index[finite]
         tensors = {}
         for t, row in zip(_pairs(layout), _pairs_rows(layout_rows)):
             tensors[t] = _to_torch_order(flat, row)
-        tensors.update(_network_info(metrics, index, codes))
+        tensors.update(_network_info(numbers, metrics, index, codes))
         out_splits[split] = tensors
     identity = {"source": "small-cnn-zoo", "directory": directory.resolve().name, "rows": len(weights),
                 "width": width, "split_file": Path(split_file).name if split_file else None, "seed": seed,
@@ -280,18 +288,18 @@ def _pairs(layout: WeightSpaceLayout) -> list[str]:
 
 
 def _pairs_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kernels = [r for r in rows if r["varname"].endswith("kernel:0")]
-    biases = [r for r in rows if r["varname"].endswith("bias:0")]
-    return [r for pair in zip(kernels, biases) for r in pair]
+    """The ``layout.csv`` rows in kernel, bias, kernel, bias... order."""
+    return [r for pair in zip(*_kernels_and_biases(rows)) for r in pair]
 
 
 def _network_info(
-    metrics: dict[str, list[str]], index: np.ndarray, codes: dict[str, dict[str, int]]
+    numbers: dict[str, np.ndarray], metrics: dict[str, list[str]], index: np.ndarray, codes: dict[str, dict[str, int]]
 ) -> dict[str, Tensor]:
-    """Per-network information: accuracies, the checkpoint's epoch, its row, the run's settings."""
+    """Per-network information: accuracies, the checkpoint's epoch, its row, the run's settings
+    (``numbers``: the numeric columns, read; ``metrics``: the categorical ones, as text)."""
 
     def column(name: str) -> np.ndarray:
-        return _numbers(metrics[name])[index]
+        return numbers[name][index]
 
     info = {
         "accuracy": torch.tensor(column("test_accuracy")),
@@ -299,10 +307,10 @@ def _network_info(
         "source_row": torch.tensor(index.astype(np.int64)),
         "label": torch.full((len(index),), -1, dtype=torch.int64),
     }
-    if "train_accuracy" in metrics:
+    if "train_accuracy" in numbers:
         info["train_accuracy"] = torch.tensor(column("train_accuracy"))
     for name in _SETTINGS:
-        if name in metrics:
+        if name in numbers:
             info[name.removeprefix("config.")] = torch.tensor(column(name))
     for name, mapping in codes.items():
         values = np.asarray(metrics[name])[index]
