@@ -21,6 +21,7 @@ class FitProgress:
     def __init__(self, label: str, quality: str = "psnr") -> None:
         self.label, self.bar, self.done = label, None, 0
         self.quality = quality
+        self.item = "INR" if quality == "psnr" else "network"  # what the zoo holds, for people
 
     def __call__(self, event: dict) -> None:
         if event["event"] == "plan":
@@ -30,7 +31,7 @@ class FitProgress:
                 flush=True,
             )
             if event["inrs"]:
-                unit, desc = ("INR", "fitting") if self.quality == "psnr" else ("net", "training")
+                unit, desc = ("INR", "fitting") if self.item == "INR" else ("net", "training")
                 self.bar = progress(
                     total=event["inrs"], unit=unit, desc=desc, smoothing=0.05, mininterval=1.0, dynamic_ncols=True
                 )
@@ -47,7 +48,7 @@ class FitProgress:
             rate = event["inr_steps"] / max(event["elapsed"], 1e-9)
             self.bar.set_postfix_str(
                 f"{event['shard']} step {event['step']} active {event['active']} "
-                f"{rate:,.0f} {'INR' if self.quality == 'psnr' else 'network'}-steps/s mean "
+                f"{rate:,.0f} {self.item}-steps/s mean "
                 f"{'' if self.quality == 'psnr' else self.quality + ' '}"
                 f"{_score(self.quality, event['mean_quality'])}"
             )
@@ -138,7 +139,7 @@ def cmd_fit_inrs(args: argparse.Namespace) -> int:
     rate = result["inr_steps"] / result["seconds"] if result["seconds"] > 0 else float("nan")
     print(
         f"fitted {result['fitted_inrs']} networks in {result['seconds']:.1f}s "
-        f"({rate:,.0f} {'INR' if fit_progress.quality == 'psnr' else 'network'}-steps/s); skipped "
+        f"({rate:,.0f} {fit_progress.item}-steps/s); skipped "
         f"{result['skipped_shards']} finished shard(s)"
     )
     if summary["inrs"]:
