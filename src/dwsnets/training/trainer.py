@@ -363,7 +363,7 @@ class Trainer:
                                 "choose one")  # fmt: skip
         if not (self.config.sign_flips or self.config.canonical_signs):
             return
-        from ..zoo.sources import ClassifierSource, get_source
+        from ..zoo.sources import ClassifierSource, CNNSource, get_source
 
         name = getattr(self.data, "source", "")
         try:
@@ -372,9 +372,11 @@ class Trainer:
             source = None
         if isinstance(source, ClassifierSource):
             which = "--sign-flips" if self.config.sign_flips else "--canonical-signs"
+            mixed = isinstance(source, CNNSource)  # ReLU and tanh networks side by side
             raise TrainingError(
-                f"{which}: the networks of {name} are ReLU classifiers, and negating a ReLU neuron changes "
-                "the function (sign flips are a symmetry of odd activations, such as a SIREN's sine)"
+                f"{which}: the networks of {name} are {'CNNs, many of them ' if mixed else ''}ReLU classifiers, and "
+                "negating a ReLU neuron changes the function (sign flips are a symmetry of odd activations, such as "
+                "a SIREN's sine)" + ("; --activation-symmetries gives each network its own symmetry" if mixed else "")
             )
 
     def _signal_transforms(self, train_ws: WeightSpace) -> SignalTransforms:
