@@ -425,3 +425,20 @@ def test_sign_flips_and_canonical_signs_train_on_sirens_and_are_refused_for_relu
     assert not all(bool((s == 1).all()) for s in canonical_signs(Zoo(digits_zoo).load("test").weights))  # control
     with pytest.raises(TrainingError, match="would undo --canonical-signs"):
         Trainer(digits_zoo, tmp_path / "d", TrainConfig(sign_flips=True, canonical_signs=True), progress=False).fit()
+
+
+def test_sign_flips_default_to_on_for_dwsnet_classifying_sirens_only(digits_zoo, classifier_zoo, tmp_path):
+    """The plain command gets the sine's sign flips where they won on validation (DWSNet,
+    classification, a SIREN zoo) and nowhere else; an explicit choice always stands."""
+
+    def resolved(data, name, **kwargs):
+        return Trainer(data, tmp_path / name, TrainConfig(**kwargs), progress=False).config.sign_flips
+
+    assert resolved(digits_zoo, "a") is True
+    assert resolved(digits_zoo, "b", sign_flips=False) is False
+    assert resolved(digits_zoo, "c", model="mlp") is False
+    assert resolved(digits_zoo, "d", canonical_signs=True) is False
+    assert resolved(digits_zoo, "e", task="contrastive") is False
+    adapt = TrainConfig(task="adapt", task_options={"shots": 100})
+    assert not Trainer(classifier_zoo, tmp_path / "f", adapt, progress=False)._holds_sirens()  # ReLU networks
+    assert resolved(classifier_zoo, "g", task="adapt", task_options={"shots": 100}, sign_flips=True) is True

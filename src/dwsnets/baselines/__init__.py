@@ -85,6 +85,8 @@ class ModelSpec:
             ``"TASK/SOURCE"`` (``"contrastive/sine-ab"``: linear-probe test MSE). MNIST and
             the probe list only the numbers quoted in this project's issues.
         invariant: exactly invariant to hidden permutations by construction.
+        sign_flips: whether classification on a zoo of SIRENs draws random sign flips of
+            hidden neurons by default (the sine's symmetry; chosen where it won on validation).
         editor: ``editor(layout, **kwargs) -> nn.Module`` mapping networks to networks of
             the same layout, or ``None`` when the model has no such form.
     """
@@ -97,6 +99,7 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
     invariant: bool = False
+    sign_flips: bool = False
     editor: Callable[..., nn.Module] | None = None
     # models fitted in one call instead of trained by gradient steps (scikit-learn):
     # ``fit(train, val, test, task, seed) -> {"val", "test", "seconds", ...}``
@@ -132,6 +135,7 @@ MODELS: dict[str, ModelSpec] = {
             {"hidden_channels": 32, "num_layers": 5, "head_hidden": (256,), "dropout": 0.0, "norm": "batch"},
             {"fashion-mnist": 67.06, "mnist": 85.71, "contrastive/sine-ab": 1.39},
             invariant=True,
+            sign_flips=True,
             editor=_residual_dwsnet,
         ),
         ModelSpec(

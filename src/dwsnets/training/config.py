@@ -33,7 +33,9 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     clip_grad: float = 10.0
     augment_permute: bool | None = None  # None: the model's default
-    sign_flips: bool = False  # random sign flips of hidden neurons: a symmetry of SIRENs (odd activations)
+    # random sign flips of hidden neurons: a symmetry of SIRENs (odd activations). None: the
+    # model's default (ModelSpec.sign_flips) for classification on a zoo of SIRENs, else off
+    sign_flips: bool | None = None
     # every split in its sign canonical form (dwsnets.core.signs), read once: one twin per network
     canonical_signs: bool = False
     # each network's activation symmetry (ReLU: positive rescaling of hidden neurons; tanh: sign
