@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace
+from .encoding import ENCODINGS, FourierEncoding
 from .equivariant import DWSLayer
 from .invariant import STATISTICS, InvariantHead, tensor_statistics
 from .norm import InputNormalization, WSBatchNorm
@@ -131,9 +132,17 @@ class DWSNet(WeightSpaceModel):
         input_statistics: also give the head the mean, variance and quantiles of every
             (normalised) input tensor, standardised: order-free statistics that the
             backbone's mean pooling would need depth to approximate (StatNN's features).
+        input_encoding: ``None``, ``"fourier"`` or ``"fourier-even"``: every normalised
+            weight value encoded by :class:`~dwsnets.nn.encoding.FourierEncoding` before the
+            first layer (``fourier_features`` frequencies of standard deviation
+            ``fourier_scale``). ``"fourier-even"`` forgets every entry's sign, which makes the
+            model invariant to the sine's sign symmetry as well.
 
     Shapes: ``WeightSpace (B, in_channels, ...)`` -> ``(B, out_features)``.
-    Symmetry contract: invariant to permutations of every hidden layer's neurons.
+    Symmetry contract: invariant to permutations of every hidden layer's neurons; with
+    ``input_encoding="fourier-even"`` (and no ``input_statistics``) also to negating any
+    hidden neuron (incoming weights, bias and outgoing weights), and to any other change of
+    entries' signs.
     """
 
     def __init__(
@@ -149,18 +158,32 @@ class DWSNet(WeightSpaceModel):
         norm: str | None = None,
         in_channels: int = 1,
         input_statistics: bool = False,
+        input_encoding: str | None = None,
+        fourier_features: int = 32,
+        fourier_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.layout = as_layout(layer_sizes)
-        self.input_norm = InputNormalization(self.layout, in_channels)
+        # the even encoding reads each value's sign-free size: scaled, not centred
+        self.input_norm = InputNormalization(self.layout, in_channels, center=input_encoding != "fourier-even")
+        if input_encoding not in (None, *ENCODINGS):
+            raise ValueError(f"input_encoding must be None or one of {', '.join(ENCODINGS)}, got {input_encoding!r}")
+        self.encoding = (
+            None if input_encoding is None
+            else FourierEncoding(in_channels, fourier_features, fourier_scale, even=input_encoding == "fourier-even")
+        )  # fmt: skip
+        backbone_in = in_channels if self.encoding is None else self.encoding.out_channels
         self.backbone = DWSBackbone(
-            self.layout, in_channels, hidden_channels, num_layers, activation=activation, dropout=dropout, norm=norm
+            self.layout, backbone_in, hidden_channels, num_layers, activation=activation, dropout=dropout, norm=norm
         )
         n_stats = len(self.layout.tensors) * in_channels * len(STATISTICS) if input_statistics else 0
         # the input's per-tensor statistics, standardised, beside the pooled features
         self.statistics_norm = nn.BatchNorm1d(n_stats, affine=False) if input_statistics else None
         self.head = InvariantHead(self.layout, hidden_channels, out_features, hidden=head_hidden, activation=activation,
                                   dropout=dropout, extra_features=n_stats)  # fmt: skip
+
+    def _encoded(self, normed: WeightSpace) -> WeightSpace:
+        return normed if self.encoding is None else self.encoding(normed)
 
     def _statistics(self, normed: WeightSpace) -> Tensor | None:
         if self.statistics_norm is None:
@@ -172,7 +195,7 @@ class DWSNet(WeightSpaceModel):
         (feature order of :class:`~dwsnets.InvariantPooling`), then the input statistics
         when the model uses them."""
         normed = self.input_norm(ws)
-        return self.head.features_packed(self.backbone.forward_packed(normed), self._statistics(normed))
+        return self.head.features_packed(self.backbone.forward_packed(self._encoded(normed)), self._statistics(normed))
 
     def forward(self, ws: WeightSpace) -> Tensor:
         """``WeightSpace (B, in_channels, ...)`` -> ``(B, out_features)``. The same as
@@ -180,7 +203,7 @@ class DWSNet(WeightSpaceModel):
         (with ``input_statistics``, the input's :func:`~dwsnets.nn.invariant.tensor_statistics`
         join the pooled features)."""
         normed = self.input_norm(ws)
-        return self.head.forward_packed(self.backbone.forward_packed(normed), self._statistics(normed))
+        return self.head.forward_packed(self.backbone.forward_packed(self._encoded(normed)), self._statistics(normed))
 
 
 class EquivariantDWSNet(WeightSpaceModel):

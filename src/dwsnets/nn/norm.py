@@ -371,18 +371,23 @@ class WSBatchNorm(nn.Module):
 
 
 class InputNormalization(nn.Module):
-    """Standardise raw weight spaces: ``(x - mean) / std`` per tensor and channel.
+    """Standardise raw weight spaces: ``(x - mean) / std`` per tensor and channel, or only
+    ``x / std`` with ``center=False`` (which keeps every entry's sign, for sign-invariant
+    encodings).
 
     The statistics are buffers fitted once on a data set with :meth:`fit` (the identity
     until then), so they travel with the model's ``state_dict``. Equivariant because every
     entry of a tensor shares one mean and one scale.
     """
 
-    def __init__(self, layout: WeightSpaceLayout | Sequence[int], channels: int = 1, eps: float = 1e-8) -> None:
+    def __init__(
+        self, layout: WeightSpaceLayout | Sequence[int], channels: int = 1, eps: float = 1e-8, center: bool = True
+    ) -> None:
         super().__init__()
         self.layout = as_layout(layout)
         self.channels = int(channels)
         self.eps = float(eps)
+        self.center = center
         n = len(self.layout.tensors)
         self.register_buffer("mean", torch.zeros(n, channels))
         self.register_buffer("std", torch.ones(n, channels))
@@ -434,7 +439,8 @@ class InputNormalization(nn.Module):
         out = []
         for i, t in enumerate(ws.tensors):
             shape = (1, self.channels) + (1,) * (t.dim() - 2)
-            out.append((t - self.mean[i].to(t.dtype).view(shape)) / self.std[i].to(t.dtype).view(shape))
+            shifted = t - self.mean[i].to(t.dtype).view(shape) if self.center else t
+            out.append(shifted / self.std[i].to(t.dtype).view(shape))
         return WeightSpace.from_tensors(out)
 
     def inverse(self, ws: WeightSpace) -> WeightSpace:
@@ -443,8 +449,10 @@ class InputNormalization(nn.Module):
         out = []
         for i, t in enumerate(ws.tensors):
             shape = (1, self.channels) + (1,) * (t.dim() - 2)
-            out.append(t * self.std[i].to(t.dtype).view(shape) + self.mean[i].to(t.dtype).view(shape))
+            scaled = t * self.std[i].to(t.dtype).view(shape)
+            out.append(scaled + self.mean[i].to(t.dtype).view(shape) if self.center else scaled)
         return WeightSpace.from_tensors(out)
 
     def extra_repr(self) -> str:
-        return f"tensors={len(self.layout.tensors)}, channels={self.channels}, fitted={bool(self.fitted)}"
+        centered = "" if self.center else ", center=False"
+        return f"tensors={len(self.layout.tensors)}, channels={self.channels}, fitted={bool(self.fitted)}{centered}"
