@@ -14,12 +14,16 @@ interrupted comparison resumes and a repeated one only prints.
 
 Variants (``--variants``, comma-separated; default: all; see ``VARIANTS``): ``default`` (the
 registry's DWSNet: 5 layers of 32 channels, batch norm, AdamW lr 2e-3, random hidden
-permutations), ``lr-1e-3``, ``lr-4e-3``, ``no-norm``, ``width-64``, ``depth-3``,
+permutations, and on SIREN zoos random sign flips), ``no-sign-flips`` (the default before
+sign flips became one), ``lr-1e-3``, ``lr-4e-3``, ``no-norm``, ``width-64``, ``depth-3``,
 ``dropout-0.1``, ``no-permutations``, ``flip-and-intensity`` (exact image
 augmentations: left-right flips and intensity scale and shift of up to 10%), ``bf16``
 (bf16 autocast on the CPU, ``dwsnets train --bf16``) and ``bf16-compiled`` (also
 ``--compile``); ``sign-flips`` and ``canonical-signs`` (the sine's sign symmetry, SIREN
-zoos only), and ``sign-flips`` with ``width-64``, ``dropout-0.1`` or ``lr-1e-3``.
+zoos only), and ``sign-flips`` with ``width-64``, ``dropout-0.1`` or ``lr-1e-3``;
+``fourier`` and ``fourier-even`` (every weight value through random Fourier features, or
+their sign-free even half, which makes the model invariant to sign flips), and
+``fourier-scale-3`` (frequencies three times higher).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},  # the registry's DWSNet: 5 layers x 32 channels, batch norm, lr 2e-3, permutations
+    "default": {},  # the registry's DWSNet: 5 layers x 32 channels, batch norm, lr 2e-3, permutations, sign flips
+    "no-sign-flips": {"sign_flips": False},
     "lr-1e-3": {"lr": 1e-3},
     "lr-4e-3": {"lr": 4e-3},
     "no-norm": {"model_args": {"norm": None}},
@@ -48,6 +53,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "sign-flips-width-64": {"sign_flips": True, "model_args": {"hidden_channels": 64}},
     "sign-flips-dropout-0.1": {"sign_flips": True, "model_args": {"dropout": 0.1}},
     "sign-flips-lr-1e-3": {"sign_flips": True, "lr": 1e-3},
+    # every weight value encoded by random Fourier features (dwsnets.nn.encoding)
+    "fourier": {"model_args": {"input_encoding": "fourier"}},
+    "fourier-even": {"model_args": {"input_encoding": "fourier-even"}},
+    "fourier-scale-3": {"model_args": {"input_encoding": "fourier", "fourier_scale": 3.0}},
 }
 
 
