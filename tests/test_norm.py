@@ -251,3 +251,37 @@ def test_compiled_kernels_match_the_eager_ones():
     # control: the comparison tells the kernels' variants apart (with and without the ReLU)
     half = len(out_c) // 2
     assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(out_c[:half], out_e[half:]))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_recomputed_batchnorm_outputs_give_the_same_gradients(dropout, monkeypatch):
+    """The backbone rebuilds each fused batch norm's output in the backward pass instead of
+    keeping it: the gradients are bit for bit those of keeping it. With dropout the output is
+    changed in place before the next layer saves it, so it must be kept (control: nothing
+    is rebuilt then)."""
+    import contextlib
+
+    from dwsnets import DWSNet
+    from dwsnets.nn import models, norm
+
+    sizes = (2, 8, 8, 1)
+    model = DWSNet(sizes, 3, hidden_channels=6, num_layers=3, norm="batch", dropout=dropout).double()
+    ws = WeightSpace.randn(sizes, 5).to(torch.float64)
+    rebuilt = []
+    kernel = norm._kernel
+    monkeypatch.setattr(norm, "_kernel", lambda name: (lambda *a: rebuilt.append(1) or kernel(name)(*a))
+                        if name == "normalise" else kernel(name))  # fmt: skip
+
+    def gradients(recompute):
+        monkeypatch.setattr(models, "recompute_normalised", norm.recompute_normalised if recompute
+                            else contextlib.nullcontext)  # fmt: skip
+        model.zero_grad()
+        torch.manual_seed(0)  # the same dropout masks
+        out = model(ws)
+        rebuilt.clear()
+        out.square().sum().backward()
+        return [p.grad.clone() for p in model.parameters()], len(rebuilt)
+
+    (kept, none), (recomputed, count) = gradients(False), gradients(True)
+    assert none == 0 and all(torch.equal(a, b) for a, b in zip(kept, recomputed))
+    assert count == (0 if dropout else 2)  # the hidden-to-hidden slot of layers 2 and 3

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
@@ -23,7 +24,7 @@ from ..core.weight_space import WeightSpace
 from .encoding import ENCODINGS, FourierEncoding
 from .equivariant import DWSLayer
 from .invariant import STATISTICS, InvariantHead, tensor_statistics
-from .norm import InputNormalization, WSBatchNorm
+from .norm import InputNormalization, WSBatchNorm, recompute_normalised
 from .pointwise import Entrywise, WSDropout, make_activation
 
 __all__ = ["DWSBackbone", "DWSNet", "EquivariantDWSNet", "WeightSpaceModel"]
@@ -96,10 +97,18 @@ class DWSBackbone(nn.Module):
         self.out_channels = hidden_channels
 
     def forward_packed(self, ws: WeightSpace) -> list[Tensor]:
-        """Run the blocks and return the output still packed in slots."""
+        """Run the blocks and return the output still packed in slots. When training, the
+        fused batch norms' outputs are rebuilt in the backward pass rather than kept
+        (:func:`~dwsnets.nn.norm.recompute_normalised`; the same gradients, bit for bit)."""
         first = self.blocks[0]
         first.check_input(ws.tensors)
         slots = first.packing.pack(ws.tensors)
+        if self.training and torch.is_grad_enabled():
+            with recompute_normalised():
+                return self._run_blocks(slots)
+        return self._run_blocks(slots)
+
+    def _run_blocks(self, slots: list[Tensor]) -> list[Tensor]:
         blocks = list(self.blocks)
         i = 0
         while i < len(blocks):

@@ -11,8 +11,10 @@ blocks here use one mean and one scale per tensor and channel:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -23,7 +25,7 @@ from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..utils import world_size
 
-__all__ = ["InputNormalization", "WSBatchNorm"]
+__all__ = ["InputNormalization", "WSBatchNorm", "recompute_normalised"]
 
 
 def _entry_dims(t: Tensor) -> list[int]:
@@ -252,6 +254,8 @@ class _SlotBatchNorm(torch.autograd.Function):
         shift = bias.to(stat_dtype) - mean * scale
         scale_f, shift_f = groups.expand(scale, index), groups.expand(shift, index)
         y = _kernel("normalise")(x, scale_f, shift_f, relu)
+        if _recipes is not None:  # y can be rebuilt from what this step saves anyway
+            _recipes[id(y)] = (weakref.ref(y), y._version, x, scale_f, shift_f, relu)
         ctx.save_for_backward(x, weight, mean, rstd, n, scale_f, shift_f)
         ctx.groups, ctx.relu = groups, relu
         unbiased = var * (n / (n - 1).clamp_min(1))
@@ -283,6 +287,44 @@ class _SlotBatchNorm(torch.autograd.Function):
             a_f, b_f, c_f = (groups.expand(v, index) for v in (a, b, c))
             grad_x = _kernel("grad_input")(grad, x, scale_f, shift_f, a_f, b_f, c_f, ctx.relu)
         return grad_x, grad_weight, grad_bias, None, None, None
+
+
+# id(y) -> (weak y, its version, x, scale, shift, relu) for the outputs of the batch norms that run inside
+# recompute_normalised(); None outside it
+_recipes: dict[int, tuple[weakref.ref, int, Tensor, Tensor, Tensor, bool]] | None = None
+
+
+@contextlib.contextmanager
+def recompute_normalised() -> Iterator[None]:
+    """Within this block, a training-mode batch norm's output ``y = ReLU(x * scale + shift)``
+    is never kept for the backward pass: whatever layer saves ``y`` (the next equivariant
+    layer, for its weight gradient) keeps a recipe instead, made of the tensors the batch
+    norm saves anyway (``x`` and the per-feature scale and shift), and ``y`` is rebuilt by
+    the same kernel, bit for bit, when the backward pass needs it. One activation fewer is
+    held per block, for one extra elementwise pass per block in the backward pass.
+    """
+    global _recipes
+    outer, _recipes = _recipes, {}
+    recipes = _recipes
+
+    def pack(t: Tensor) -> Any:
+        recipe = recipes.get(id(t))
+        # the very tensor the batch norm wrote, not changed in place since (dropout, other activations)
+        if recipe is not None and recipe[0]() is t and t._version == recipe[1]:
+            return recipe[2:]
+        return t
+
+    def unpack(saved: Any) -> Tensor:
+        if isinstance(saved, Tensor):
+            return saved
+        x, scale, shift, relu = saved
+        return _kernel("normalise")(x, scale, shift, relu)
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            yield
+    finally:
+        _recipes = outer
 
 
 class WSBatchNorm(nn.Module):
