@@ -188,7 +188,7 @@ def test_the_trainer_computes_what_it_computed_before_its_steps_were_named(tmp_p
         runs = {
             "classify": ("digits", TrainConfig(model="dwsnet", task="classify", epochs=2, batch_size=16,
                                                train_views="one", noise=0.05, entry_dropout=0.05,
-                                               signal={"rotate": 10.0, "flip": [1]}, seed=3,
+                                               signal={"rotate": 10.0, "flip": [1]}, seed=3, sign_flips=False,
                                                model_args={"hidden_channels": 8, "num_layers": 2})),
             "regress": ("sine", TrainConfig(model="mlp-aug", task="regress", epochs=2, batch_size=16, seed=1)),
         }  # fmt: skip
