@@ -1,6 +1,6 @@
 """DWSNet's defaults beside NFN-HNP in its authors' configuration, on the same zoo.
 
-    pip install nfn einops        # the benchmark's own, optional dependencies
+    pip install -e ".[nfn-benchmark]"    # nfn and einops: the benchmark's own, optional dependencies
     python benchmarks/bench_nfn_side_by_side.py --zoo zoos/fm2k --epochs 20 [--seed 0]
 
 NFN-HNP is built from the ``nfn`` package's layers (Zhou et al. 2023) in the configuration
@@ -41,7 +41,7 @@ def nfn_hnp(weights: Any, classes: int) -> nn.Module:
         from nfn.layers import HNPLinear, HNPPool, TupleOp
         from nfn.layers.encoding import GaussianFourierFeatureTransform
     except ImportError as exc:
-        raise SystemExit(f"this benchmark needs the nfn package: pip install nfn einops ({exc})") from None
+        raise SystemExit(f"this benchmark needs the nfn package: pip install -e '.[nfn-benchmark]' ({exc})") from None
     spec = network_spec_from_wsfeat(weights)
     layers: list[nn.Module] = [GaussianFourierFeatureTransform(spec, 1, FOURIER_FREQUENCIES, FOURIER_SCALE)]
     channels = 2 * FOURIER_FREQUENCIES
