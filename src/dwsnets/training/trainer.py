@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -52,6 +52,9 @@ from ..zoo.split import ZooSplit
 from .checkpoint import CheckpointError, load_training_state, read_checkpoint, save_training_state
 from .config import NO_EFFECT, TrainConfig, TrainingError, read_run_record
 from .logging import ProgressFile, TensorBoardLog, plot_curves, write_metrics
+
+if TYPE_CHECKING:
+    from ..zoo.sources import Source
 
 __all__ = ["TrainConfig", "Trainer", "TrainingError", "read_run_record"]
 
@@ -366,18 +369,26 @@ class Trainer:
             return False
         return self._holds_sirens()
 
+    def _zoo_source(self) -> Source | None:
+        """The registered source the zoo was built from, or ``None`` for an outside data set
+        (an imported zoo, networks the user holds: their activation is the user's to know)."""
+        from ..zoo.sources import get_source
+
+        name = getattr(self.data, "source", "")
+        try:
+            return get_source(name) if name else None
+        except ValueError:
+            return None
+
     def _holds_sirens(self) -> bool:
         """Whether the zoo's networks are SIRENs (fitted here from an image or signal source,
         or imported from the original DWSNets data); outside data sets are not assumed to be."""
-        from ..zoo.sources import ClassifierSource, get_source
+        from ..zoo.sources import ClassifierSource
 
-        name = getattr(self.data, "source", "")
-        if name == "dwsnets-official":
+        if getattr(self.data, "source", "") == "dwsnets-official":
             return True
-        try:
-            return bool(name) and not isinstance(get_source(name), ClassifierSource)
-        except ValueError:
-            return False
+        source = self._zoo_source()
+        return source is not None and not isinstance(source, ClassifierSource)
 
     def _check_sign_flips(self) -> None:
         """Sign flips are a symmetry of odd activations only: refuse them for a zoo of ReLU
@@ -387,13 +398,9 @@ class Trainer:
                                 "choose one")  # fmt: skip
         if not (self.config.sign_flips or self.config.canonical_signs):
             return
-        from ..zoo.sources import ClassifierSource, CNNSource, get_source
+        from ..zoo.sources import ClassifierSource, CNNSource
 
-        name = getattr(self.data, "source", "")
-        try:
-            source = get_source(name) if name else None
-        except ValueError:  # an outside data set: its activation is the user's to know
-            source = None
+        source, name = self._zoo_source(), getattr(self.data, "source", "")
         if isinstance(source, ClassifierSource):
             which = "--sign-flips" if self.config.sign_flips else "--canonical-signs"
             mixed = isinstance(source, CNNSource)  # ReLU and tanh networks side by side
