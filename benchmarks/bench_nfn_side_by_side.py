@@ -79,7 +79,8 @@ def _accuracy(model: nn.Module, features: Any, labels: torch.Tensor) -> float:
 
 
 def train_nfn(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
-    """NFN-HNP's own recipe; the best validation epoch's model is tested."""
+    """NFN-HNP's own recipe; the best validation epoch's model is tested. The run is kept
+    after every epoch in ``OUT/nfn-hnp-seedS/state.pt`` and resumed from there."""
     from dwsnets.zoo.reader import Zoo
 
     data = Zoo(zoo)
@@ -89,25 +90,63 @@ def train_nfn(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
     model = nfn_hnp(train[0], int(train[1].max()) + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     gen = torch.Generator().manual_seed(args.seed)
-    best, best_state, seconds = -1.0, None, 0.0
-    for epoch in range(args.epochs):
+    run = _NFNRun(Path(args.out) / f"nfn-hnp-seed{args.seed}", args)
+    start = run.resume(model, opt, gen)
+    for epoch in range(start, args.epochs):
         t0 = time.perf_counter()
         model.train()
         order = torch.randperm(len(train[1]), generator=gen)
-        for start in range(0, len(order) - BATCH + 1, BATCH):
-            index = order[start : start + BATCH]
+        for first in range(0, len(order) - BATCH + 1, BATCH):
+            index = order[first : first + BATCH]
             loss = nn.functional.cross_entropy(model(_rows(train[0], index)), train[1][index])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        seconds += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         val_acc = _accuracy(model, *val)
         print(f"nfn-hnp epoch {epoch + 1}: loss {float(loss):.3f}, validation {val_acc:.4f}", flush=True)
-        if val_acc > best:
-            best, best_state = val_acc, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    return {"model": "NFN-HNP (nfn package, authors' configuration)", "best_val": best,
-            "test": _accuracy(model, *test), "train_seconds": seconds, "parameters": _count(model)}  # fmt: skip
+        run.end_epoch(epoch, val_acc, seconds, model, opt, gen)
+    model.load_state_dict(run.best_state)
+    return {"model": "NFN-HNP (nfn package, authors' configuration)", "best_val": run.best,
+            "test": _accuracy(model, *test), "train_seconds": run.seconds, "parameters": _count(model)}  # fmt: skip
+
+
+class _NFNRun:
+    """NFN-HNP's training state on disk: written whole after every epoch (to a temporary
+    file, then renamed), so an interrupted run loses at most the epoch in progress."""
+
+    def __init__(self, directory: Path, args: argparse.Namespace) -> None:
+        self.path = directory / "state.pt"
+        self.setup = {"epochs": args.epochs, "seed": args.seed, "max_train": args.max_train, "zoo": str(args.zoo)}
+        self.best, self.best_state, self.seconds = -1.0, None, 0.0
+
+    def resume(self, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:
+        """Load a kept run of the same setup; the first epoch still to train."""
+        if not self.path.exists():
+            return 0
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        kept = {k: v for k, v in state["setup"].items() if k != "epochs"}
+        if kept != {k: v for k, v in self.setup.items() if k != "epochs"}:
+            raise SystemExit(f"{self.path} holds a run of another setup ({state['setup']}); pass another --out")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        self.best, self.best_state, self.seconds = state["best"], state["best_state"], state["seconds"]
+        print(f"nfn-hnp: resumed after epoch {state['epoch'] + 1} from {self.path}", flush=True)
+        return state["epoch"] + 1
+
+    def end_epoch(self, epoch: int, val_acc: float, seconds: float, model: nn.Module, opt: torch.optim.Optimizer,
+                  gen: torch.Generator) -> None:  # fmt: skip
+        self.seconds += seconds
+        if val_acc > self.best:
+            self.best, self.best_state = val_acc, copy.deepcopy(model.state_dict())
+        state = {"setup": self.setup, "epoch": epoch, "best": self.best, "best_state": self.best_state,
+                 "seconds": self.seconds, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "generator": gen.get_state()}  # fmt: skip
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        torch.save(state, partial)
+        partial.replace(self.path)
 
 
 def train_dwsnet(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -135,7 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-train", type=int, help="the first N training INRs only (quick checks)")
     parser.add_argument("--models", default="dwsnet,nfn-hnp", help="comma-separated: dwsnet, nfn-hnp")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
-    parser.add_argument("--out", default="runs/nfn-side-by-side", help="where DWSNet's run is kept (resumed)")
+    parser.add_argument(
+        "--out", default="runs/nfn-side-by-side", help="where both runs are kept (resumed with the same command)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
