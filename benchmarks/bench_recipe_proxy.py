@@ -57,6 +57,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fourier": {"model_args": {"input_encoding": "fourier"}},
     "fourier-even": {"model_args": {"input_encoding": "fourier-even"}},
     "fourier-scale-3": {"model_args": {"input_encoding": "fourier", "fourier_scale": 3.0}},
+    "depth-7": {"model_args": {"num_layers": 7}},
+    "head-512-512": {"model_args": {"head_hidden": [512, 512]}},
 }
 
 
