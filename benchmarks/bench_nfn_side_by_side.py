@@ -104,7 +104,7 @@ def train_nfn(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
             opt.step()
         seconds = time.perf_counter() - t0
         val_acc = _accuracy(model, *val)
-        print(f"nfn-hnp epoch {epoch + 1}: loss {float(loss):.3f}, validation {val_acc:.4f}", flush=True)
+        print(f"nfn-hnp epoch {epoch + 1}: loss {float(loss.detach()):.3f}, validation {val_acc:.4f}", flush=True)
         run.end_epoch(epoch, val_acc, seconds, model, opt, gen)
     model.load_state_dict(run.best_state)
     return {"model": "NFN-HNP (nfn package, authors' configuration)", "best_val": run.best,
