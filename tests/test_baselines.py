@@ -110,7 +110,7 @@ def test_registry_errors_and_cnn_support():
     for name in ("dwsnet", "mlp", "mlp-aug", "statnn"):
         out = build_model(name, cnn, 3)(WeightSpace.randn(cnn, 2))
         assert out.shape == (2, 3)
-    for name in ("mlp-align", "transformer", "inr2vec", "deepsets"):
+    for name in ("mlp-align", "transformer", "inr2vec", "deepsets", "sign-equivariant"):
         with pytest.raises(BaselineError, match="does not support"):
             build_model(name, cnn, 3)
 

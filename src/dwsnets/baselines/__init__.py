@@ -19,13 +19,16 @@ training defaults, a readable label and the paper's published numbers:
 * ``transformer``: a Transformer encoder over per-neuron tokens;
 * ``inr2vec``: an inr2vec-style shared encoder on every neuron's weight row, max pooled;
 * ``deepsets``: DeepSets over each layer's neurons, exactly invariant;
+* ``sign-equivariant``: :class:`~dwsnets.nn.sign_equivariant.SignEquivariantNet`, bilinear
+  messages between neurons, invariant by construction to hidden permutations and to the
+  sine's sign flips (MLPs only);
 * ``statnn``: an MLP on the mean, variance and quantiles of every weight tensor
   (Unterthiner et al. 2020), exactly invariant, MLPs and CNNs alike;
 * ``statnn-gbt``: the same statistics fed to gradient-boosted trees (scikit-learn), the
   original paper's predictor; fitted in one call (:mod:`dwsnets.baselines.gbt`), for
   generalization prediction.
 
-``mlp-align``, ``transformer``, ``inr2vec`` and ``deepsets`` read MLP weights neuron by
+``mlp-align``, ``transformer``, ``inr2vec``, ``deepsets`` and ``sign-equivariant`` read MLP weights neuron by
 neuron and refuse CNN layouts; :func:`models_for` lists the models a zoo and task can use.
 
 Editors: ``dwsnet`` (an :class:`~dwsnets.EquivariantDWSNet` adding a residual update),
@@ -43,7 +46,8 @@ from torch import nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..nn.models import DWSNet, EquivariantDWSNet
-from .common import BaselineError
+from ..nn.sign_equivariant import SignEquivariantNet
+from .common import BaselineError, mlp_sizes
 from .flat import AlignedEditMLP, AlignedMLP, FlatEditMLP, FlatMLP
 from .gbt import fit_statnn_gbt
 from .neurons import Inr2VecEncoder, NeuronDeepSets, NeuronTransformer
@@ -117,6 +121,11 @@ def _fitted_in_one_call(layout: WeightSpaceLayout, out_features: int, **kwargs: 
                         "through `dwsnets train` or `dwsnets table`")  # fmt: skip
 
 
+def _sign_equivariant(layout: WeightSpaceLayout, out_features: int, **kwargs: Any) -> nn.Module:
+    mlp_sizes(layout, "sign-equivariant")  # a clear error for CNN layouts
+    return SignEquivariantNet(layout, out_features, **kwargs)
+
+
 def models_for(layout: WeightSpaceLayout, task: str) -> list[str]:
     """The registry's models that can learn ``task`` on networks of ``layout``."""
     names = [n for n, m in MODELS.items() if not (m.mlp_only and not layout.is_mlp)]
@@ -173,6 +182,16 @@ MODELS: dict[str, ModelSpec] = {
             mlp_only=True,
         ),
         ModelSpec("deepsets", "DeepSets (neurons)", NeuronDeepSets, 1e-3, False, invariant=True, mlp_only=True),
+        ModelSpec(
+            "sign-equivariant",
+            "Sign-equivariant messages",
+            _sign_equivariant,
+            1e-3,
+            False,
+            {"hidden_channels": 32, "num_layers": 4, "head_hidden": (256,), "dropout": 0.0},
+            invariant=True,
+            mlp_only=True,
+        ),
         ModelSpec("statnn", "StatNN (tensor statistics)", StatNN, 1e-3, False, invariant=True),
         ModelSpec(
             "statnn-gbt",
@@ -210,8 +229,9 @@ def check_model_args(name: str, model_args: dict[str, Any], editor: bool = False
     params = inspect.signature(builder).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         target = getattr(builder, "__init__", builder)
-        if builder is _residual_dwsnet:
-            target = EquivariantDWSNet.__init__
+        target = {_residual_dwsnet: EquivariantDWSNet.__init__, _sign_equivariant: SignEquivariantNet.__init__}.get(
+            builder, target
+        )
         params = inspect.signature(target).parameters
     fixed = {"self", "layout", "layer_sizes", "num_classes", "out_features", "out_channels", "in_channels"}
     known = sorted(k for k, p in params.items() if k not in fixed and p.kind is not inspect.Parameter.VAR_KEYWORD)
