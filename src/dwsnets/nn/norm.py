@@ -178,7 +178,7 @@ _EAGER = {"stats": _stats_eager, "normalise": _normalise_eager, "grad_sums": _gr
           "grad_input": _grad_input_eager}  # fmt: skip
 _FUSED = {"stats": _stats_fused, "normalise": _normalise_fused, "grad_sums": _grad_sums_fused,
           "grad_input": _grad_input_fused}  # fmt: skip
-_compiled: dict[str, Callable[..., Tensor]] = {}
+_compiled: dict[Any, Callable[..., Any]] = {}  # by kernel name or by function
 _use_compiled = False
 
 
@@ -200,6 +200,17 @@ def _kernel(name: str) -> Callable[..., Tensor]:
     return _compiled[name]
 
 
+def compiled_if_enabled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` compiled by ``torch.compile`` while :func:`compile_kernels` is on (once per
+    function, falling back to ``fn`` if compiling fails), else ``fn`` itself: how other
+    layers' element-wise steps join the same switch."""
+    if not _use_compiled:
+        return fn
+    if fn not in _compiled:
+        _compiled[fn] = _with_fallback(torch.compile(fn, dynamic=True), fn)
+    return _compiled[fn]
+
+
 def _with_fallback(compiled: Callable[..., Tensor], eager: Callable[..., Tensor]) -> Callable[..., Tensor]:
     """``compiled``, or ``eager`` from the first failure on (with one warning)."""
 
@@ -211,7 +222,7 @@ def _with_fallback(compiled: Callable[..., Tensor], eager: Callable[..., Tensor]
             if not _use_compiled:
                 raise
             _use_compiled = False
-            warnings.warn(f"dwsnets: compiling the batch-norm kernels failed ({type(exc).__name__}: "
+            warnings.warn(f"dwsnets: compiling the fused kernels failed ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); using the eager kernels", stacklevel=2)  # fmt: skip
             return eager(*args)
 
