@@ -5,7 +5,9 @@
 Cases: input MLPs 2-32-32-1 and 2-128-128-128-1, 32 channels, batch 32, 5 equivariant
 layers, 10 classes, cross-entropy loss. Beside DWSNet it times a *bare channel-mixing
 stack* of the same size (one dense channel map per tensor and layer, ReLU, mean pooling,
-the same head; no equivariant structure): the floor that any model of this width pays.
+the same head; no equivariant structure): the floor that any model of this width pays. ``--models dwsnet,sign-equivariant`` times
+the sign-equivariant model (:mod:`dwsnets.nn.sign_equivariant`, same width and depth)
+against DWSNet instead.
 
 ``--norm batch`` puts :class:`~dwsnets.WSBatchNorm` after every equivariant layer, as the
 classifier of ``dwsnets train`` does. ``--optimizer`` times the whole training step (an
@@ -36,6 +38,7 @@ from torch import nn
 
 CASES = [(2, 32, 32, 1), (2, 128, 128, 128, 1)]
 MODELS = ["dwsnet", "bare-stack"]
+EXTRA_MODELS = ["sign-equivariant"]  # timed only when named in --models
 
 
 class BareChannelStack(nn.Module):
@@ -104,7 +107,11 @@ def worker(sizes: tuple[int, ...], name: str, args: argparse.Namespace) -> dict:
     device = args.device
     ws = WeightSpace.randn(sizes, args.batch, device=device)
     labels = torch.randint(0, 10, (args.batch,), device=device)
-    if name == "dwsnet":
+    if name == "sign-equivariant":
+        from dwsnets.nn.sign_equivariant import SignEquivariantNet
+
+        model = SignEquivariantNet(sizes, 10, hidden_channels=args.channels, num_layers=args.layers)
+    elif name == "dwsnet":
         model = DWSNet(
             sizes,
             10,
@@ -176,7 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--layers", type=int, default=5)
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS + EXTRA_MODELS)
+    )
     parser.add_argument(
         "--tuned-malloc",
         action="store_true",
@@ -221,15 +230,17 @@ def main(argv: list[str] | None = None) -> None:
                 check=False,
             )
             if proc.returncode != 0:
-                print(f"{tag:>18}  {name:<10}  FAILED\n{proc.stderr[-2000:]}", flush=True)
+                print(f"{tag:>18}  {name:<16}  FAILED\n{proc.stderr[-2000:]}", flush=True)
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             results[name] = r
             extra = ""
-            if name != "dwsnet" and "dwsnet" in results:
+            if name == "bare-stack" and "dwsnet" in results:
                 extra = f"  dwsnet/bare {results['dwsnet']['median'] / r['median']:.2f}x"
+            elif name == "sign-equivariant" and "dwsnet" in results:
+                extra = f"  sign-equivariant/dwsnet {r['median'] / results['dwsnet']['median']:.2f}x"
             print(
-                f"{tag:>18}  {name:<10}  {'step' if args.optimizer else 'fwd+bwd'} median {r['median'] * 1e3:8.1f} ms "
+                f"{tag:>18}  {name:<16}  {'step' if args.optimizer else 'fwd+bwd'} median {r['median'] * 1e3:8.1f} ms "
                 f"(best {r['best'] * 1e3:8.1f} ms, {args.batch / r['median']:7.0f} INRs/s)  peak mem {r['peak'] / 2**20:7.1f} MiB{extra}",
                 flush=True,
             )
