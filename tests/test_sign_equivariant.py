@@ -104,7 +104,7 @@ def test_errors_name_the_problem():
     model, _ = _model((2, 4, 1))
     with pytest.raises(WeightSpaceError, match="built for layer sizes"):
         model(WeightSpace.randn((2, 5, 1), 2))
-    with pytest.raises(ValueError, match="num_layers"):
+    with pytest.raises(ValueError, match="num_layers and hidden_channels"):
         SignEquivariantNet((2, 4, 1), 3, num_layers=0)
     assert "hidden_channels=6" in repr(model) and "channels=6" in repr(model.layers[0])
 

@@ -5,7 +5,9 @@
 * :mod:`~dwsnets.nn.norm`: :class:`WSBatchNorm` and :class:`InputNormalization`
   (:func:`compile_kernels` fuses batch norm's passes with torch.compile);
 * :mod:`~dwsnets.nn.pointwise`: :class:`Entrywise` activations and :class:`WSDropout`;
-* :mod:`~dwsnets.nn.models`: :class:`DWSNet`, :class:`EquivariantDWSNet`, :class:`DWSBackbone`.
+* :mod:`~dwsnets.nn.models`: :class:`DWSNet`, :class:`EquivariantDWSNet`, :class:`DWSBackbone`;
+* :mod:`~dwsnets.nn.sign_equivariant`: :class:`SignEquivariantNet`, invariant to the sine's
+  sign flips as well as the permutations, from bilinear messages between neurons.
 """
 
 from .equivariant import DWSLayer
@@ -13,6 +15,7 @@ from .invariant import InvariantHead, InvariantPooling
 from .models import DWSBackbone, DWSNet, EquivariantDWSNet, WeightSpaceModel
 from .norm import InputNormalization, WSBatchNorm, compile_kernels
 from .pointwise import Entrywise, WSDropout, make_activation
+from .sign_equivariant import SignEquivariantLayer, SignEquivariantNet
 
 __all__ = [
     "DWSBackbone",
@@ -23,6 +26,8 @@ __all__ = [
     "InputNormalization",
     "InvariantHead",
     "InvariantPooling",
+    "SignEquivariantLayer",
+    "SignEquivariantNet",
     "WSBatchNorm",
     "WSDropout",
     "WeightSpaceModel",

@@ -150,8 +150,10 @@ class SignEquivariantNet(WeightSpaceModel):
             raise WeightSpaceError(
                 f"the sign-equivariant model reads MLP weights neuron by neuron and does not support {self.layout!r}"
             )
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if num_layers < 1 or hidden_channels < 1:
+            raise ValueError(
+                f"num_layers and hidden_channels must be at least 1, got {num_layers} and {hidden_channels}"
+            )
         sizes = self.layout.layer_sizes
         c = self.hidden_channels = int(hidden_channels)
         self.input_norm = InputNormalization(self.layout, 1, center=False)
