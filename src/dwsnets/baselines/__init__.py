@@ -28,8 +28,8 @@ training defaults, a readable label and the paper's published numbers:
   original paper's predictor; fitted in one call (:mod:`dwsnets.baselines.gbt`), for
   generalization prediction.
 
-``mlp-align``, ``transformer``, ``inr2vec``, ``deepsets`` and ``sign-equivariant`` read MLP weights neuron by
-neuron and refuse CNN layouts; :func:`models_for` lists the models a zoo and task can use.
+``mlp-align``, ``transformer``, ``inr2vec``, ``deepsets`` and ``sign-equivariant`` read MLP
+weights neuron by neuron and refuse CNN layouts; :func:`models_for` lists the models a zoo and task can use.
 
 Editors: ``dwsnet`` (an :class:`~dwsnets.EquivariantDWSNet` adding a residual update),
 ``mlp`` and ``mlp-aug`` (:class:`FlatEditMLP`), ``mlp-align`` (:class:`AlignedEditMLP`).

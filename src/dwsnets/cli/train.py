@@ -163,8 +163,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    help="bf16 autocast on the CPU too (CUDA always uses it): faster training on CPUs with AVX512-BF16 or "
                         "AMX (with --compile about 1.9x on this project's CPU), same accuracy (docs/benchmarks.md)")  # fmt: skip
     p.add_argument("--compile", action="store_true",
-                   help="fuse batch norm's passes with torch.compile (needs a C++ compiler on the CPU; a few seconds "
-                        "to compile; with --bf16 about 1.7x faster steps on this project's CPU)")  # fmt: skip
+                   help="fuse batch norm's passes (and the sign-equivariant model's layer steps) with torch.compile "
+                        "(needs a C++ compiler on the CPU; seconds to compile; with --bf16 about 1.7x faster steps "
+                        "on this project's CPU)")  # fmt: skip
     p.add_argument("--tensorboard", action="store_true",
                    help="also log every epoch to RUN/tensorboard (needs: pip install 'dwsnets[tensorboard]')")  # fmt: skip
     p.add_argument("--config", metavar="FILE",

@@ -184,7 +184,8 @@ _use_compiled = False
 
 def compile_kernels(enabled: bool = True) -> bool:
     """Run batch norm's four passes as loops fused by ``torch.compile`` (``enabled``) or as
-    blocked eager ops (the default). Compilation happens on first use, a few seconds per
+    blocked eager ops (the default); the same switch compiles other layers' element-wise
+    steps (:func:`compiled_if_enabled`, the sign-equivariant layer's). Compilation happens on first use, a few seconds per
     slot shape family, cached by torch across processes; needs a C++ compiler on the CPU.
     If compiling fails, batch norm warns once and stays eager. Returns the new setting."""
     global _use_compiled
