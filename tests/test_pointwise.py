@@ -39,3 +39,17 @@ def test_entrywise_and_dropout():
 
 def test_entrywise_is_equivariant():
     assert_equivariant(Entrywise("tanh"), WeightSpace.randn(SIZES, 3, 2), control=False)
+
+
+def test_mlp_puts_activation_and_dropout_between_layers_only():
+    from torch import nn
+
+    from dwsnets.nn.pointwise import mlp
+
+    net = mlp([6, 8, 5, 3], dropout=0.1, activation="tanh")
+    kinds = [type(m) for m in net]
+    assert kinds == [nn.Linear, nn.Tanh, nn.Dropout, nn.Linear, nn.Tanh, nn.Dropout, nn.Linear]
+    assert net(torch.randn(4, 6)).shape == (4, 3)
+    assert [type(m) for m in mlp([6, 3])] == [nn.Linear]  # no hidden layer: one map, nothing after it
+    with pytest.raises(ValueError, match="unknown activation"):
+        mlp([6, 8, 3], activation="sine")

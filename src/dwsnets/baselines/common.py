@@ -4,27 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
-
 from ..core.layout import WeightSpaceLayout, as_layout
+from ..nn.pointwise import mlp
 
 __all__ = ["BaselineError", "mlp", "mlp_sizes"]
 
 
 class BaselineError(ValueError):
     """A baseline cannot be built for this architecture."""
-
-
-def mlp(widths: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
-    """Linear layers of the given widths with ReLU (and dropout) between them."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(widths) - 2:
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
 
 
 def mlp_sizes(layout: WeightSpaceLayout | Sequence[int], model: str) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
-from .pointwise import make_activation
+from .pointwise import mlp
 
 __all__ = ["STATISTICS", "InvariantHead", "InvariantPooling", "tensor_statistics"]
 
@@ -118,14 +118,8 @@ class InvariantHead(nn.Module):
         super().__init__()
         self.pool = InvariantPooling(layout, in_channels)
         self.extra_features = int(extra_features)
-        widths = [self.pool.out_features + self.extra_features, *hidden]
-        layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(a, b), make_activation(activation)]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(widths[-1], out_features))
-        self.mlp = nn.Sequential(*layers)
+        widths = [self.pool.out_features + self.extra_features, *hidden, out_features]
+        self.mlp = mlp(widths, dropout, activation)
 
     def forward(self, ws: WeightSpace) -> Tensor:
         return self.mlp(self.pool(ws))

@@ -1,4 +1,4 @@
-"""Entry-wise equivariant blocks: activations and dropout.
+"""Entry-wise equivariant blocks: activations and dropout (and the plain MLP that heads use).
 
 An entry-wise map commutes with every reordering of entries, so it is equivariant to
 hidden-neuron permutations whatever it does to each entry:
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..core.weight_space import WeightSpace
 
-__all__ = ["Entrywise", "WSDropout", "make_activation"]
+__all__ = ["Entrywise", "WSDropout", "make_activation", "mlp"]
 
 _ACTIVATIONS: dict[str, Callable[[bool], nn.Module]] = {
     "relu": lambda inplace: nn.ReLU(inplace=inplace),
@@ -34,6 +34,22 @@ def make_activation(name: str, inplace: bool = False) -> nn.Module:
         return _ACTIVATIONS[name](inplace)
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose from {sorted(_ACTIVATIONS)}") from None
+
+
+def mlp(widths: Sequence[int], dropout: float = 0.0, activation: str = "relu") -> nn.Sequential:
+    """Linear layers of the given widths, with the activation (and dropout) between them.
+
+    Shapes: ``(..., widths[0])`` -> ``(..., widths[-1])``. Invariant heads and the
+    baselines read their pooled features through it.
+    """
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(make_activation(activation))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
 
 
 class Entrywise(nn.Module):

@@ -38,6 +38,7 @@ from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from .models import WeightSpaceModel
 from .norm import InputNormalization, compiled_if_enabled
+from .pointwise import mlp
 
 __all__ = ["SignEquivariantLayer", "SignEquivariantNet"]
 
@@ -167,12 +168,7 @@ class SignEquivariantNet(WeightSpaceModel):
         # per layer of neurons and of weights: mean products and log scale; means of fixed neurons
         n_features = c * (2 * (2 * len(sizes) - 1) + 2)
         widths = [n_features, *head_hidden, out_features]
-        head: list[nn.Module] = [nn.LayerNorm(n_features)]
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            head.append(nn.Linear(a, b))
-            if i < len(widths) - 2:
-                head += [nn.ReLU(), nn.Dropout(dropout)] if dropout > 0 else [nn.ReLU()]
-        self.head = nn.Sequential(*head)
+        self.head = nn.Sequential(nn.LayerNorm(n_features), *mlp(widths, dropout))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
