@@ -1,7 +1,7 @@
 """A short, fixed training budget for comparing DWSNet recipes (the proxy for recipe work).
 
     python benchmarks/bench_recipe_proxy.py --zoo ZOO [--epochs 10] [--max-train N] [--seed 0]
-        [--variants default,lr-1e-3,...] [--out runs/recipe-proxy]
+        [--variants default,lr-1e-3,...] [--model dwsnet] [--bf16] [--compile] [--out runs/recipe-proxy]
 
 Full schedules take hours on a CPU, so a recipe change (learning rate, width, depth,
 normalisation, augmentation) is first compared here: every variant trains a DWSNet
@@ -23,7 +23,14 @@ augmentations: left-right flips and intensity scale and shift of up to 10%), ``b
 zoos only), and ``sign-flips`` with ``width-64``, ``dropout-0.1`` or ``lr-1e-3``;
 ``fourier`` and ``fourier-even`` (every weight value through random Fourier features, or
 their sign-free even half, which makes the model invariant to sign flips), and
-``fourier-scale-3`` (frequencies three times higher).
+``fourier-scale-3`` (frequencies three times higher); ``depth-7``, ``head-512-512``;
+regularisers ``dropout-0.2``, ``weight-decay-0.05``, ``noise-0.05`` (Gaussian noise of 5% of
+each tensor's std) and ``geometric`` (exact random rotations up to 15 degrees, scales up to
+exp(0.1) and shifts up to 0.1 of the INR's input); ``depth-6``.
+
+``--model`` starts every variant from another registry model instead (for example
+``sign-equivariant``, whose ``default`` has its own learning rate and no augmentation);
+``--bf16`` and ``--compile`` apply to every variant.
 """
 
 from __future__ import annotations
@@ -59,6 +66,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fourier-scale-3": {"model_args": {"input_encoding": "fourier", "fourier_scale": 3.0}},
     "depth-7": {"model_args": {"num_layers": 7}},
     "head-512-512": {"model_args": {"head_hidden": [512, 512]}},
+    # regularisers (the sign-equivariant model overfits the full zoo after about 12 epochs)
+    "dropout-0.2": {"model_args": {"dropout": 0.2}},
+    "weight-decay-0.05": {"weight_decay": 0.05},
+    "noise-0.05": {"noise": 0.05},
+    "geometric": {"signal": {"rotate": 15.0, "scale": 0.1, "translate": 0.1}},  # exact INR-level transforms
+    "depth-6": {"model_args": {"num_layers": 6}},
 }
 
 
@@ -66,7 +79,9 @@ def run_variant(zoo: str, name: str, args: argparse.Namespace) -> dict[str, Any]
     from dwsnets.training import TrainConfig, Trainer
 
     settings = dict(VARIANTS[name])
-    config = TrainConfig(model="dwsnet", task="classify", epochs=args.epochs, batch_size=args.batch_size,
+    settings.setdefault("amp_cpu", args.bf16)
+    settings.setdefault("compile", args.compile)
+    config = TrainConfig(model=args.model, task="classify", epochs=args.epochs, batch_size=args.batch_size,
                          seed=args.seed, max_train=args.max_train, **settings)  # fmt: skip
     trainer = Trainer(zoo, Path(args.out) / name, config, progress=False)
     t0 = time.perf_counter()
@@ -91,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
+    parser.add_argument("--model", default="dwsnet", help="the registry's model every variant starts from")
+    parser.add_argument("--bf16", action="store_true", help="every variant with bf16 autocast (dwsnets train --bf16)")
+    parser.add_argument("--compile", action="store_true", help="every variant with --compile")
     parser.add_argument("--out", default="runs/recipe-proxy", help="where the runs are kept (resumed)")
     args = parser.parse_args(argv)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -110,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     base = rows[0]
-    print(f"\n{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}, zoo {args.zoo}"
+    print(f"\nmodel {args.model}{', bf16' if args.bf16 else ''}{', compiled' if args.compile else ''}, "
+          f"{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}, zoo {args.zoo}"
           + (f", first {args.max_train} training INRs" if args.max_train else "")
           + f", {torch.get_num_threads()} torch threads\n")  # fmt: skip
     print("| variant | best validation (%) | vs default (validation) | last validation (%) | test (%) | "
