@@ -425,6 +425,14 @@ def test_sign_flips_and_canonical_signs_train_on_sirens_and_are_refused_for_relu
     assert not all(bool((s == 1).all()) for s in canonical_signs(Zoo(digits_zoo).load("test").weights))  # control
     with pytest.raises(TrainingError, match="would undo --canonical-signs"):
         Trainer(digits_zoo, tmp_path / "d", TrainConfig(sign_flips=True, canonical_signs=True), progress=False).fit()
+    # models blind to the flips: refused for ReLU networks, accepted for SIRENs (control)
+    for model, args in (("sign-equivariant", {"hidden_channels": 4, "num_layers": 1}),
+                        ("dwsnet", {**SMALL_MODEL, "input_encoding": "fourier-even"})):  # fmt: skip
+        blind = TrainConfig(task="generalization", epochs=1, batch_size=16, model=model, model_args=args)
+        with pytest.raises(TrainingError, match=f"the {model} model gives the same output.*ReLU classifiers"):
+            Trainer(classifier_zoo, tmp_path / f"e-{model}", blind, progress=False).fit()
+        sirens = TrainConfig(epochs=1, batch_size=16, model=model, model_args=args)
+        assert len(Trainer(digits_zoo, tmp_path / f"f-{model}", sirens, progress=False).fit()["history"]) == 1
 
 
 def test_sign_flips_default_to_on_for_dwsnet_classifying_sirens_only(digits_zoo, classifier_zoo, tmp_path):

@@ -91,6 +91,9 @@ class ModelSpec:
         invariant: exactly invariant to hidden permutations by construction.
         sign_flips: whether classification on a zoo of SIRENs draws random sign flips of
             hidden neurons by default (the sine's symmetry; chosen where it won on validation).
+        sign_invariant: the output does not change when a hidden neuron's incoming weights,
+            bias and outgoing weights are negated (exact for odd activations such as a
+            SIREN's sine); training refuses zoos of ReLU networks, where that changes the function.
         editor: ``editor(layout, **kwargs) -> nn.Module`` mapping networks to networks of
             the same layout, or ``None`` when the model has no such form.
     """
@@ -104,6 +107,7 @@ class ModelSpec:
     paper: dict[str, float] = field(default_factory=dict)
     invariant: bool = False
     sign_flips: bool = False
+    sign_invariant: bool = False
     editor: Callable[..., nn.Module] | None = None
     # models fitted in one call instead of trained by gradient steps (scikit-learn):
     # ``fit(train, val, test, task, seed) -> {"val", "test", "seconds", ...}``
@@ -190,6 +194,7 @@ MODELS: dict[str, ModelSpec] = {
             False,
             {"hidden_channels": 32, "num_layers": 4, "head_hidden": (256,), "dropout": 0.0},
             invariant=True,
+            sign_invariant=True,
             mlp_only=True,
         ),
         ModelSpec("statnn", "StatNN (tensor statistics)", StatNN, 1e-3, False, invariant=True),

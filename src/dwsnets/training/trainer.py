@@ -392,17 +392,28 @@ class Trainer:
         return source is not None and not isinstance(source, ClassifierSource)
 
     def _check_sign_flips(self) -> None:
-        """Sign flips are a symmetry of odd activations only: refuse them for a zoo of ReLU
-        classifiers (the one kind of zoo here whose activation is not odd)."""
+        """Sign flips are a symmetry of odd activations only: refuse them, and models blind to
+        them (:attr:`ModelSpec.sign_invariant`), for a zoo of ReLU classifiers (the one kind of
+        zoo here whose activation is not odd)."""
         if self.config.sign_flips and self.config.canonical_signs:
             raise TrainingError("--sign-flips would undo --canonical-signs (random flips of canonical networks): "
                                 "choose one")  # fmt: skip
-        if not (self.config.sign_flips or self.config.canonical_signs):
+        blind = (
+            model_spec(self.config.model).sign_invariant
+            or self.config.model_args.get("input_encoding") == "fourier-even"  # even features of every value
+        )
+        if not (self.config.sign_flips or self.config.canonical_signs or blind):
             return
         from ..zoo.sources import ClassifierSource, CNNSource
 
         source, name = self._zoo_source(), getattr(self.data, "source", "")
         if isinstance(source, ClassifierSource):
+            if blind:
+                raise TrainingError(
+                    f"the {self.config.model} model gives the same output when a hidden neuron's weights are negated, "
+                    f"but the networks of {name} are ReLU classifiers, for which that changes the function: use "
+                    "dwsnet (sign flips are a symmetry of odd activations, such as a SIREN's sine)"
+                )
             which = "--sign-flips" if self.config.sign_flips else "--canonical-signs"
             mixed = isinstance(source, CNNSource)  # ReLU and tanh networks side by side
             raise TrainingError(
