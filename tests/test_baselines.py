@@ -134,3 +134,16 @@ def test_statnn_features_are_the_statistics_of_each_tensor():
     model.eval()
     assert model(cnn).shape == (2, 5)
     assert_invariant(model, cnn, atol=1e-4, control=False)
+
+
+def test_models_for_leaves_sign_blind_models_out_for_relu_networks_only(digits_zoo, classifier_zoo):
+    from dwsnets.baselines import models_for
+    from dwsnets.zoo.reader import Zoo
+    from dwsnets.zoo.sources import odd_activations
+
+    sirens, relus = Zoo(digits_zoo), Zoo(classifier_zoo)
+    assert (odd_activations(sirens), odd_activations(relus), odd_activations(object())) == (True, False, None)
+    assert "sign-equivariant" in models_for(sirens.layout, "classify", odd_activations(sirens))
+    assert "sign-equivariant" in models_for(sirens.layout, "classify")  # outside data: the user's call
+    left = models_for(relus.layout, "classify", odd_activations(relus))
+    assert "sign-equivariant" not in left and "dwsnet" in left

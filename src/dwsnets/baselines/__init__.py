@@ -130,9 +130,11 @@ def _sign_equivariant(layout: WeightSpaceLayout, out_features: int, **kwargs: An
     return SignEquivariantNet(layout, out_features, **kwargs)
 
 
-def models_for(layout: WeightSpaceLayout, task: str) -> list[str]:
-    """The registry's models that can learn ``task`` on networks of ``layout``."""
+def models_for(layout: WeightSpaceLayout, task: str, odd_activations: bool | None = None) -> list[str]:
+    """The registry's models that can learn ``task`` on networks of ``layout``; with
+    ``odd_activations=False`` (ReLU networks), not the models blind to sign flips."""
     names = [n for n, m in MODELS.items() if not (m.mlp_only and not layout.is_mlp)]
+    names = [n for n in names if not (MODELS[n].sign_invariant and odd_activations is False)]
     return [n for n in names if MODELS[n].fit is None or task == "generalization"]
 
 

@@ -20,6 +20,7 @@ from ..training.trainer import Trainer
 from ..utils import hardware
 from ..zoo.dataset import WeightDataset
 from ..zoo.reader import Zoo
+from ..zoo.sources import odd_activations
 from .flags import write_run_flags
 from .report import (
     Runs,
@@ -80,7 +81,10 @@ class ExperimentConfig:
 
     def model_names(self) -> list[str]:
         """:attr:`models`, or every model that can learn the task on the zoo's layout."""
-        return self.models if self.models is not None else models_for(Zoo(self.zoo).layout, self.train.task)
+        if self.models is not None:
+            return self.models
+        zoo = Zoo(self.zoo)
+        return models_for(zoo.layout, self.train.task, odd_activations(zoo))
 
 
 def save_test(run: Path, test: dict[str, Any], seconds: float, device: str) -> None:

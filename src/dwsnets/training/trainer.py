@@ -384,12 +384,9 @@ class Trainer:
     def _holds_sirens(self) -> bool:
         """Whether the zoo's networks are SIRENs (fitted here from an image or signal source,
         or imported from the original DWSNets data); outside data sets are not assumed to be."""
-        from ..zoo.sources import ClassifierSource
+        from ..zoo.sources import odd_activations
 
-        if getattr(self.data, "source", "") == "dwsnets-official":
-            return True
-        source = self._zoo_source()
-        return source is not None and not isinstance(source, ClassifierSource)
+        return odd_activations(self.data) is True
 
     def _check_sign_flips(self) -> None:
         """Sign flips are a symmetry of odd activations only: refuse them, and models blind to

@@ -501,3 +501,18 @@ def get_source(name: str) -> Source:
     if name not in SOURCES:
         raise ValueError(f"unknown zoo source {name!r}; choose from {', '.join(SOURCES)}")
     return SOURCES[name]
+
+
+def odd_activations(data: Any) -> bool | None:
+    """Whether a data set's networks have odd activations, so that negating a hidden
+    neuron's incoming weights, bias and outgoing weights keeps each network's function:
+    ``True`` for SIRENs (zoos fitted here from an image or signal source, or imported from
+    the original DWSNets data), ``False`` for zoos of ReLU classifiers, ``None`` for outside
+    data sets (their activation is the user's to know). ``data`` is a zoo or any data set
+    with a ``source`` name."""
+    name = getattr(data, "source", "")
+    if name == "dwsnets-official":
+        return True
+    if not name or name not in SOURCES:
+        return None
+    return not isinstance(SOURCES[name], ClassifierSource)
