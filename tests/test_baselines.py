@@ -147,3 +147,18 @@ def test_models_for_leaves_sign_blind_models_out_for_relu_networks_only(digits_z
     assert "sign-equivariant" in models_for(sirens.layout, "classify")  # outside data: the user's call
     left = models_for(relus.layout, "classify", odd_activations(relus))
     assert "sign-equivariant" not in left and "dwsnet" in left
+
+
+def test_default_model_is_sign_equivariant_for_classifying_sirens_only(digits_zoo, classifier_zoo):
+    from dwsnets.baselines import default_model
+    from dwsnets.cli.train import _default_model
+
+    mlp, cnn = WeightSpaceLayout.mlp((2, 8, 1)), WeightSpaceLayout.cnn([1, 4, 4], [(3, 3), (3, 3)], [10])
+    assert default_model(mlp, "classify", True) == "sign-equivariant"
+    assert default_model(mlp, "regress", True) == "dwsnet"  # other tasks
+    assert default_model(mlp, "classify", None) == "dwsnet"  # outside data: activation unknown
+    assert default_model(mlp, "classify", False) == "dwsnet"  # ReLU networks (control)
+    assert default_model(cnn, "classify", True) == "dwsnet"
+    assert _default_model(str(digits_zoo), "classify") == "sign-equivariant"  # what the plain command trains
+    assert _default_model(str(classifier_zoo), "classify") == "dwsnet"
+    assert _default_model("/no/such/zoo", "classify") == "dwsnet"  # the trainer then names the missing zoo

@@ -88,7 +88,7 @@ def test_model_args_and_a_saved_config_reproduce_a_run(digits_zoo, tmp_path):
     torch.set_default_dtype(torch.float32)
     first, again = tmp_path / "first", tmp_path / "again"
     args = ["train", "classify", "--zoo", str(digits_zoo), "--epochs", "2", "--batch-size", "16", "--rotate", "5",
-            "--flip", "lr", "--model-arg", "hidden_channels=8", "--model-arg", "head_hidden=(16,)",
+            "--flip", "lr", "--model", "dwsnet", "--model-arg", "hidden_channels=8", "--model-arg", "head_hidden=(16,)",
             "--model-arg", "norm=None", "--seed", "3", "--threads", "1"]  # fmt: skip
     assert main([*args, "--out", str(first)]) == 0
     saved = json.loads((first / "config.json").read_text())["config"]
@@ -111,7 +111,7 @@ def test_model_args_and_a_saved_config_reproduce_a_run(digits_zoo, tmp_path):
 def test_bad_model_args_and_config_files_get_one_line_errors(digits_zoo, tmp_path, capsys):
     base = ["train", "classify", "--zoo", str(digits_zoo), "--epochs", "1", "--out", str(tmp_path / "r")]
     cases = [
-        (["--model-arg", "width=3"], "model 'dwsnet' takes no argument 'width'; it takes"),
+        (["--model-arg", "width=3"], "model 'sign-equivariant' takes no argument 'width'; it takes"),  # the default
         (["--model-arg", "hidden_channels"], "--model-arg takes KEY=VALUE"),
         (["--model", "mlp", "--model-arg", "num_layers=2"], "model 'mlp' takes no argument 'num_layers'"),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..baselines import MODELS, model_spec
+from ..baselines import MODELS, default_model, model_spec
 from ..experiments import ExperimentConfig, config_from_flags, evaluate_run, run_experiment, train_and_test
 from ..tasks import TASKS, TaskOption
 from ..training.config import TrainConfig
@@ -25,6 +25,20 @@ def train_config(args: argparse.Namespace, model: str | None = None, seed: int |
     ``seed`` replace the arguments' own when given)."""
     flags = {**vars(args), **({"model": model} if model else {}), **({"seed": seed} if seed is not None else {})}
     return config_from_flags(flags).resolved()
+
+
+def _default_model(zoo: str, task: str) -> str:
+    """``--model``'s default for this zoo and task (:func:`dwsnets.baselines.default_model`);
+    ``dwsnet`` where the zoo cannot be read (the trainer then says why)."""
+    from ..zoo.errors import ZooError
+    from ..zoo.reader import Zoo
+    from ..zoo.sources import odd_activations
+
+    try:
+        data = Zoo(zoo)
+    except ZooError:
+        return "dwsnet"
+    return default_model(data.layout, task, odd_activations(data))
 
 
 def _parse_models(text: str) -> list[str] | None:
@@ -62,6 +76,8 @@ def _parse_train_views(text: str) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     setup_runtime(args)
     init_distributed(args.device)
+    if args.model is None:
+        args.model = _default_model(args.zoo, args.task)
     config = train_config(args)
     out = Path(args.out or f"runs/{Path(args.zoo).name}-{args.task}-{args.model}-seed{args.seed}")
     done = train_and_test(args.zoo, out, config, args.device)
@@ -204,7 +220,8 @@ def add_parsers(sub: argparse._SubParsersAction, commands: dict[str, argparse.Ar
         p.set_defaults(task=name)
         add_training_args(p)
         _add_task_options(p, list(task.options), f"the {name} task")
-        p.add_argument("--model", default="dwsnet", choices=list(MODELS), help="model to train")
+        p.add_argument("--model", choices=list(MODELS),
+                       help="model to train (default: sign-equivariant to classify a zoo of SIRENs, dwsnet otherwise)")  # fmt: skip
         p.add_argument("--seed", type=int, default=0, help="seed of the model's initialisation and the data order")
         p.add_argument("--out", help="run directory (default runs/ZOO-TASK-MODEL-seedN); resumed if it exists")
         p.set_defaults(func=cmd_train)
