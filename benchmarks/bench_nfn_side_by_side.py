@@ -1,4 +1,4 @@
-"""DWSNet's defaults beside NFN-HNP in its authors' configuration, on the same zoo.
+"""dwsnets' defaults beside NFN-HNP in its authors' configuration, on the same zoo.
 
     pip install -e ".[nfn-benchmark]"    # nfn and einops: the benchmark's own, optional dependencies
     python benchmarks/bench_nfn_side_by_side.py --zoo zoos/fm2k --epochs 20 [--seed 0]
@@ -6,13 +6,14 @@
 NFN-HNP is built from the ``nfn`` package's layers (Zhou et al. 2023) in the configuration
 its authors used for INR classification: Gaussian Fourier features of every weight value
 (128 frequencies, scale 10), three HNP layers of 512 channels with ReLU, HNP pooling, an
-MLP head 1000 wide with dropout 0.5; AdamW, lr 1e-4, weight decay 0.01, batch 32. DWSNet
-trains through ``dwsnets``' own ``Trainer`` with the registry's defaults (the plain
-``dwsnets train classify`` command). Both train for the same epochs on the same training
-networks, both keep the checkpoint with the best validation accuracy and report its test
-accuracy. The script prints one markdown row per model: validation and test accuracy,
-training time and parameters, so the comparison is re-run whenever DWSNet's defaults
-change. ``--max-train`` cuts the training data for a quick check; validation and test are
+MLP head 1000 wide with dropout 0.5; AdamW, lr 1e-4, weight decay 0.01, batch 32. DWSNet,
+and the model that the plain ``dwsnets train classify`` command trains on the zoo
+(``default``: the sign-equivariant model on SIREN zoos), train through ``dwsnets``' own
+``Trainer`` with the registry's defaults. All train for the same epochs on the same
+training networks, keep the checkpoint with the best validation accuracy and report its
+test accuracy. The script prints one markdown row per model: validation and test
+accuracy, training time and parameters, so the comparison is re-run whenever the
+defaults change. ``--max-train`` cuts the training data for a quick check; validation and test are
 always whole. Both runs are kept under ``--out`` and resumed by the same command: DWSNet's
 by its trainer, NFN-HNP's after every epoch (5 to 8 minutes each on the shared 2-core
 CPU where it was first run), so an interrupted run loses at most the epoch in progress.
@@ -151,17 +152,28 @@ class _NFNRun:
         partial.replace(self.path)
 
 
-def train_dwsnet(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
-    """DWSNet with the plain command's defaults, through the package's Trainer."""
+def train_ours(model: str, zoo: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A ``dwsnets`` model with the registry's defaults, through the package's Trainer."""
+    from dwsnets.baselines import model_spec
     from dwsnets.training import TrainConfig, Trainer
 
-    config = TrainConfig(model="dwsnet", task="classify", epochs=args.epochs, seed=args.seed, max_train=args.max_train)
-    trainer = Trainer(zoo, Path(args.out) / f"dwsnet-seed{args.seed}", config, progress=False)
+    config = TrainConfig(model=model, task="classify", epochs=args.epochs, seed=args.seed, max_train=args.max_train)
+    trainer = Trainer(zoo, Path(args.out) / f"{model}-seed{args.seed}", config, progress=False)
     history = trainer.fit()["history"]
     test = trainer.evaluate("test")
-    return {"model": "DWSNet (dwsnets defaults)", "best_val": max(h["val_accuracy"] for h in history),
+    return {"model": f"{model_spec(model).label} (dwsnets defaults)", "best_val": max(h["val_accuracy"] for h in history),
             "test": test["accuracy"], "train_seconds": sum(h["epoch_seconds"] for h in history),
             "parameters": _count(trainer.model)}  # fmt: skip
+
+
+def plain_command_model(zoo: str) -> str:
+    """The model ``dwsnets train classify`` trains on ``zoo`` without ``--model``."""
+    from dwsnets.baselines import default_model
+    from dwsnets.zoo.reader import Zoo
+    from dwsnets.zoo.sources import odd_activations
+
+    data = Zoo(zoo)
+    return default_model(data.layout, "classify", odd_activations(data))
 
 
 def _count(model: nn.Module) -> int:
@@ -174,7 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-train", type=int, help="the first N training INRs only (quick checks)")
-    parser.add_argument("--models", default="dwsnet,nfn-hnp", help="comma-separated: dwsnet, nfn-hnp")
+    parser.add_argument("--models", default="dwsnet,default,nfn-hnp",
+                        help="comma-separated: dwsnet, sign-equivariant, default (what the plain dwsnets train "
+                             "classify command trains on this zoo), nfn-hnp")  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
     parser.add_argument(
         "--out", default="runs/nfn-side-by-side", help="where both runs are kept (resumed with the same command)"
@@ -182,11 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    runners = {"dwsnet": train_dwsnet, "nfn-hnp": train_nfn}
+    choices = ("dwsnet", "sign-equivariant", "default", "nfn-hnp")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
-    if unknown := [m for m in names if m not in runners]:
-        parser.error(f"unknown models {', '.join(unknown)}; choose from {', '.join(runners)}")
-    rows = [runners[name](args.zoo, args) for name in names]
+    if unknown := [m for m in names if m not in choices]:
+        parser.error(f"unknown models {', '.join(unknown)}; choose from {', '.join(choices)}")
+    names = list(dict.fromkeys(plain_command_model(args.zoo) if m == "default" else m for m in names))
+    rows = [train_nfn(args.zoo, args) if name == "nfn-hnp" else train_ours(name, args.zoo, args) for name in names]
     for row in rows:
         print(json.dumps(row))
     print(f"\n{args.epochs} epochs, seed {args.seed}, zoo {args.zoo}, {torch.get_num_threads()} torch threads\n")
