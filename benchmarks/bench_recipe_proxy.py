@@ -26,7 +26,8 @@ their sign-free even half, which makes the model invariant to sign flips), and
 ``fourier-scale-3`` (frequencies three times higher); ``depth-7``, ``head-512-512``;
 regularisers ``dropout-0.2``, ``weight-decay-0.05``, ``noise-0.05`` (Gaussian noise of 5% of
 each tensor's std) and ``geometric`` (exact random rotations up to 15 degrees, scales up to
-exp(0.1) and shifts up to 0.1 of the INR's input); ``depth-6``.
+exp(0.1) and shifts up to 0.1 of the INR's input); ``depth-6``, ``depth-8`` and
+``width-128-depth-2`` (ScaleGMN-B's width and depth on Fashion-MNIST INRs).
 
 ``--model`` starts every variant from another registry model instead (for example
 ``sign-equivariant``, whose ``default`` has its own learning rate and no augmentation);
@@ -72,6 +73,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "noise-0.05": {"noise": 0.05},
     "geometric": {"signal": {"rotate": 15.0, "scale": 0.1, "translate": 0.1}},  # exact INR-level transforms
     "depth-6": {"model_args": {"num_layers": 6}},
+    "depth-8": {"model_args": {"num_layers": 8}},
+    "width-128-depth-2": {"model_args": {"hidden_channels": 128, "num_layers": 2}},  # ScaleGMN-B's shape
 }
 
 
