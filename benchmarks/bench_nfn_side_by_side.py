@@ -14,8 +14,8 @@ training networks, keep the checkpoint with the best validation accuracy and rep
 test accuracy. The script prints one markdown row per model: validation and test
 accuracy, training time and parameters, so the comparison is re-run whenever the
 defaults change. ``--max-train`` cuts the training data for a quick check; validation and test are
-always whole. Both runs are kept under ``--out`` and resumed by the same command: DWSNet's
-by its trainer, NFN-HNP's after every epoch (5 to 8 minutes each on the shared 2-core
+always whole. Every run is kept under ``--out`` and resumed by the same command: dwsnets'
+models by their trainer, NFN-HNP's after every epoch (5 to 8 minutes each on the shared 2-core
 CPU where it was first run), so an interrupted run loses at most the epoch in progress.
 """
 

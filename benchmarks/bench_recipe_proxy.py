@@ -101,6 +101,8 @@ def run_variant(zoo: str, name: str, args: argparse.Namespace) -> dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> None:
+    from dwsnets.baselines import MODELS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--zoo", required=True, help="an image INR zoo (dwsnets fit-inrs)")
     parser.add_argument("--epochs", type=int, default=10)
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
-    parser.add_argument("--model", default="dwsnet", help="the registry's model every variant starts from")
+    parser.add_argument("--model", default="dwsnet", choices=list(MODELS),
+                        help="the registry's model every variant starts from")  # fmt: skip
     parser.add_argument("--bf16", action="store_true", help="every variant with bf16 autocast (dwsnets train --bf16)")
     parser.add_argument("--compile", action="store_true", help="every variant with --compile")
     parser.add_argument("--out", default="runs/recipe-proxy", help="where the runs are kept (resumed)")
