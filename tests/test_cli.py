@@ -315,6 +315,20 @@ def test_the_demo_on_a_tiny_budget(tmp_path, capsys):
         assert f"{saved['test_accuracy'] * 100:.2f}" == f"{rows['DWSNet' if model == 'dwsnet' else 'MLP']:.2f}"
 
 
+def test_the_demo_takes_other_models(tmp_path, capsys):
+    """``demo --models``: the sign-equivariant model beside DWSNet and the MLP, one step each;
+    an unknown name is a one-line error before any fitting."""
+    args = ["demo", "--views", "1", "--max-per-split", "20", "--epochs", "1", "--batch-size", "8",
+            "--zoo-dir", str(tmp_path / "zoo"), "--out", str(tmp_path / "runs"), "--threads", "1"]  # fmt: skip
+    assert main([*args, "--models", "dwsnet,bogus"]) == 2
+    _one_line_error(capsys, "unknown model 'bogus'")
+    assert not (tmp_path / "zoo").exists()
+    assert main([*args, "--models", "dwsnet,sign-equivariant,mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/4] fitting" in out and "[4/4] training MLP" in out
+    assert "Sign-equivariant messages" in out and (tmp_path / "runs" / "sign-equivariant-seed0" / "test.json").exists()
+
+
 def test_the_synthetic_demo(tmp_path, capsys):
     """``demo --synthetic``: ReLU MLPs fitted to sine waves, classified by frequency; the
     zoo's networks really compute their sines (fit MSE), and the chance line is the
