@@ -166,16 +166,6 @@ def train_ours(model: str, zoo: str, args: argparse.Namespace) -> dict[str, Any]
             "parameters": _count(trainer.model)}  # fmt: skip
 
 
-def plain_command_model(zoo: str) -> str:
-    """The model ``dwsnets train classify`` trains on ``zoo`` without ``--model``."""
-    from dwsnets.baselines import default_model
-    from dwsnets.zoo.reader import Zoo
-    from dwsnets.zoo.sources import odd_activations
-
-    data = Zoo(zoo)
-    return default_model(data.layout, "classify", odd_activations(data))
-
-
 def _count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -200,7 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     if unknown := [m for m in names if m not in choices]:
         parser.error(f"unknown models {', '.join(unknown)}; choose from {', '.join(choices)}")
-    names = list(dict.fromkeys(plain_command_model(args.zoo) if m == "default" else m for m in names))
+    from dwsnets.experiments import default_model_for
+
+    names = list(dict.fromkeys(default_model_for(args.zoo, "classify") if m == "default" else m for m in names))
     rows = [train_nfn(args.zoo, args) if name == "nfn-hnp" else train_ours(name, args.zoo, args) for name in names]
     for row in rows:
         print(json.dumps(row))

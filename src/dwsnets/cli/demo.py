@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..baselines import MODELS, BaselineError, model_spec
+from ..baselines import MODELS
 from ..experiments import config_from_flags, run_table
 from ..training.config import TrainConfig
 from ..zoo.build import build_zoo
@@ -18,7 +18,7 @@ from ..zoo.reader import Zoo
 from ..zoo.split import ZooSplit
 from ..zoo.synthetic import make_sine_mlp_zoo
 from .common import DefaultsFormatter, UsageError, add_runtime_args, setup_runtime
-from .train import add_training_args
+from .train import _parse_models, add_training_args
 from .zoo import FitProgress
 
 __all__ = ["add_parsers"]
@@ -36,16 +36,11 @@ def _train_config(args: argparse.Namespace, model: str) -> dict[tuple[str, int],
 
 
 def _demo_models(text: str) -> list[str]:
-    """The ``--models`` list, each name checked against the registry (one-line errors)."""
-    models = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
-    if not models:
-        raise UsageError("--models names no model; give a comma-separated list such as dwsnet,mlp")
-    for model in models:
-        try:
-            model_spec(model)
-        except BaselineError as exc:
-            raise UsageError(str(exc)) from None
-    return models
+    """The ``--models`` list (names checked as ``table --models`` checks them), each once."""
+    models = _parse_models(text)
+    if models is None:
+        raise UsageError("demo --models takes model names, not all; for example dwsnet,sign-equivariant,mlp")
+    return list(dict.fromkeys(models))
 
 
 def _report(title: str, results: dict[str, list[tuple[float, float]]], chance: float, out: str) -> None:

@@ -10,8 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..baselines import MODELS, default_model, model_spec
-from ..experiments import ExperimentConfig, config_from_flags, evaluate_run, run_experiment, train_and_test
+from ..baselines import MODELS, model_spec
+from ..experiments import (
+    ExperimentConfig,
+    config_from_flags,
+    default_model_for,
+    evaluate_run,
+    run_experiment,
+    train_and_test,
+)
 from ..tasks import TASKS, TaskOption
 from ..training.config import TrainConfig
 from ..training.distributed import init_distributed
@@ -28,17 +35,14 @@ def train_config(args: argparse.Namespace, model: str | None = None, seed: int |
 
 
 def _default_model(zoo: str, task: str) -> str:
-    """``--model``'s default for this zoo and task (:func:`dwsnets.baselines.default_model`);
+    """``--model``'s default for this zoo and task (:func:`dwsnets.experiments.default_model_for`);
     ``dwsnet`` where the zoo cannot be read (the trainer then says why)."""
     from ..zoo.errors import ZooError
-    from ..zoo.reader import Zoo
-    from ..zoo.sources import odd_activations
 
     try:
-        data = Zoo(zoo)
+        return default_model_for(zoo, task)
     except ZooError:
         return "dwsnet"
-    return default_model(data.layout, task, odd_activations(data))
 
 
 def _parse_models(text: str) -> list[str] | None:

@@ -12,13 +12,23 @@ The command line (:mod:`dwsnets.cli`) only turns arguments into these settings.
 
 from .compare import compare_runs, differing_settings
 from .flags import config_from_flags, flags_from_config, parse_model_args, read_flags_file, write_run_flags
-from .table import ExperimentConfig, RunResult, evaluate_run, markdown_table, run_experiment, run_table, train_and_test
+from .table import (
+    ExperimentConfig,
+    RunResult,
+    default_model_for,
+    evaluate_run,
+    markdown_table,
+    run_experiment,
+    run_table,
+    train_and_test,
+)
 
 __all__ = [
     "ExperimentConfig",
     "RunResult",
     "compare_runs",
     "config_from_flags",
+    "default_model_for",
     "differing_settings",
     "evaluate_run",
     "flags_from_config",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..baselines import MODELS, BaselineError, models_for
+from ..baselines import MODELS, BaselineError, default_model, models_for
 from ..tasks import Task, TaskError, make_task
 from ..training.config import TrainConfig, TrainingError, read_run_record
 from ..training.trainer import Trainer
@@ -85,6 +85,13 @@ class ExperimentConfig:
             return self.models
         zoo = Zoo(self.zoo)
         return models_for(zoo.layout, self.train.task, odd_activations(zoo))
+
+
+def default_model_for(zoo: str | Path, task: str) -> str:
+    """The model ``dwsnets train TASK`` trains on the zoo at ``zoo`` without ``--model``
+    (:func:`dwsnets.baselines.default_model` of its layout and activations)."""
+    data = Zoo(zoo)
+    return default_model(data.layout, task, odd_activations(data))
 
 
 def save_test(run: Path, test: dict[str, Any], seconds: float, device: str) -> None:
