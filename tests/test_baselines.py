@@ -63,6 +63,24 @@ def test_every_model_learns_and_has_exactly_its_symmetry(name):
     else:
         with pytest.raises(AssertionError, match="not invariant"):
             assert_invariant(model, probe, atol=1e-4)
+    # the model's own claim about sign flips, which the trainer reads, holds both ways
+    assert model.sign_invariant is MODELS[name].sign_invariant
+    flipped = probe.flip_signs(probe.random_signs(torch.Generator().manual_seed(1), per_network=True))
+    assert torch.allclose(model(flipped), model(probe), atol=1e-4) is model.sign_invariant
+
+
+def test_dwsnet_reports_sign_invariance_from_its_encoding():
+    """Only the even encoding without input statistics forgets every sign; the trainer
+    refuses such a model on ReLU zoos because of this property."""
+    torch.manual_seed(0)
+    probe = WeightSpace.randn(SIZES, 6)
+    flipped = probe.flip_signs(probe.random_signs(torch.Generator().manual_seed(1), per_network=True))
+    for args, claim in (({"input_encoding": "fourier-even"}, True), ({"input_encoding": "fourier"}, False),
+                        ({"input_encoding": "fourier-even", "input_statistics": True}, False)):  # fmt: skip
+        model = build_model("dwsnet", SIZES, 2, **args).eval()
+        model.input_norm.fit(WeightSpace.randn(SIZES, 32))
+        assert model.sign_invariant is claim, args
+        assert torch.allclose(model(flipped), model(probe), atol=1e-4) is claim, args
 
 
 def test_alignment_makes_the_flat_mlp_invariant_on_permuted_copies():

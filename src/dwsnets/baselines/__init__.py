@@ -94,7 +94,10 @@ class ModelSpec:
             hidden neurons by default (the sine's symmetry; chosen where it won on validation).
         sign_invariant: the output does not change when a hidden neuron's incoming weights,
             bias and outgoing weights are negated (exact for odd activations such as a
-            SIREN's sine); training refuses zoos of ReLU networks, where that changes the function.
+            SIREN's sine), with the default arguments: what ``models_for`` reads before any model
+            is built. The trainer asks the built model itself (``model.sign_invariant``), which
+            also knows its arguments (DWSNet with ``input_encoding="fourier-even"``), and refuses
+            zoos of ReLU networks, where a flip changes the function.
         editor: ``editor(layout, **kwargs) -> nn.Module`` mapping networks to networks of
             the same layout, or ``None`` when the model has no such form.
     """

@@ -50,6 +50,13 @@ class WeightSpaceModel(nn.Module):
 
     input_norm: InputNormalization
 
+    @property
+    def sign_invariant(self) -> bool:
+        """Whether the output stays the same when any hidden neuron is negated (incoming
+        weights, bias and outgoing weights): a symmetry of odd activations only, so such a
+        model cannot tell a ReLU network from its sign-flipped twin. ``False`` here."""
+        return False
+
     def preprocess(self, ws: WeightSpace) -> WeightSpace:
         """A whole split as the model consumes it (the identity unless a model says otherwise)."""
         return ws
@@ -190,6 +197,12 @@ class DWSNet(WeightSpaceModel):
         self.statistics_norm = nn.BatchNorm1d(n_stats, affine=False) if input_statistics else None
         self.head = InvariantHead(self.layout, hidden_channels, out_features, hidden=head_hidden, activation=activation,
                                   dropout=dropout, extra_features=n_stats)  # fmt: skip
+
+    @property
+    def sign_invariant(self) -> bool:
+        """True with the even input encoding and no input statistics (every entry's sign
+        forgotten before the first layer; the statistics' means would still see it)."""
+        return self.encoding is not None and self.encoding.even and self.statistics_norm is None
 
     def _encoded(self, normed: WeightSpace) -> WeightSpace:
         return normed if self.encoding is None else self.encoding(normed)

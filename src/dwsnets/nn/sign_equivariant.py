@@ -171,6 +171,11 @@ class SignEquivariantNet(WeightSpaceModel):
         self.head = nn.Sequential(nn.LayerNorm(n_features), *mlp(widths, dropout))
         self.reset_parameters()
 
+    @property
+    def sign_invariant(self) -> bool:
+        """Always: every layer is equivariant to negating a hidden neuron, the readout invariant."""
+        return True
+
     def reset_parameters(self) -> None:
         with torch.no_grad():
             for p in (self.lift_weights, self.lift_biases, self.input_embedding, self.output_embedding):

@@ -317,7 +317,7 @@ class Trainer:
         train, val = self.inputs("train"), self.inputs("val")
         model.input_norm.fit(train[0].to("cpu"))
         signal = self._signal_transforms(train[0])
-        self._check_sign_flips()
+        self._check_sign_flips(model)
         views = self._view_groups() if cfg.train_views == "one" else None
         available = len(views) if views is not None else len(train[1])
         per_epoch = available if cfg.epoch_size is None else cfg.epoch_size
@@ -388,17 +388,14 @@ class Trainer:
 
         return odd_activations(self.data) is True
 
-    def _check_sign_flips(self) -> None:
+    def _check_sign_flips(self, model: nn.Module) -> None:
         """Sign flips are a symmetry of odd activations only: refuse them, and models blind to
-        them (:attr:`ModelSpec.sign_invariant`), for a zoo of ReLU classifiers (the one kind of
-        zoo here whose activation is not odd)."""
+        them (the built model's ``sign_invariant``), for a zoo of ReLU classifiers (the one
+        kind of zoo here whose activation is not odd)."""
         if self.config.sign_flips and self.config.canonical_signs:
             raise TrainingError("--sign-flips would undo --canonical-signs (random flips of canonical networks): "
                                 "choose one")  # fmt: skip
-        blind = (
-            model_spec(self.config.model).sign_invariant
-            or self.config.model_args.get("input_encoding") == "fourier-even"  # even features of every value
-        )
+        blind = bool(getattr(model, "sign_invariant", False))
         if not (self.config.sign_flips or self.config.canonical_signs or blind):
             return
         from ..zoo.sources import ClassifierSource, CNNSource
