@@ -322,6 +322,9 @@ def test_the_demo_takes_other_models(tmp_path, capsys):
             "--zoo-dir", str(tmp_path / "zoo"), "--out", str(tmp_path / "runs"), "--threads", "1"]  # fmt: skip
     assert main([*args, "--models", "dwsnet,bogus"]) == 2
     _one_line_error(capsys, "unknown model 'bogus'")
+    for text, message in ((",", "names no model; give a comma-separated list, for example"), ("all", "not all")):
+        assert main([*args, "--models", text]) == 2
+        _one_line_error(capsys, message)  # the demo's list: no suggestion of 'all', which it refuses
     assert not (tmp_path / "zoo").exists()
     assert main([*args, "--models", "dwsnet,sign-equivariant,mlp"]) == 0
     out = capsys.readouterr().out

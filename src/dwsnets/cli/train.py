@@ -45,13 +45,19 @@ def _default_model(zoo: str, task: str) -> str:
         return "dwsnet"
 
 
-def _parse_models(text: str) -> list[str] | None:
-    """Model names; ``None`` for all (every model that can learn the task on the zoo's layout)."""
+def _parse_models(text: str, *, allow_all: bool = True) -> list[str] | None:
+    """Model names, each checked against the registry; ``None`` for ``all`` (every model that
+    can learn the task on the zoo's layout) where ``allow_all``."""
+    example = "for example dwsnet,sign-equivariant,mlp"
     if text.strip() == "all":
+        if not allow_all:
+            raise UsageError(f"--models takes model names here, not all; {example}")
         return None
     models = [m.strip() for m in text.split(",") if m.strip()]
     if not models:
-        raise UsageError("--models names no model; give a comma-separated list or 'all'")
+        raise UsageError(
+            f"--models names no model; give a comma-separated list{' or all' if allow_all else ''}, {example}"
+        )
     for m in models:
         model_spec(m)  # raises with the list of choices
     return models
