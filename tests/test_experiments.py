@@ -214,3 +214,66 @@ def test_compare_ignores_exactly_the_settings_that_never_change_a_result():
     assert {"compile", "checkpoint_minutes", "tensorboard"} <= NO_EFFECT
     assert differing_settings([{"config": base}, {"config": other}]) == []
     assert differing_settings([{"config": base}, {"config": {**other, "lr": 3e-3}}]) == ["lr"]  # control
+
+
+def test_ensembles_average_probabilities_or_predictions_with_controls():
+    """A classifier ensemble is the log of the members' mean probabilities; a regressor's
+    the mean prediction; one member is itself (control: two different members move it)."""
+    from dwsnets.tasks.classify import Classify
+
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    a, b = torch.randn(5, 3), torch.randn(5, 3)
+    classify = Classify(3)
+    mixed = classify.ensemble([a, b])
+    assert torch.allclose(mixed.exp(), (a.softmax(1) + b.softmax(1)) / 2, atol=1e-6)
+    assert torch.allclose(mixed.exp().sum(1), torch.ones(5), atol=1e-6)
+    assert torch.allclose(classify.ensemble([a]), a.log_softmax(1), atol=1e-6)
+    assert not torch.allclose(mixed, a.log_softmax(1), atol=1e-3)  # control
+    # cross-entropy reads the log-probabilities as they are
+    target = torch.tensor([0, 1, 2, 0, 1])
+    assert torch.allclose(classify.loss(mixed, target), nn.functional.nll_loss(mixed, target), atol=1e-6)
+    assert torch.allclose(_WeightNorm().ensemble([a, b]), (a + b) / 2)
+
+
+def test_an_ensemble_of_runs_from_the_command_line(digits_zoo, tmp_path, capsys):
+    from dwsnets.experiments import evaluate_ensemble
+    from dwsnets.training import TrainConfig, Trainer
+
+    torch.set_default_dtype(torch.float32)
+    runs = []
+    for seed, model in ((0, "mlp"), (1, "mlp"), (0, "dwsnet")):
+        runs.append(tmp_path / f"{model}-{seed}")
+        cfg = TrainConfig(epochs=2, batch_size=16, model=model, seed=seed,
+                          model_args={"hidden_channels": 4, "num_layers": 1} if model == "dwsnet" else {})  # fmt: skip
+        Trainer(digits_zoo, runs[-1], cfg, progress=False).fit()
+    result = evaluate_ensemble(runs, split="val")
+    assert result.zoo == str(digits_zoo) and len(result.members) == 3
+    # each member as evaluated alone, and the ensemble as the mean of their probabilities
+    probabilities = 0
+    for run, config, metrics in result.members:
+        trainer = Trainer(digits_zoo, run, config, progress=False)
+        assert metrics["accuracy"] == trainer.evaluate("val")["accuracy"]
+        probabilities = probabilities + trainer.task.outputs(trainer.model, trainer.inputs("val")[0]).softmax(1)
+    truth = trainer.inputs("val")[1]
+    assert result.metrics["accuracy"] == pytest.approx(float((probabilities.argmax(1) == truth).double().mean()))
+    # the command: every member, then the ensemble, and its files under --out
+    args = ["evaluate", *(a for run in runs for a in ("--run", str(run))), "--split", "val"]
+    assert main([*args, "--out", str(tmp_path / "ens")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.count("  MLP") + out.count("  mlp") == 2
+        and f"ensemble: accuracy {result.metrics['accuracy'] * 100:.2f}%" in out
+    )
+    saved = json.loads((tmp_path / "ens" / "ensemble-val.json").read_text())
+    assert saved["ensemble"]["accuracy"] == result.metrics["accuracy"] and len(saved["members"]) == 3
+    assert (tmp_path / "ens" / "confusion-val.png").exists()
+    # what an ensemble cannot be
+    assert main(["evaluate", "--run", str(runs[0]), "--run", str(runs[0])]) == 2
+    assert "named twice" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(runs[0]), "--out", str(tmp_path / "x")]) == 2
+    assert "--out is for ensembles" in capsys.readouterr().err
+    editor = tmp_path / "edit"
+    Trainer(digits_zoo, editor, TrainConfig(task="edit", epochs=1, batch_size=16, model="mlp"), progress=False).fit()
+    assert main(["evaluate", "--run", str(runs[0]), "--run", str(editor)]) == 2
+    assert "no per-network outputs to average" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from ..experiments import (
     ExperimentConfig,
     config_from_flags,
     default_model_for,
+    evaluate_ensemble,
     evaluate_run,
     run_experiment,
     train_and_test,
@@ -98,19 +99,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    setup_runtime(args)
-    result = evaluate_run(Path(args.run), args.zoo, args.split, args.checkpoint, args.device)
-    task, metrics = result["task"], result["metrics"]
-    print(f"{result['config'].model} on {args.split}: {task.describe(metrics)}, loss {metrics['loss']:.4f}")
+def _print_confusion(metrics: dict) -> None:
     confusion = metrics.get("confusion")
     if confusion is not None:
         print(f"correct: {int(confusion.trace())}/{int(confusion.sum())}")
         print("confusion matrix (rows: true class, columns: predicted):")
         for row in confusion.tolist():
             print(" ".join(f"{v:5d}" for v in row))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    setup_runtime(args)
+    if len(args.run) > 1:
+        return _evaluate_ensemble(args)
+    if args.out is not None:
+        raise UsageError("--out is for ensembles (several --run); a single run's pictures go into its directory")
+    result = evaluate_run(Path(args.run[0]), args.zoo, args.split, args.checkpoint, args.device)
+    task, metrics = result["task"], result["metrics"]
+    print(f"{result['config'].model} on {args.split}: {task.describe(metrics)}, loss {metrics['loss']:.4f}")
+    _print_confusion(metrics)
     for picture in result["pictures"]:
         print(f"picture: {picture}")
+    return 0
+
+
+def _evaluate_ensemble(args: argparse.Namespace) -> int:
+    """Several ``--run``: each member's metrics, then the ensemble's (and its files under ``--out``)."""
+    import json
+
+    from ..training.logging import save_confusion_png
+
+    result = evaluate_ensemble(args.run, args.zoo, args.split, args.checkpoint, args.device)
+    task = result.task
+    print(f"ensemble of {len(result.members)} runs on {args.split} of {result.zoo}:")
+    for run, config, metrics in result.members:
+        print(f"  {config.model} ({run}): {task.describe(metrics)}")
+    print(f"ensemble: {task.describe(result.metrics)}, loss {result.metrics['loss']:.4f}")
+    _print_confusion(result.metrics)
+    if args.out is not None:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"ensemble-{args.split}.json").write_text(json.dumps(result.summary(), indent=1))
+        print(f"numbers: {out / f'ensemble-{args.split}.json'}")
+        if result.metrics.get("confusion") is not None:
+            png = out / f"confusion-{args.split}.png"
+            title = f"ensemble of {len(result.members)} on {args.split}: {task.describe(result.metrics)}"
+            save_confusion_png(result.metrics["confusion"], png, title)
+            print(f"picture: {png}")
     return 0
 
 
@@ -237,8 +272,13 @@ def add_parsers(sub: argparse._SubParsersAction, commands: dict[str, argparse.Ar
         p.set_defaults(func=cmd_train)
         commands[f"train {name}"] = p
 
-    evaluate = sub.add_parser("evaluate", help="the test metrics of a trained run", formatter_class=fmt)
-    evaluate.add_argument("--run", required=True, help="run directory")
+    evaluate = sub.add_parser("evaluate", help="the test metrics of a trained run, or of an ensemble of runs",
+                              formatter_class=fmt)  # fmt: skip
+    evaluate.add_argument("--run", required=True, action="append",
+                          help="run directory; repeat it for an ensemble (the members' outputs averaged: class "
+                               "probabilities for classifiers), which every member reads on the same zoo")  # fmt: skip
+    evaluate.add_argument("--out", help="with several --run: a directory for the ensemble's numbers (JSON) and, "
+                                        "for classifiers, its confusion matrix (PNG)")  # fmt: skip
     evaluate.add_argument("--zoo", help="zoo to evaluate on (default: the one the run was trained on; any zoo whose "
                                         "networks have the same layout works)")  # fmt: skip
     evaluate.add_argument("--split", default="test", help="split to evaluate")

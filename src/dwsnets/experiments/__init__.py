@@ -5,12 +5,14 @@
 * :mod:`~dwsnets.experiments.table`: :class:`ExperimentConfig` and :func:`run_experiment`
   (every model over seeds, training-set sizes, views per image), :func:`train_and_test`;
 * :mod:`~dwsnets.experiments.compare`: runs side by side;
+* :mod:`~dwsnets.experiments.ensemble`: finished runs evaluated as one ensemble;
 * :mod:`~dwsnets.experiments.report`: formatting and plots.
 
 The command line (:mod:`dwsnets.cli`) only turns arguments into these settings.
 """
 
 from .compare import compare_runs, differing_settings
+from .ensemble import EnsembleResult, evaluate_ensemble
 from .flags import config_from_flags, flags_from_config, parse_model_args, read_flags_file, write_run_flags
 from .table import (
     ExperimentConfig,
@@ -24,12 +26,14 @@ from .table import (
 )
 
 __all__ = [
+    "EnsembleResult",
     "ExperimentConfig",
     "RunResult",
     "compare_runs",
     "config_from_flags",
     "default_model_for",
     "differing_settings",
+    "evaluate_ensemble",
     "evaluate_run",
     "flags_from_config",
     "markdown_table",

@@ -240,9 +240,19 @@ class SupervisedTask(Task):
         return self.loss(model(ws), target)
 
     @torch.no_grad()
+    def outputs(self, model: nn.Module, ws: WeightSpace, batch: int = 1024) -> Tensor:
+        """The model's float outputs ``(N, output_size)`` on a whole split, in eval mode and
+        slices of ``batch``."""
+        model.eval()
+        return torch.cat([model(ws[i : i + batch]).float() for i in range(0, len(ws), batch)])
+
     def evaluate(self, model: nn.Module, ws: WeightSpace, target: Any, split: str = "test",
                  batch: int = 1024) -> dict[str, Any]:  # fmt: skip
         """:meth:`metrics` of a model in eval mode on a whole split, in slices of ``batch``."""
-        model.eval()
-        outputs = [model(ws[i : i + batch]).float() for i in range(0, len(ws), batch)]
-        return self.metrics(torch.cat(outputs), target)
+        return self.metrics(self.outputs(model, ws, batch), target)
+
+    def ensemble(self, outputs: Sequence[Tensor]) -> Tensor:
+        """One output per network from several models' :meth:`outputs` on the same networks,
+        to score with :meth:`metrics`: their mean here (a regressor's predictions, a ranking
+        score's logits); classifiers average probabilities instead."""
+        return torch.stack([o.float() for o in outputs]).mean(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -56,6 +58,12 @@ class Classify(SupervisedTask):
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         return nn.functional.cross_entropy(output.float(), target)
+
+    def ensemble(self, outputs: Sequence[Tensor]) -> Tensor:
+        """The log of the members' mean class probabilities (a valid input to :meth:`metrics`
+        and to cross-entropy, whose softmax leaves log-probabilities unchanged)."""
+        logp = torch.stack([o.float().log_softmax(1) for o in outputs])
+        return logp.logsumexp(0) - math.log(len(outputs))
 
     def metrics(self, output: Tensor, target: Tensor) -> dict[str, Any]:
         output = output.float()

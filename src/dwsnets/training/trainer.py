@@ -631,6 +631,14 @@ class Trainer:
         The data may be another data set than the one trained on (a new test set), as long
         as its networks have the same layout.
         """
+        model = self.load_model(checkpoint)
+        ws, y = self.inputs(split)
+        return self._evaluate(model, ws, y, split)
+
+    def load_model(self, checkpoint: str = "best") -> WeightSpaceModel:
+        """The run's ``best`` (or ``last``) model, built for this trainer's data (whose
+        networks must have the run's layout), its task state restored, on the device.
+        Raises :class:`TrainingError` naming a missing or damaged checkpoint."""
         path = self.run_dir / f"{checkpoint}.pt"
         cfg_path = self.run_dir / "config.json"
         if not path.exists() or not cfg_path.exists():
@@ -656,9 +664,7 @@ class Trainer:
             raise TrainingError(f"{exc}; {hint}") from None
         model = self.build(task_state=saved["task_state"])
         model.load_state_dict(state["model"])
-        model.to(self.device)
-        ws, y = self.inputs(split)
-        return self._evaluate(model, ws, y, split)
+        return model.to(self.device)
 
     # -------------------------------------------------------------- outputs
 
