@@ -27,7 +27,9 @@ their sign-free even half, which makes the model invariant to sign flips), and
 regularisers ``dropout-0.2``, ``weight-decay-0.05``, ``noise-0.05`` (Gaussian noise of 5% of
 each tensor's std) and ``geometric`` (exact random rotations up to 15 degrees, scales up to
 exp(0.1) and shifts up to 0.1 of the INR's input); ``depth-6``, ``depth-8`` and
-``width-128-depth-2`` (ScaleGMN-B's width and depth on Fashion-MNIST INRs).
+``width-128-depth-2`` (ScaleGMN-B's width and depth on Fashion-MNIST INRs); ``ema-1`` and
+``ema-3`` (validation and test read an exponential moving average of the weights over about
+1 or 3 epochs of steps, ``dwsnets train --ema-epochs``).
 
 ``--model`` starts every variant from another registry model instead (for example
 ``sign-equivariant``, whose ``default`` has its own learning rate and no augmentation);
@@ -75,6 +77,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "depth-6": {"model_args": {"num_layers": 6}},
     "depth-8": {"model_args": {"num_layers": 8}},
     "width-128-depth-2": {"model_args": {"hidden_channels": 128, "num_layers": 2}},  # ScaleGMN-B's shape
+    # validation and test read a moving average of the weights over about 1 or 3 epochs of steps
+    "ema-1": {"ema_epochs": 1.0},
+    "ema-3": {"ema_epochs": 3.0},
 }
 
 

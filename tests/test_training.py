@@ -314,6 +314,37 @@ def test_mid_epoch_checkpoints_resume_identically_and_report_progress(digits_zoo
     Trainer(digits_zoo, tmp_path / "cut", other, progress=False).fit()
 
 
+def test_a_moving_average_of_the_weights_is_validated_kept_tested_and_resumed(digits_zoo, tmp_path):
+    """--ema-epochs: validation and best.pt read the average, evaluate loads it (control:
+    the live weights differ and score otherwise), and an interrupted run resumes to the
+    same average as an uninterrupted one."""
+    cfg = TrainConfig(model="dwsnet", epochs=3, batch_size=16, model_args=SMALL_MODEL, ema_epochs=1.0,
+                      checkpoint_minutes=1e-9)  # fmt: skip
+    trainer = Trainer(digits_zoo, tmp_path / "full", cfg, progress=False)
+    history = trainer.fit()["history"]
+    best = torch.load(tmp_path / "full" / "best.pt", weights_only=False)
+    assert best["averaged_steps"] == 3 * (best["epoch"] + 1)  # 3 steps per epoch, every one averaged
+    assert not _states_equal(best["averaged_model"], best["model"])  # control: the average moved on its own
+    model = trainer.load_model("best")
+    assert _states_equal(model.state_dict(), best["averaged_model"])
+    assert (
+        trainer.evaluate("val")["accuracy"]
+        == history[best["epoch"]]["val_accuracy"]
+        == max(h["val_accuracy"] for h in history)
+    )
+    model.load_state_dict(best["model"])
+    live = trainer.task.evaluate(model, *trainer.inputs("val"))
+    assert live["loss"] != trainer.evaluate("val")["loss"]
+    # resumed from a mid-epoch checkpoint: the same average as the uninterrupted run
+    Trainer(digits_zoo, tmp_path / "cut", cfg, progress=False).fit(stop_after_step=4)
+    Trainer(digits_zoo, tmp_path / "cut", cfg, progress=False).fit()
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
+    assert _states_equal(a["averaged_model"], b["averaged_model"]) and a["averaged_steps"] == b["averaged_steps"] == 9
+    with pytest.raises(TrainingError, match="ema_epochs must not be negative"):
+        TrainConfig(ema_epochs=-1.0).resolved()
+
+
 def test_several_inrs_per_image(tmp_path):
     """One random view per image per epoch; validation and test on each image's first INR
     unless all are asked for."""

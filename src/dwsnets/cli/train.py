@@ -189,6 +189,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    help="each network's own activation symmetry as augmentation (ReLU: positive rescaling of hidden "
                         "neurons; tanh: sign flips), from the activation a CNN zoo records per network")  # fmt: skip
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise, fraction of each tensor's std")
+    p.add_argument("--ema-epochs", type=float, default=0.0,
+                   help="validate and test an exponential moving average of the weights over about this many "
+                        "epochs of steps (0: the last weights)")  # fmt: skip
     p.add_argument("--entry-dropout", type=float, default=0.0, help="probability of zeroing a weight entry")
     p.add_argument("--max-train", type=int, help="train on the first N training networks only")
     p.add_argument(

@@ -35,7 +35,8 @@ __all__ = [
 FLIPS = {"none": (), "lr": (1,), "ud": (0,), "both": (0, 1)}
 SIGNAL = ("rotate", "scale", "shear", "translate", "intensity_scale", "intensity_shift")
 # flags whose TrainConfig field has the same name and meaning
-SAME = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "noise", "entry_dropout", "sign_flips",
+SAME = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "noise", "ema_epochs", "entry_dropout",
+        "sign_flips",
         "canonical_signs", "activation_symmetries", "seed",
         "max_train",
         "epoch_size", "train_views", "eval_views", "checkpoint_minutes", "compile", "tensorboard")  # fmt: skip

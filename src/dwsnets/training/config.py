@@ -42,6 +42,9 @@ class TrainConfig:
     # flips), from its recorded activation (CNN zoos): exact, so the accuracy to predict stays
     activation_symmetries: bool = False
     noise: float = 0.0  # Gaussian noise, as a fraction of each tensor's std
+    # an exponential moving average of the weights over about this many epochs of steps, which
+    # validation, best.pt and the test read instead of the last weights (0: off)
+    ema_epochs: float = 0.0
     entry_dropout: float = 0.0
     signal: dict[str, Any] = field(default_factory=dict)  # exact signal transforms (SignalTransforms)
     # several INRs per image: "all" of them each epoch, "one" drawn at random, or only each image's "first"
@@ -92,6 +95,8 @@ class TrainConfig:
             problems.append(f"warm-up fraction must be in [0, 1), got {out.warmup_fraction}")
         if out.noise < 0:
             problems.append(f"noise must not be negative, got {out.noise}")
+        if out.ema_epochs < 0:
+            problems.append(f"ema_epochs must not be negative, got {out.ema_epochs}")
         if not 0 <= out.entry_dropout < 1:
             problems.append(f"entry dropout must be in [0, 1), got {out.entry_dropout}")
         if not out.checkpoint_minutes > 0:

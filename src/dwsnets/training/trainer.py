@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import utils
 from ..baselines import BaselineError, model_spec
@@ -88,6 +89,12 @@ class _Run:
     amp_device: str = "cpu"  # autocast's device type, and whether bf16 autocast is on
     use_amp: bool = False
     activations: Tensor | None = None  # per training network, for activation symmetries (augment)
+    averaged: AveragedModel | None = None  # the weights' moving average (ema_epochs), when on
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model that validation reads and best.pt keeps: the average when there is one."""
+        return self.model if self.averaged is None else self.averaged.module
 
 
 @dataclass
@@ -332,6 +339,7 @@ class Trainer:
             sched=self._schedule(opt, steps_per_epoch * cfg.epochs), gen=torch.Generator().manual_seed(cfg.seed),
             report=ProgressFile(self.run_dir / "progress.txt", cfg.epochs, cfg.model, self.task.metric, self.rank == 0),
         )  # fmt: skip
+        run.averaged = self._moving_average(model, steps_per_epoch)
         self._resume(run)
         run.scale = list(model.input_norm.std.cpu())  # as resumed: noise is relative to each tensor's spread
         run.activations = self._activation_codes()
@@ -346,6 +354,32 @@ class Trainer:
 
             run.bar = tqdm(total=cfg.epochs, initial=run.start_epoch, desc=cfg.model, unit="epoch", dynamic_ncols=True)
         return run
+
+    def _moving_average(self, model: nn.Module, steps_per_epoch: int) -> AveragedModel | None:
+        """An exponential moving average of the parameters whose horizon is ``ema_epochs``
+        epochs of steps (decay ``1 - 1 / steps``), or ``None`` when off. Buffers (batch
+        norm's running statistics) are copied from the live model at every update."""
+        if self.config.ema_epochs <= 0:
+            return None
+        decay = 1.0 - 1.0 / max(1.0, self.config.ema_epochs * steps_per_epoch)
+        return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+
+    @staticmethod
+    def _update_average(run: _Run) -> None:
+        if run.averaged is None:
+            return
+        run.averaged.update_parameters(run.model)
+        with torch.no_grad():
+            for mine, live in zip(run.averaged.module.buffers(), run.model.buffers()):
+                mine.copy_(live)
+
+    @staticmethod
+    def _average_state(run: _Run) -> dict[str, Any]:
+        """What a checkpoint keeps of the average: its weights (which :meth:`load_model`
+        reads) and how many steps it has averaged."""
+        if run.averaged is None:
+            return {}
+        return {"averaged_model": run.averaged.module.state_dict(), "averaged_steps": int(run.averaged.n_averaged)}
 
     def _activation_codes(self) -> Tensor | None:
         """Each training network's activation code, when activation symmetries are on
@@ -452,6 +486,11 @@ class Trainer:
             return
         state = self._load_resumable(run, last)
         run.best, run.history, run.partial = state["best"], state["history"], state.get("partial")
+        if run.averaged is not None:
+            if "averaged_model" not in state:
+                raise TrainingError(f"{last} holds no moving average of the weights, which ema_epochs asks for")
+            run.averaged.module.load_state_dict(state["averaged_model"])
+            run.averaged.n_averaged.fill_(state["averaged_steps"])
         run.start_epoch = state["epoch"] if run.partial is not None else state["epoch"] + 1
         if self.rank == 0 and self.progress:
             if run.partial:
@@ -543,6 +582,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_grad)
         run.opt.step()
         run.sched.step()
+        self._update_average(run)
         return loss, len(y)
 
     def _save_mid_epoch(self, run: _Run, epoch: int, batch: int, state: _Epoch, seconds: float) -> None:
@@ -550,7 +590,7 @@ class Trainer:
             mid = {"order": state.order, "batch": batch, "total_loss": state.total_loss, "seen": state.seen,
                    "seconds": seconds}  # fmt: skip
             save_training_state(self.run_dir / "last.pt", run.model, run.opt, run.sched, run.gen, epoch=epoch,
-                                best=run.best, history=run.history, partial=mid)  # fmt: skip
+                                best=run.best, history=run.history, partial=mid, **self._average_state(run))  # fmt: skip
 
     def _end_epoch(self, run: _Run, epoch: int, state: _Epoch) -> None:
         """Validate, record the epoch, keep the best model, checkpoint and report."""
@@ -559,7 +599,7 @@ class Trainer:
             t = torch.tensor([state.total_loss, state.seen], dtype=torch.float64)
             dist.all_reduce(t)
             train_loss = float(t[0] / t[1])
-        val = self._evaluate(run.model, *run.val, split="val")
+        val = self._evaluate(run.evaluated, *run.val, split="val")
         processed = run.steps_per_epoch * self.config.batch_size  # the last partial batch is dropped
         record = {
             "epoch": epoch + 1,
@@ -586,9 +626,10 @@ class Trainer:
             return
         if improved:  # a full training state: a run whose last.pt is damaged resumes from it
             save_training_state(self.run_dir / "best.pt", run.model, run.opt, run.sched, run.gen, epoch=epoch,
-                                best=run.best, history=run.history, **{self.task.metric: run.best})  # fmt: skip
+                                best=run.best, history=run.history, **{self.task.metric: run.best},
+                                **self._average_state(run))  # fmt: skip
         save_training_state(self.run_dir / "last.pt", run.model, run.opt, run.sched, run.gen, epoch=epoch,
-                            best=run.best, history=run.history)  # fmt: skip
+                            best=run.best, history=run.history, **self._average_state(run))  # fmt: skip
         write_metrics(self.run_dir, run.history)
 
     def _report(self, run: _Run, epoch: int, record: dict[str, Any], val: dict[str, Any]) -> None:
@@ -663,7 +704,7 @@ class Trainer:
                 hint = f"no other checkpoint is intact: delete {self.run_dir} and train again"
             raise TrainingError(f"{exc}; {hint}") from None
         model = self.build(task_state=saved["task_state"])
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.get("averaged_model", state["model"]))  # the average, where the run kept one
         return model.to(self.device)
 
     # -------------------------------------------------------------- outputs
