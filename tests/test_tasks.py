@@ -32,6 +32,22 @@ def test_classification_metrics_match_a_hand_count():
         Classify(num_classes=2).prepare(_split())
 
 
+def test_label_smoothing_trains_on_softened_targets_and_reports_the_plain_loss():
+    output = torch.tensor([[3.0, 0, 0], [0, 1.0, 0]])
+    target = torch.tensor([0, 2])
+    plain, smooth = Classify(3), make_task("classify", label_smoothing=0.3)
+    smooth.prepare(_split())
+    # hand computation: 0.7 on the label, 0.1 on every class
+    logp = output.log_softmax(1)
+    by_hand = -(0.7 * logp[torch.arange(2), target] + 0.1 * logp.sum(1)).mean()
+    assert float(smooth.loss(output, target)) == pytest.approx(float(by_hand))
+    assert float(smooth.loss(output, target)) != pytest.approx(float(plain.loss(output, target)))  # control
+    assert smooth.metrics(output, target)["loss"] == pytest.approx(plain.metrics(output, target)["loss"])
+    assert smooth.config() == {"task": "classify", "label_smoothing": 0.3} and plain.config() == {"task": "classify"}
+    with pytest.raises(TaskError, match="label smoothing must be in"):
+        Classify(label_smoothing=1.0)
+
+
 def test_regression_standardises_on_train_and_reports_in_target_units():
     freq = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     task = make_task("regress", targets=["frequency"])

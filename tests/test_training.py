@@ -345,6 +345,21 @@ def test_a_moving_average_of_the_weights_is_validated_kept_tested_and_resumed(di
         TrainConfig(ema_epochs=-1.0).resolved()
 
 
+def test_a_run_made_before_a_task_option_existed_resumes_with_its_default(digits_zoo, tmp_path):
+    """Runs whose config.json predates a task option (label smoothing) continue with the
+    option at its default, and refuse another value."""
+    cfg = TrainConfig(model="mlp", epochs=1, batch_size=16)
+    Trainer(digits_zoo, tmp_path / "r", cfg, progress=False).fit()
+    record = json.loads((tmp_path / "r" / "config.json").read_text())
+    record["config"]["task_options"] = {}  # as written before the option
+    (tmp_path / "r" / "config.json").write_text(json.dumps(record))
+    same = TrainConfig(model="mlp", epochs=1, batch_size=16, task_options={"label_smoothing": 0.0})
+    assert len(Trainer(digits_zoo, tmp_path / "r", same, progress=False).fit()["history"]) == 1
+    other = TrainConfig(model="mlp", epochs=1, batch_size=16, task_options={"label_smoothing": 0.1})
+    with pytest.raises(TrainingError, match="task_options"):
+        Trainer(digits_zoo, tmp_path / "r", other, progress=False).fit()
+
+
 def test_several_inrs_per_image(tmp_path):
     """One random view per image per epoch; validation and test on each image's first INR
     unless all are asked for."""

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..zoo.split import ZooSplit
-from .base import SupervisedTask, TaskError
+from .base import SupervisedTask, TaskError, TaskOption
 
 __all__ = ["Classify"]
 
@@ -20,6 +20,8 @@ class Classify(SupervisedTask):
 
     The number of classes is read from the training split (largest label + 1) unless
     given, so the same task serves 10-class images and other label sets.
+    ``label_smoothing`` mixes that fraction of a uniform distribution into the training
+    targets (the reported loss stays the plain cross-entropy).
     """
 
     name = "classify"
@@ -28,9 +30,15 @@ class Classify(SupervisedTask):
     higher_is_better = True
     percent = True
     loss_name = "cross-entropy"
+    options = (
+        TaskOption("label_smoothing", 0.0, "training targets mix in this fraction of a uniform distribution", float),
+    )
 
-    def __init__(self, num_classes: int | None = None) -> None:
+    def __init__(self, num_classes: int | None = None, label_smoothing: float = 0.0) -> None:
+        if not 0.0 <= label_smoothing < 1.0:
+            raise TaskError(f"label smoothing must be in [0, 1), got {label_smoothing}")
         self.num_classes = num_classes
+        self.label_smoothing = float(label_smoothing)
 
     def prepare(self, train: ZooSplit) -> None:
         labels = train.labels
@@ -57,7 +65,7 @@ class Classify(SupervisedTask):
         return split.labels.long()
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        return nn.functional.cross_entropy(output.float(), target)
+        return nn.functional.cross_entropy(output.float(), target, label_smoothing=self.label_smoothing)
 
     def ensemble(self, outputs: Sequence[Tensor]) -> Tensor:
         """The log of the members' mean class probabilities (a valid input to :meth:`metrics`
@@ -90,7 +98,8 @@ class Classify(SupervisedTask):
         self.num_classes = state["num_classes"]
 
     def config(self) -> dict[str, Any]:
-        return {"task": self.name}
+        # the default is left out, so that runs made before the option keep their record
+        return {"task": self.name, **({"label_smoothing": self.label_smoothing} if self.label_smoothing else {})}
 
     def title(self) -> str:
         return "INR classification"

@@ -264,6 +264,10 @@ class Trainer:
         now = json.loads(json.dumps(asdict(self.config)))
         defaults = json.loads(json.dumps(asdict(TrainConfig())))
         before = {**defaults, **saved.get("config", {})}  # settings added since the run began: their defaults
+        # task options added since the run began: their defaults too
+        options = {opt.name: opt.default for opt in type(self.task).options}
+        before["task_options"] = {**options, **(before.get("task_options") or {})}
+        now["task_options"] = {**options, **(now.get("task_options") or {})}
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in NO_EFFECT)
         if changed == ["epochs"]:
             raise TrainingError(
