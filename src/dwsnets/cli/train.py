@@ -125,10 +125,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_ensemble(args: argparse.Namespace) -> int:
     """Several ``--run``: each member's metrics, then the ensemble's (and its files under ``--out``)."""
-    import json
-
-    from ..training.logging import save_confusion_png
-
     result = evaluate_ensemble(args.run, args.zoo, args.split, args.checkpoint, args.device)
     task = result.task
     print(f"ensemble of {len(result.members)} runs on {args.split} of {result.zoo}:")
@@ -137,15 +133,10 @@ def _evaluate_ensemble(args: argparse.Namespace) -> int:
     print(f"ensemble: {task.describe(result.metrics)}, loss {result.metrics['loss']:.4f}")
     _print_confusion(result.metrics)
     if args.out is not None:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"ensemble-{args.split}.json").write_text(json.dumps(result.summary(), indent=1))
-        print(f"numbers: {out / f'ensemble-{args.split}.json'}")
-        if result.metrics.get("confusion") is not None:
-            png = out / f"confusion-{args.split}.png"
-            title = f"ensemble of {len(result.members)} on {args.split}: {task.describe(result.metrics)}"
-            save_confusion_png(result.metrics["confusion"], png, title)
-            print(f"picture: {png}")
+        numbers, *pictures = result.save(args.out)
+        print(f"numbers: {numbers}")
+        for picture in pictures:
+            print(f"picture: {picture}")
     return 0
 
 

@@ -7,6 +7,7 @@ and choose its members on validation (``split="val"``) before reading the test s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +47,29 @@ class EnsembleResult:
             "ensemble": numbers(self.metrics),
         }
 
+    def save(self, out: str | Path) -> list[Path]:
+        """``ensemble-SPLIT.json`` (:meth:`summary`) under ``out`` and, for classifiers, the
+        confusion matrix ``confusion-SPLIT.png``; returns the files written."""
+        from ..training.logging import save_confusion_png
 
-def _zoo_of(runs: Sequence[Path], zoo: str | None) -> str:
-    """The one zoo every member is evaluated on: ``zoo``, or the zoo all of them trained on."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        numbers = out / f"ensemble-{self.split}.json"
+        numbers.write_text(json.dumps(self.summary(), indent=1))
+        written = [numbers]
+        if self.metrics.get("confusion") is not None:
+            png = out / f"confusion-{self.split}.png"
+            title = f"ensemble of {len(self.members)} on {self.split}: {self.task.describe(self.metrics)}"
+            save_confusion_png(self.metrics["confusion"], png, title)
+            written.append(png)
+        return written
+
+
+def _zoo_of(runs: Sequence[Path], records: Sequence[dict[str, Any]], zoo: str | None) -> str:
+    """The one zoo every member is evaluated on: ``zoo``, or the zoo all of them trained on
+    (``records``: their ``config.json``)."""
     if zoo is not None:
         return zoo
-    records = [read_run_record(run) for run in runs]
     ids = {r["data_id"] for r in records}
     if len(ids) > 1:
         where = ", ".join(f"{run} ({r['data']})" for run, r in zip(runs, records))
@@ -78,11 +96,12 @@ def evaluate_ensemble(
         raise TrainingError("an ensemble needs at least two runs")
     if len(set(p.resolve() for p in paths)) < len(paths):
         raise TrainingError("a run is named twice in the ensemble")
-    where = _zoo_of(paths, zoo)
+    records = [read_run_record(run) for run in paths]
+    where = _zoo_of(paths, records, zoo)
     data = Zoo(where)
     outputs, members, reference = [], [], None
-    for run in paths:
-        config = TrainConfig(**read_run_record(run)["config"])
+    for run, record in zip(paths, records):
+        config = TrainConfig(**record["config"])
         trainer = Trainer(data, run, config, device, progress=False)
         task = trainer.task
         if not isinstance(task, SupervisedTask):
