@@ -98,7 +98,7 @@ class Classify(SupervisedTask):
         self.num_classes = state["num_classes"]
 
     def config(self) -> dict[str, Any]:
-        # the default is left out, so that runs made before the option keep their record
+        # listed only when on: tables' titles name the settings that change a result
         return {"task": self.name, **({"label_smoothing": self.label_smoothing} if self.label_smoothing else {})}
 
     def title(self) -> str:
