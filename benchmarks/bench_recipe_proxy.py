@@ -29,8 +29,9 @@ each tensor's std) and ``geometric`` (exact random rotations up to 15 degrees, s
 exp(0.1) and shifts up to 0.1 of the INR's input); ``depth-6``, ``depth-8`` and
 ``width-128-depth-2`` (ScaleGMN-B's width and depth on Fashion-MNIST INRs); ``ema-1`` and
 ``ema-3`` (validation and test read an exponential moving average of the weights over about
-1 or 3 epochs of steps, ``dwsnets train --ema-epochs``); ``label-smoothing-0.1`` (training
-targets mix in 10% of a uniform distribution, ``dwsnets train classify --label-smoothing``).
+1 or 3 epochs of steps, ``dwsnets train --ema-epochs``); ``label-smoothing-0.1`` and
+``label-smoothing-0.2`` (training targets mix in 10% or 20% of a uniform distribution,
+``dwsnets train classify --label-smoothing``).
 
 ``--model`` starts every variant from another registry model instead (for example
 ``sign-equivariant``, whose ``default`` has its own learning rate and no augmentation);
@@ -82,6 +83,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ema-1": {"ema_epochs": 1.0},
     "ema-3": {"ema_epochs": 3.0},
     "label-smoothing-0.1": {"task_options": {"label_smoothing": 0.1}},  # training targets 90% label, 10% uniform
+    "label-smoothing-0.2": {"task_options": {"label_smoothing": 0.2}},
 }
 
 
