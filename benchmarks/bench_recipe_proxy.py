@@ -14,7 +14,8 @@ interrupted comparison resumes and a repeated one only prints.
 
 Variants (``--variants``, comma-separated; default: all; see ``VARIANTS``): ``default`` (the
 registry's DWSNet: 5 layers of 32 channels, batch norm, AdamW lr 2e-3, random hidden
-permutations, and on SIREN zoos random sign flips), ``no-sign-flips`` (the default before
+permutations, and on SIREN zoos random sign flips; the classification task's label smoothing
+0.1), ``no-sign-flips`` (the default before
 sign flips became one), ``lr-1e-3``, ``lr-4e-3``, ``no-norm``, ``width-64``, ``depth-3``,
 ``dropout-0.1``, ``no-permutations``, ``flip-and-intensity`` (exact image
 augmentations: left-right flips and intensity scale and shift of up to 10%), ``bf16``
@@ -29,9 +30,10 @@ each tensor's std) and ``geometric`` (exact random rotations up to 15 degrees, s
 exp(0.1) and shifts up to 0.1 of the INR's input); ``depth-6``, ``depth-8`` and
 ``width-128-depth-2`` (ScaleGMN-B's width and depth on Fashion-MNIST INRs); ``ema-1`` and
 ``ema-3`` (validation and test read an exponential moving average of the weights over about
-1 or 3 epochs of steps, ``dwsnets train --ema-epochs``); ``label-smoothing-0.1`` and
-``label-smoothing-0.2`` (training targets mix in 10% or 20% of a uniform distribution,
-``dwsnets train classify --label-smoothing``).
+1 or 3 epochs of steps, ``dwsnets train --ema-epochs``); ``label-smoothing-0.1`` (the
+default since 2026-12-07), ``label-smoothing-0.2`` and ``no-label-smoothing`` (training
+targets mix in 10%, 20% or none of a uniform distribution, ``dwsnets train classify
+--label-smoothing``).
 
 ``--model`` starts every variant from another registry model instead (for example
 ``sign-equivariant``, whose ``default`` has its own learning rate and no augmentation);
@@ -82,8 +84,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # validation and test read a moving average of the weights over about 1 or 3 epochs of steps
     "ema-1": {"ema_epochs": 1.0},
     "ema-3": {"ema_epochs": 3.0},
-    "label-smoothing-0.1": {"task_options": {"label_smoothing": 0.1}},  # training targets 90% label, 10% uniform
+    # training targets 90% label, 10% uniform: the default since 2026-12-07 (the rows before it name it)
+    "label-smoothing-0.1": {"task_options": {"label_smoothing": 0.1}},
     "label-smoothing-0.2": {"task_options": {"label_smoothing": 0.2}},
+    "no-label-smoothing": {"task_options": {"label_smoothing": 0.0}},  # the plain cross-entropy, as before
 }
 
 

@@ -35,7 +35,7 @@ def test_classification_metrics_match_a_hand_count():
 def test_label_smoothing_trains_on_softened_targets_and_reports_the_plain_loss():
     output = torch.tensor([[3.0, 0, 0], [0, 1.0, 0]])
     target = torch.tensor([0, 2])
-    plain, smooth = Classify(3), make_task("classify", label_smoothing=0.3)
+    plain, smooth = Classify(3, label_smoothing=0.0), make_task("classify", label_smoothing=0.3)
     smooth.prepare(_split())
     # hand computation: 0.7 on the label, 0.1 on every class
     logp = output.log_softmax(1)
@@ -43,7 +43,9 @@ def test_label_smoothing_trains_on_softened_targets_and_reports_the_plain_loss()
     assert float(smooth.loss(output, target)) == pytest.approx(float(by_hand))
     assert float(smooth.loss(output, target)) != pytest.approx(float(plain.loss(output, target)))  # control
     assert smooth.metrics(output, target)["loss"] == pytest.approx(plain.metrics(output, target)["loss"])
-    assert smooth.config() == {"task": "classify", "label_smoothing": 0.3} and plain.config() == {"task": "classify"}
+    assert smooth.config() == {"task": "classify", "label_smoothing": 0.3}
+    assert plain.config() == {"task": "classify", "label_smoothing": 0.0}  # off the default: named in titles
+    assert Classify().label_smoothing == 0.1 and Classify().config() == {"task": "classify"}
     with pytest.raises(TaskError, match="label smoothing must be in"):
         Classify(label_smoothing=1.0)
 

@@ -15,6 +15,7 @@ from dwsnets.baselines.alignment import align_to_reference
 from dwsnets.core.weight_space import WeightSpace
 from dwsnets.testing import assert_invariant
 from dwsnets.training import TrainConfig, Trainer, TrainingError
+from dwsnets.training.config import read_run_record
 from dwsnets.zoo.dataset import InMemoryZoo
 from dwsnets.zoo.store import Zoo, ZooConfig, ZooSplit, build_zoo
 from helpers import cnn_zoo
@@ -345,19 +346,21 @@ def test_a_moving_average_of_the_weights_is_validated_kept_tested_and_resumed(di
         TrainConfig(ema_epochs=-1.0).resolved()
 
 
-def test_a_run_made_before_a_task_option_existed_resumes_with_its_default(digits_zoo, tmp_path):
-    """Runs whose config.json predates a task option (label smoothing) continue with the
-    option at its default, and refuse another value."""
+def test_a_run_recorded_without_a_task_option_resumes_with_the_value_it_was_made_with(digits_zoo, tmp_path):
+    """Runs record every task option; a config.json written before that (label smoothing
+    missing) is read as label smoothing 0, the value such runs trained with, not as today's
+    default, so the plain command refuses to continue it."""
     cfg = TrainConfig(model="mlp", epochs=1, batch_size=16)
     Trainer(digits_zoo, tmp_path / "r", cfg, progress=False).fit()
     record = json.loads((tmp_path / "r" / "config.json").read_text())
-    record["config"]["task_options"] = {}  # as written before the option
+    assert record["config"]["task_options"] == {"label_smoothing": 0.1}  # the default, recorded
+    record["config"]["task_options"] = {}  # as written before
     (tmp_path / "r" / "config.json").write_text(json.dumps(record))
+    assert read_run_record(tmp_path / "r")["config"]["task_options"] == {"label_smoothing": 0.0}
+    with pytest.raises(TrainingError, match="label_smoothing': 0.0} there, {'label_smoothing': 0.1} now"):
+        Trainer(digits_zoo, tmp_path / "r", cfg, progress=False).fit()
     same = TrainConfig(model="mlp", epochs=1, batch_size=16, task_options={"label_smoothing": 0.0})
     assert len(Trainer(digits_zoo, tmp_path / "r", same, progress=False).fit()["history"]) == 1
-    other = TrainConfig(model="mlp", epochs=1, batch_size=16, task_options={"label_smoothing": 0.1})
-    with pytest.raises(TrainingError, match="task_options"):
-        Trainer(digits_zoo, tmp_path / "r", other, progress=False).fit()
 
 
 def test_several_inrs_per_image(tmp_path):

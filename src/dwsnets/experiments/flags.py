@@ -72,17 +72,12 @@ def config_from_flags(flags: dict[str, Any]) -> TrainConfig:
     signal = {key: flags.get(key) for key in SIGNAL} | {"flip": list(flip)}
     return TrainConfig(
         **{key: flags[key] for key in SAME if key in flags and flags[key] is not None},
-        task_options={opt.name: _option_value(opt, flags.get(opt.dest, opt.default)) for opt in task.options},
+        task_options={opt.name: opt.parsed(flags.get(opt.dest, opt.default)) for opt in task.options},
         augment_permute=None if augment is None else augment == "on",
         signal={key: value for key, value in signal.items() if value},
         model_args=parse_model_args(flags.get("model_args")),
         amp_cpu=bool(flags.get("bf16", False)),
     )
-
-
-def _option_value(opt: Any, value: Any) -> Any:
-    """A task option's value, parsed by the option's own type when it is still text."""
-    return opt.type(value) if isinstance(value, str) and opt.type is not str else value
 
 
 def flags_from_config(config: TrainConfig) -> dict[str, Any]:

@@ -32,6 +32,9 @@ from ..zoo.split import ZooSplit
 __all__ = ["SupervisedTask", "Task", "TaskError", "TaskOption", "comma_list", "split_quantities"]
 
 
+_CURRENT_DEFAULT = object()  # TaskOption.unrecorded not given: the option's default
+
+
 class TaskError(ValueError):
     """The data cannot serve this task (no labels, a missing target, ...)."""
 
@@ -54,6 +57,10 @@ class TaskOption:
         flag: the command-line flag, ``--name`` with dashes unless given (its dashes
             turned to underscores are the key in ``--config`` files).
         choices: the allowed values, if limited.
+        unrecorded: the value that a run whose ``config.json`` lacks this option was made
+            with: the default of the version that wrote it (runs record every option since
+            2026-12-07; before, an option added later, or one at its default, could be
+            missing). Unless given, the current default.
     """
 
     name: str
@@ -62,6 +69,17 @@ class TaskOption:
     type: Callable[[str], Any] = str
     flag: str | None = None
     choices: tuple[Any, ...] | None = None
+    unrecorded: Any = _CURRENT_DEFAULT
+
+    def parsed(self, value: Any) -> Any:
+        """``value`` as the task's constructor takes it: text parsed by :attr:`type` (defaults and
+        flags are text where the type is a list), anything else as it is."""
+        return self.type(value) if isinstance(value, str) and self.type is not str else value
+
+    @property
+    def unrecorded_value(self) -> Any:
+        """:attr:`unrecorded`, or the current default where none was given, parsed."""
+        return self.parsed(self.default if self.unrecorded is _CURRENT_DEFAULT else self.unrecorded)
 
     @property
     def option_string(self) -> str:

@@ -141,4 +141,17 @@ def read_run_record(run_dir: str | Path) -> dict[str, Any]:
         TrainConfig(**saved["config"])
     except TypeError as exc:
         raise TrainingError(f"{path} holds settings this version does not know ({exc})") from None
+    saved["config"] = _with_unrecorded_task_options(saved["config"])
     return saved
+
+
+def _with_unrecorded_task_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Recorded settings with every task option that the record lacks set to the value such
+    a run was made with (:attr:`dwsnets.tasks.TaskOption.unrecorded`), so a run made before an
+    option existed, or before its default changed, is read as what it was."""
+    try:
+        options = get_task(config.get("task", "classify")).options
+    except TaskError:
+        return config  # an unknown task: whoever builds the run reports it
+    recorded = config.get("task_options") or {}
+    return {**config, "task_options": {**{o.name: o.unrecorded_value for o in options}, **recorded}}

@@ -44,7 +44,7 @@ from ..core.signs import sign_canonical_form
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..nn.models import WeightSpaceModel
 from ..nn.norm import compile_kernels
-from ..tasks import Task, TaskError, make_task
+from ..tasks import Task, TaskError, get_task, make_task
 from ..utils import rank_and_world
 from ..zoo.dataset import WeightDataset
 from ..zoo.errors import ZooError
@@ -109,6 +109,14 @@ class _Epoch:
     stopped: bool = False
 
 
+def _with_every_task_option(config: TrainConfig) -> TrainConfig:
+    """``config`` with every option of its task, those not given at their defaults, so that a
+    run records exactly what it trains with (a later change of a default cannot change how an
+    interrupted run resumes)."""
+    defaults = {opt.name: opt.parsed(opt.default) for opt in get_task(config.task).options}
+    return replace(config, task_options={**defaults, **config.task_options})
+
+
 def _usable_precision(config: TrainConfig, device: str) -> TrainConfig:
     """``config``, with bf16 autocast on the CPU turned off (and a warning) when the CPU has
     no bf16 units: there it makes training several times slower, never faster.
@@ -154,6 +162,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.config = _usable_precision(config.resolved(), device)
         try:
+            self.config = _with_every_task_option(self.config)
             self.task: Task = make_task(self.config.task, **self.config.task_options)
             self.task.bind(self.data)
         except (TaskError, TypeError) as exc:
@@ -263,11 +272,8 @@ class Trainer:
             )
         now = json.loads(json.dumps(asdict(self.config)))
         defaults = json.loads(json.dumps(asdict(TrainConfig())))
-        before = {**defaults, **saved.get("config", {})}  # settings added since the run began: their defaults
-        # task options added since the run began: their defaults too
-        options = {opt.name: opt.default for opt in type(self.task).options}
-        before["task_options"] = {**options, **(before.get("task_options") or {})}
-        now["task_options"] = {**options, **(now.get("task_options") or {})}
+        # settings added since the run began: their defaults (task options: read_run_record)
+        before = {**defaults, **saved.get("config", {})}
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in NO_EFFECT)
         if changed == ["epochs"]:
             raise TrainingError(
