@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dwsnets import WeightSpace
-from dwsnets.tasks import Classify, Regress, Task, TaskError, make_task
+from dwsnets.tasks import Classify, Regress, Task, TaskError, TaskOption, comma_list, make_task
 from dwsnets.zoo.store import ZooSplit
 
 
@@ -30,6 +30,15 @@ def test_classification_metrics_match_a_hand_count():
         Classify().prepare(_split(labels=torch.full((6,), -1)))
     with pytest.raises(TaskError, match="more than the 2 classes"):
         Classify(num_classes=2).prepare(_split())
+
+
+def test_task_options_parse_text_and_know_what_unrecorded_runs_used():
+    listed = TaskOption("probe", "a,b", "help", comma_list)
+    assert listed.parsed("x, y") == ["x", "y"] and listed.parsed(["z"]) == ["z"]
+    assert listed.unrecorded_value == ["a", "b"]  # unless given: the current default, parsed
+    changed = TaskOption("label_smoothing", 0.1, "help", float, unrecorded=0.0)
+    assert changed.parsed("0.3") == 0.3 and changed.unrecorded_value == 0.0  # not the current default
+    assert TaskOption("name", "text", "help").parsed("7") == "7"  # plain text stays text
 
 
 def test_label_smoothing_trains_on_softened_targets_and_reports_the_plain_loss():
