@@ -60,7 +60,8 @@ def write_fixture(directory: Path, rows_shuffle: int = 0) -> np.ndarray:
 def keras_reference(image: np.ndarray, flat: np.ndarray, activation) -> np.ndarray:
     """Logits of one network from its flat row, read as the format describes it: tensors in
     layout order, each row-major, kernels (h, w, in, out); 3x3 convolutions of stride 2
-    (zero padding 1 on every side), global average pooling, dense (in, out)."""
+    with Keras' default padding 'valid' (none: 28 -> 13 -> 6 -> 2), global average pooling,
+    dense (in, out)."""
     tensors, start = [], 0
     for _, shape in SHAPES:
         size = int(np.prod(shape))
@@ -69,12 +70,11 @@ def keras_reference(image: np.ndarray, flat: np.ndarray, activation) -> np.ndarr
     h = image.astype(np.float64)  # (H, W, C)
     for k in range(3):
         kernel, bias = tensors[2 * k], tensors[2 * k + 1]
-        padded = np.pad(h, ((1, 1), (1, 1), (0, 0)))
-        out_size = (h.shape[0] + 1) // 2
+        out_size = (h.shape[0] - 3) // 2 + 1
         out = np.zeros((out_size, out_size, kernel.shape[3]))
         for y in range(out_size):
             for x in range(out_size):
-                patch = padded[2 * y : 2 * y + 3, 2 * x : 2 * x + 3, :]  # (3, 3, in)
+                patch = h[2 * y : 2 * y + 3, 2 * x : 2 * x + 3, :]  # (3, 3, in)
                 out[y, x] = np.einsum("ijc,ijco->o", patch, kernel) + bias
         h = activation(out)
     pooled = h.mean((0, 1))
@@ -242,3 +242,69 @@ def test_official_import_errors(tmp_path):
     broken.write_bytes(broken.read_bytes()[:40])
     with pytest.raises(ZooError, match="not a readable PyTorch state dict"):
         import_dwsnets_official(tmp_path / "d", tmp_path / "zoo")
+
+
+# ---------------------------------------------------------------------------------------------
+# networks trained in the published conventions by Keras itself (tests/data/make_small_cnn_zoo.py)
+
+PUBLISHED = Path(__file__).parent / "data" / "small_cnn_zoo"
+
+
+def test_the_real_split_files_first_lines_read_as_nfn_reads_them(tmp_path):
+    """NFN's cifar10_split.csv: 270,001 lines for 270,000 checkpoints, beginning with pandas'
+    header "0" (then 185633, 89145, 11421, 9173); ``pandas.read_csv(header=None)`` keeps it."""
+    from dwsnets.zoo.importers import read_split_file
+
+    rest = np.random.default_rng(0).permutation(270_000)
+    head = [185633, 89145, 11421, 9173]
+    rest = np.concatenate([head, rest[~np.isin(rest, head)]])
+    path = tmp_path / "cifar10_split.csv"
+    path.write_text("0\n" + "\n".join(map(str, rest)) + "\n")
+    order = read_split_file(path, 270_000)
+    assert len(order) == 270_001 and order[:5].tolist() == [0, *head] and (order == 0).sum() == 2
+    with pytest.raises(ZooError, match="lists 270001 rows.*holds 269973"):  # another data set's file
+        read_split_file(path, 269_973)
+
+
+def test_a_published_zoo_imports_with_its_split_file_and_recomputes_exactly(tmp_path, capsys):
+    from dwsnets.cli import main
+    from dwsnets.zoo.recompute import largest_difference, recompute
+
+    assert (PUBLISHED / "fashion_mnist_split.csv").read_text().startswith("0\n")  # the header line, as published
+    counts = import_small_cnn_zoo(PUBLISHED, tmp_path / "zoo", split_file=PUBLISHED / "fashion_mnist_split.csv")
+    assert counts == {"train": 6, "val": 2, "test": 8, "dropped_nonfinite": 0}
+    zoo = Zoo(tmp_path / "zoo")
+    forward = zoo.networks["forward"]
+    assert (forward["padding"], forward["stride"], forward["dataset"]) == (0, 2, "fashion_mnist")
+    assert zoo.activation_names == ("relu", "tanh")
+    unit, found = recompute(zoo, 16, str(PUBLISHED / "images"))
+    assert unit == "points" and len(found) == 16 and largest_difference(found) < 0.5
+    # control: the same networks with padding 1 compute another function (tens of points off)
+    zoo.manifest["networks"]["forward"]["padding"] = 1
+    assert largest_difference(recompute(zoo, 16, str(PUBLISHED / "images"))[1]) > 20
+    # the command a user runs after an import
+    assert main(["zoo-info", str(tmp_path / "zoo"), "--recompute", "4", "--data-dir", str(PUBLISHED / "images")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "largest difference: 0.00 points" and len([line for line in out if "test " in line]) == 4
+
+
+def test_a_mixed_activation_zoo_refuses_sign_operations(tmp_path):
+    from dwsnets.training import TrainConfig, Trainer, TrainingError
+
+    import_small_cnn_zoo(PUBLISHED, tmp_path / "zoo", split_file=PUBLISHED / "fashion_mnist_split.csv")
+    small = {"hidden_channels": 4, "num_layers": 1, "head_hidden": (8,)}
+    refused = (
+        TrainConfig(model="dwsnet", task="generalization", sign_flips=True, model_args=small),
+        TrainConfig(model="dwsnet", task="generalization", canonical_signs=True, model_args=small),
+        TrainConfig(model="dwsnet", task="generalization", model_args={**small, "input_encoding": "fourier-even"}),
+    )
+    for i, cfg in enumerate(refused):
+        with pytest.raises(TrainingError, match=r"odd.*these networks have relu, tanh"):
+            Trainer(tmp_path / "zoo", tmp_path / f"r{i}", cfg, progress=False).fit()
+    with pytest.raises(TrainingError, match="CNN"):  # the sign-equivariant model: MLPs only
+        Trainer(tmp_path / "zoo", tmp_path / "se", TrainConfig(model="sign-equivariant", task="generalization"),
+                progress=False).fit()  # fmt: skip
+    # control: each network's own symmetry (ReLU scaling, tanh flips) trains
+    ok = TrainConfig(model="dwsnet", task="generalization", activation_symmetries=True, epochs=1, batch_size=4,
+                     model_args=small)  # fmt: skip
+    assert len(Trainer(tmp_path / "zoo", tmp_path / "ok", ok, progress=False).fit()["history"]) == 1

@@ -52,7 +52,7 @@ def batched_cnn_forward(
     activation: Callable[[Tensor], Tensor],
     *,
     stride: int = 2,
-    padding: int = 1,
+    padding: int = 0,
     dropout: Callable[[int, Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Logits of ``N`` CNNs at once: each convolution, then ``activation`` (then
@@ -63,7 +63,8 @@ def batched_cnn_forward(
             network.
         params: stacked ``[K1, b1, ..., KL, bL, W1, c1, ...]``: kernels ``(N, c_out, c_in, kh, kw)``
             (PyTorch's order), then linear weights ``(N, d_out, d_in)``; biases ``(N, d)``.
-        stride, padding: of every convolution (the Small CNN Zoo's: 2, and 1 on each side).
+        stride, padding: of every convolution (the Small CNN Zoo's: stride 2 and Keras' default
+            padding ``'valid'``, 0; a zoo's manifest records its own, ``Zoo.networks``).
         dropout: ``dropout(layer, h)`` applied to each convolution's activated output
             ``h: (B, N * c, H', W')`` (channels of network ``n`` at ``n*c .. n*c+c-1``).
 

@@ -68,6 +68,7 @@ class ZooPlan:
             "split_order": list(self.splits),
             "shards": [asdict(s) for s in self.shards],
             "psnr_peak": 1.0,
+            "networks": get_source(cfg.source).network_record(),
         }
 
 

@@ -1,9 +1,11 @@
 """Zoos of small CNNs trained with drawn hyperparameters (the Small CNN Zoo's recipe).
 
-The architecture is the Small CNN Zoo's (Unterthiner et al. 2020): three 3x3
-convolutions of 16 channels with stride 2 (padding 1), each followed by the activation
-and dropout, global average pooling and a dense layer to the classes; grey input scaled
-to [-1, 1]. Each network draws from its own seed, as the original zoo did:
+The architecture is the Small CNN Zoo's (Unterthiner et al. 2020; google-research's
+``dnn_predict_accuracy/train_network.py``): three 3x3 convolutions of 16 channels with
+stride 2 and Keras' default padding ``'valid'`` (28 -> 13 -> 6 -> 2), each followed by the
+activation and dropout, global average pooling and a dense layer to the classes; images
+scaled to [-1, 1], colour averaged to grey. A padded variant (padding 1 on each side)
+serves images too small for that (8x8 digits) and zoos made before 2026-12-08. Each network draws from its own seed, as the original zoo did:
 
 * activation: ReLU or tanh;
 * initialisation: kernels ``N(0, (g / sqrt(fan_in))^2)`` with ``g`` log-uniform in
@@ -41,8 +43,24 @@ BATCH = 32  # images per training step of every network
 CHANNELS = 16  # channels of each convolution
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+STRIDE = 2  # of every convolution (the published cnn_stride)
+# the published convolutions take Keras' default padding, 'valid' (28 -> 13 -> 6 -> 2); 1 is the padded variant
+PADDING = 0
 MAX_WEIGHT = 1e4  # a network with a weight beyond this has blown up: it stops (kept at its last state)
 TRAIN_ACCURACY_IMAGES = 2000  # of each network's own training images, for its train accuracy
+
+
+def feature_sizes(size: int, padding: int = PADDING, layers: int = 3) -> list[int]:
+    """Side of each convolution's output for square inputs of side ``size`` (3x3, stride 2);
+    a ``ValueError`` when an image is too small for the convolutions."""
+    sizes, side = [], size
+    for _ in range(layers):
+        size = (size + 2 * padding - 3) // STRIDE + 1
+        if size < 1:
+            raise ValueError(f"images of side {side} are too small for {layers} 3x3 stride-2 "
+                             f"convolutions with padding {padding}: use the padded variant (padding 1)")  # fmt: skip
+        sizes.append(size)
+    return sizes
 
 
 def cnn_layout(in_channels: int = 1, classes: int = 10) -> WeightSpaceLayout:
@@ -161,7 +179,7 @@ def _dropout_masks(generators: list[torch.Generator], rates: Tensor, batch: int,
 
 
 def _accuracy(images: Tensor, labels: Tensor, params: list[Tensor], activation: Callable[[Tensor], Tensor],
-              chunk: int = 64) -> Tensor:  # fmt: skip
+              chunk: int = 64, padding: int = PADDING) -> Tensor:  # fmt: skip
     """Per network: the fraction of ``images`` (shared ``(P, C, H, W)`` or per network
     ``(N, P, C, H, W)``) it classifies as ``labels`` (``(P,)`` or ``(N, P)``)."""
     n = params[0].shape[0]
@@ -171,13 +189,13 @@ def _accuracy(images: Tensor, labels: Tensor, params: list[Tensor], activation: 
         for i in range(0, count, chunk):
             x = images[..., i : i + chunk, :, :, :]
             y = labels[..., i : i + chunk]
-            pred = batched_cnn_forward(x, params, activation).argmax(-1)
+            pred = batched_cnn_forward(x, params, activation, stride=STRIDE, padding=padding).argmax(-1)
             correct += (pred == y).float().sum(1)
     return correct / count
 
 
 def _train_group(images: Tensor, labels: Tensor, settings: list[CNNSettings], generators: list[torch.Generator],
-                 steps: int, progress: Callable[[int, int, float], None] | None,
+                 steps: int, progress: Callable[[int, int, float], None] | None, padding: int = PADDING,
                  ) -> tuple[list[Tensor], Tensor, list[Tensor]]:  # fmt: skip
     """Train networks of one activation together; returns their parameters, which diverged,
     and each one's training images (indices into ``images``)."""
@@ -191,13 +209,12 @@ def _train_group(images: Tensor, labels: Tensor, settings: list[CNNSettings], ge
     rates = torch.tensor([s.dropout for s in settings])
     opt = _Optimizers(params, settings)
     live = torch.ones(len(settings), dtype=torch.bool)
-    sizes = [(images.shape[2] + 1) // 2]
-    for _ in range(2):
-        sizes.append((sizes[-1] + 1) // 2)
+    sizes = feature_sizes(images.shape[2], padding)
     for step in range(steps):
         idx = torch.stack([s[torch.randint(len(s), (BATCH,), generator=g)] for s, g in zip(subsets, generators)])
         masks = [_dropout_masks(generators, rates, BATCH, CHANNELS, (h, h)) for h in sizes]
-        logits = batched_cnn_forward(images[idx], params, act, dropout=lambda layer, h, masks=masks: h * masks[layer])
+        logits = batched_cnn_forward(images[idx], params, act, stride=STRIDE, padding=padding,
+                                     dropout=lambda layer, h, masks=masks: h * masks[layer])  # fmt: skip
         y = labels[idx]
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
         penalty = sum(p.square().flatten(1).sum(1) for p in params[0::2])
@@ -232,6 +249,7 @@ def train_cnns(
     *,
     steps: int = 1000,
     chunk: int = 32,
+    padding: int = PADDING,
     progress: Callable[[int, int, int, float], None] | None = None,
 ) -> CNNFit:
     """Train one CNN per seed (its settings: :func:`draw_settings`) for ``steps`` steps.
@@ -240,6 +258,8 @@ def train_cnns(
         images, labels: training images ``(N, C, H, W)`` in [-1, 1] and labels ``(N,)``.
         test_images, test_labels: where each network's ``accuracy`` is measured (all of them).
         chunk: networks trained together (of one activation).
+        padding: of every convolution: 0 (``'valid'``, the published architecture), or 1
+            (the padded variant, for images too small for three valid convolutions).
         progress: ``progress(finished, active, step, mean_batch_accuracy)`` after every step.
     """
     drawn = [draw_settings(s) for s in seeds]
@@ -256,14 +276,14 @@ def train_cnns(
             rows = members[start : start + chunk]
             settings, generators = [drawn[i][0] for i in rows], [drawn[i][1] for i in rows]
             report = None if progress is None else (lambda a, s, q, done=finished: progress(done, a, s, q))
-            params, gone, subsets = _train_group(images, labels, settings, generators, steps, report)
+            params, gone, subsets = _train_group(images, labels, settings, generators, steps, report, padding)
             seen = min(TRAIN_ACCURACY_IMAGES, *(len(s) for s in subsets))
             own = torch.stack([s[:seen] for s in subsets])  # random members of each one's training images
             index = torch.tensor(rows)
             for o, p in zip(out, params):
                 o[index] = p
-            accuracy[index] = _accuracy(test_images, test_labels, params, act)
-            train_accuracy[index] = _accuracy(images[own], labels[own], params, act)
+            accuracy[index] = _accuracy(test_images, test_labels, params, act, padding=padding)
+            train_accuracy[index] = _accuracy(images[own], labels[own], params, act, padding=padding)
             diverged[index] = gone
             finished += len(rows)
     return CNNFit(out, accuracy, train_accuracy, [s for s, _ in drawn], diverged)

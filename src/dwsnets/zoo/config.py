@@ -56,6 +56,9 @@ class ZooConfig:
         if d["views_in"] == "all":
             d.pop("views_in")  # zoos made before the setting keep their identity
         d["hidden"] = list(self.hidden)
+        if self.source == "fashion-mnist-cnns":
+            # the published (valid) convolutions since 2026-12-08: zoos made before were padded, another zoo
+            d["conv_padding"] = "valid"
         return d
 
     @classmethod
@@ -65,6 +68,7 @@ class ZooConfig:
         cfg = {names.get(k, k): v for k, v in stored.items()}
         cfg["hidden"] = tuple(cfg["hidden"])
         cfg.setdefault("init", "siren")  # manifests from before the setting existed
+        cfg.pop("conv_padding", None)  # follows from the source
         return cls(**cfg, data_dir=data_dir)
 
     def views_of(self, split: str) -> int:

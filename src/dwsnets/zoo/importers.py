@@ -19,9 +19,19 @@ directory per data set, e.g. ``cifar10/``):
 Kernels are stored in PyTorch's order (out, in, height, width) after import. With the
 split file later papers use (``--split-file``: one row index of ``weights.npy`` per line,
 a fixed shuffle of all rows, e.g. the NFN repository's ``predict_gen_data_splits/``), the
-splits are theirs exactly: the final checkpoints in that order, the second half for test,
+splits are theirs exactly: the file read as NFN reads it (``pandas.read_csv(header=None)``,
+so the published files' leading ``0`` line, a header pandas wrote, is a row: 270,001 rows
+for cifar10's 270,000), the final checkpoints in that order, the second half for test,
 and the first half shuffled by Python's ``random.Random(0)`` and divided 80 / 20 into
-train and validation. Without one, training runs (never single checkpoints) are divided
+train and validation.
+
+The manifest records how the networks compute (``"networks"``): the published
+architecture (``google-research/dnn_predict_accuracy``, ``build_cnn``) runs Keras
+``Conv2D`` with its default padding ``'valid'`` and stride 2 (28 -> 13 -> 6 -> 2), on
+pixels scaled to [-1, 1] and, for colour sets, averaged to grey; each network's
+activation (``config.activation``) and the data set (``config.dataset``).
+``dwsnets zoo-info ZOO --recompute N`` runs imported networks on that data set's test
+images to check all of this against the stored accuracies. Without one, training runs (never single checkpoints) are divided
 the same way with a seeded shuffle.
 """
 
@@ -55,10 +65,11 @@ _CATEGORIES = ("config.activation", "config.optimizer", "config.w_init", "config
 
 def write_imported_zoo(out: str | Path, layout: WeightSpaceLayout, splits: dict[str, dict[str, Tensor]],
                        identity: dict[str, Any], quality: str | None = "accuracy", shard_size: int = 5000,
-                       notes: dict[str, Any] | None = None) -> None:  # fmt: skip
+                       notes: dict[str, Any] | None = None, networks: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Write networks of ``layout`` as a zoo: ``splits[name]`` maps the layout's tensor
     names (leading axis: networks) and per-network information to tensors; ``identity``
-    describes the origin (hashed into the ``zoo_id``)."""
+    describes the origin (hashed into the ``zoo_id``); ``networks`` how they compute
+    (activations, forward: :attr:`dwsnets.zoo.reader.Zoo.networks`)."""
     out = Path(out)
     if (out / "manifest.json").exists():
         raise ZooError(f"{out} already holds a zoo; import into a new directory")
@@ -91,6 +102,7 @@ def write_imported_zoo(out: str | Path, layout: WeightSpaceLayout, splits: dict[
         "splits": {s: {"part": s, "count": n} for s, n in counts.items()},
         "split_order": list(splits),
         "shards": [vars(s) for s in shards],
+        "networks": networks or {},
     }
     atomic_write_json(out / "manifest.json", manifest)  # last: a zoo without it is visibly unfinished
 
@@ -200,17 +212,29 @@ def _numbers(values: list[str]) -> np.ndarray:
     return out
 
 
+def read_split_file(path: Path, total: int) -> np.ndarray:
+    """The rows of ``weights.npy`` in the order a split file lists them, read as NFN reads
+    it (``pandas.read_csv(path, header=None)``): every line is a row, so the published
+    files' first line, the ``0`` that pandas wrote as a column header, is kept as a row
+    (the files list ``total + 1`` rows, row 0 twice)."""
+    try:
+        order = np.loadtxt(path, dtype=np.int64, ndmin=1)
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"{path} is not a split file (one row index of weights.npy per line): {exc}") from None
+    if len(order) not in (total, total + 1) or order.min() < 0 or order.max() >= total:
+        raise ZooError(f"{path} lists {len(order)} rows (indices {order.min()}..{order.max()}); weights.npy holds "
+                       f"{total}: another data set's split file?")  # fmt: skip
+    return order
+
+
 def _splits_of(metrics: dict[str, list[str]], rows: np.ndarray, split_file: Path | None,
                seed: int) -> dict[str, np.ndarray]:  # fmt: skip
     """Row indices (into ``weights.npy``) of train, validation and test."""
     if split_file is not None:
-        order = np.loadtxt(split_file, dtype=np.int64, ndmin=1)
-        total = len(metrics["step"])
-        if len(order) != total or order.min() < 0 or order.max() >= total:
-            raise ZooError(f"{split_file} lists {len(order)} rows; weights.npy holds {total}: another data set's "
-                           "split file?")  # fmt: skip
-        keep = set(rows.tolist())
-        ordered = np.array([r for r in order.tolist() if r in keep], dtype=np.int64)
+        order = read_split_file(split_file, len(metrics["step"]))
+        keep = np.zeros(len(metrics["step"]), dtype=bool)
+        keep[rows] = True
+        ordered = order[keep[order]]  # the kept checkpoints in the file's order (NFN filters after permuting)
         half = len(ordered) // 2
         first = list(range(half))
         random.Random(0).shuffle(first)  # as the published protocol does
@@ -223,6 +247,28 @@ def _splits_of(metrics: dict[str, list[str]], rows: np.ndarray, split_file: Path
     cut = int(0.8 * half)
     parts = {"train": names[perm[:cut]], "val": names[perm[cut:half]], "test": names[perm[half:]]}
     return {s: rows[np.isin(runs, chosen)] for s, chosen in parts.items()}
+
+
+def _network_record(metrics: dict[str, list[str]], codes: dict[str, dict[str, int]],
+                    rows: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """How the imported networks compute (the manifest's ``"networks"``): the published
+    architecture's valid stride-2 convolutions on grey images in [-1, 1], the activations
+    the networks have, and the data set they were trained and scored on."""
+    datasets = sorted(set(np.asarray(metrics["config.dataset"])[rows].tolist())) if "config.dataset" in metrics else []
+    record: dict[str, Any] = {
+        "forward": {
+            "kind": "cnn",
+            "stride": 2,
+            "padding": 0,
+            "dataset": datasets[0] if len(datasets) == 1 else None,
+            "input": "pixels scaled to [-1, 1], colour averaged to grey",
+        },
+    }
+    if "config.activation" in codes:
+        names = list(codes["config.activation"])
+        present = sorted(set(np.asarray(metrics["config.activation"])[rows].tolist()), key=names.index)
+        record["activations"] = {"names": names, "per_network": True, "present": present}
+    return record
 
 
 def import_small_cnn_zoo(directory: str | Path, out: str | Path, *, split_file: str | Path | None = None,
@@ -277,7 +323,8 @@ def import_small_cnn_zoo(directory: str | Path, out: str | Path, *, split_file: 
                 "width": width, "split_file": Path(split_file).name if split_file else None, "seed": seed,
                 "epoch": None if all_checkpoints else epoch}  # fmt: skip
     notes = {"categories": {c: list(m) for c, m in codes.items()}, "from": str(directory.resolve())}
-    write_imported_zoo(out, layout, out_splits, identity, notes=notes)
+    kept = np.concatenate([t["source_row"].numpy() for t in out_splits.values()])
+    write_imported_zoo(out, layout, out_splits, identity, notes=notes, networks=_network_record(metrics, codes, kept))
     return {**{s: len(t["accuracy"]) for s, t in out_splits.items()}, "dropped_nonfinite": dropped}
 
 
@@ -400,7 +447,7 @@ def import_dwsnets_official(directory: str | Path, out: str | Path, *, split_fil
     identity = {"source": "dwsnets-official", "splits_file": Path(split_file).name,
                 "counts": {s: len(v[1]) for s, v in splits.items()}}  # fmt: skip
     write_imported_zoo(out, layout, out_splits, identity, quality=None, notes={"from": str(directory.resolve()),
-                       "w0": 30.0})  # fmt: skip
+                       "w0": 30.0}, networks={"activations": {"names": ["sine"], "per_network": False}})  # fmt: skip
     return {**{s: len(v[1]) for s, v in splits.items()}, "dropped_nonfinite": 0}
 
 

@@ -59,6 +59,48 @@ class Zoo:
             raise ZooError(f"zoo {self.path} has no split {split!r}; it has {', '.join(self.splits)}")
 
     @property
+    def networks(self) -> dict[str, Any]:
+        """How the networks compute (the manifest's ``"networks"``): ``activations`` (``names``
+        and whether each network records its own code) and, for networks that run on a data
+        set, ``forward`` (kind, stride, padding, data set, input preparation). Zoos made
+        before the record are read as what they were made with."""
+        if "networks" in self.manifest:
+            return self.manifest["networks"]
+        from .sources import SOURCES, CNNSource
+
+        source = self.source
+        if source == "dwsnets-official":
+            return {"activations": {"names": ["sine"], "per_network": False}}
+        if source == "small-cnn-zoo":
+            names = self.manifest.get("imported", {}).get("categories", {}).get("config.activation")
+            record: dict[str, Any] = {"forward": {"kind": "cnn", "stride": 2, "padding": 0, "dataset": None,
+                                                  "input": "grey, scaled to [-1, 1]"}}  # fmt: skip
+            if names:
+                record["activations"] = {"names": names, "per_network": True}
+            return record
+        if source in SOURCES:
+            record = SOURCES[source].network_record()
+            if isinstance(SOURCES[source], CNNSource):
+                record["forward"]["padding"] = 1  # every CNN zoo made before the record was padded
+            return record
+        return {}
+
+    @property
+    def activation_names(self) -> tuple[str, ...] | None:
+        """Every activation the zoo's networks may have on their hidden layers (those
+        present, where the zoo knows), or ``None`` when it does not record them."""
+        record = self.networks.get("activations")
+        if not record:
+            return None
+        return tuple(record.get("present") or record["names"])
+
+    @property
+    def activations(self) -> tuple[str, ...] | None:
+        """The vocabulary that the networks' ``activation`` codes index (``None``: unrecorded)."""
+        record = self.networks.get("activations")
+        return tuple(record["names"]) if record else None
+
+    @property
     def imported(self) -> bool:
         """Whether the networks were imported (``dwsnets import-zoo``) rather than fitted here."""
         return "imported" in self.manifest

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..core.augment import ACTIVATIONS
 from ..core.layout import WeightSpaceLayout
 
 if TYPE_CHECKING:
@@ -233,6 +234,15 @@ class Source(ABC):
     default_shard_size: int = 1000
     # networks trained together by default (None: the fitter's default for the device)
     default_chunk: int | None = None
+    # every activation this source's networks may have on their hidden layers (dwsnets.core.symmetry);
+    # several: each network records its own as a code into this tuple (its ``activation`` information)
+    activations: tuple[str, ...] = ("sine",)
+
+    def network_record(self) -> dict[str, Any]:
+        """What a zoo's manifest records of how its networks compute (``"networks"``): the
+        activations they may have (:mod:`dwsnets.core.symmetry`) and, for networks that run
+        on a data set, how (``"forward"``)."""
+        return {"activations": {"names": list(self.activations), "per_network": len(self.activations) > 1}}
 
     def layout(self, data: Any, config: ZooConfig) -> WeightSpaceLayout:
         """The layout of this source's networks (default: the MLP ``(d_in, *hidden, d_out)``)."""
@@ -389,6 +399,7 @@ class ClassifierSource(Source):
     quality = "accuracy"
     settings = ("hidden", "lr", "max_steps", "count")
     default_chunk = 128
+    activations = ("relu",)
 
     def __init__(self, name: str, images: str, pool: int) -> None:
         self.name, self.images, self.pool = name, images, pool
@@ -402,6 +413,10 @@ class ClassifierSource(Source):
         order = np.random.default_rng(9_000).permutation(len(train))
         keep, held = np.sort(order[:-500]), np.sort(order[-500:])
         return {"train": (train.images[keep], train.labels[keep]), "test": (train.images[held], train.labels[held])}
+
+    def network_record(self) -> dict[str, Any]:
+        forward = {"kind": "mlp", "dataset": self.images, "pool": self.pool, "input": "grey thumbnails"}
+        return {**super().network_record(), "forward": forward}
 
     def load(self, config: ZooConfig) -> dict[str, Any]:
         from .classifiers import thumbnails
@@ -443,11 +458,20 @@ class CNNSource(ClassifierSource):
     source's test images."""
 
     settings = ("max_steps", "count")
+    activations = ACTIVATIONS  # each network draws ReLU or tanh; its code is its ``activation``
     default_shard_size = 250  # about 4 minutes of the 2-core CPU per shard at 600 steps (measured)
     default_chunk = 32  # the fastest measured on the CPU (docs/benchmarks.md)
 
-    def __init__(self, name: str, images: str) -> None:
+    def __init__(self, name: str, images: str, padding: int) -> None:
         super().__init__(name, images, pool=1)
+        self.padding = padding
+
+    def network_record(self) -> dict[str, Any]:
+        from .cnns import STRIDE
+
+        forward = {"kind": "cnn", "stride": STRIDE, "padding": self.padding, "dataset": self.images,
+                   "input": "grey, scaled to [-1, 1]"}  # fmt: skip
+        return {**super().network_record(), "forward": forward}
 
     def load(self, config: ZooConfig) -> dict[str, Any]:
         data: dict[str, Any] = {"count": config.count}
@@ -476,7 +500,7 @@ class CNNSource(ClassifierSource):
         (x, y), (x_test, y_test) = data["train"], data["test"]
         result = train_cnns(x.to(device), y.to(device), x_test.to(device), y_test.to(device), seeds,
                             steps=config.max_steps, chunk=self.default_chunk if chunk is None else chunk,
-                            progress=progress)  # fmt: skip
+                            padding=self.padding, progress=progress)  # fmt: skip
         info = {"accuracy": result.accuracy, "train_accuracy": result.train_accuracy,
                 "diverged": result.diverged.float()}  # fmt: skip
         for key in result.settings[0].as_numbers():
@@ -491,8 +515,11 @@ SOURCES: dict[str, Source] = {
     "sine-ab": SineSource("sine-ab", (0.0, 10.0), (0.0, 10.0)),
     "fashion-mnist-classifiers": ClassifierSource("fashion-mnist-classifiers", "fashion-mnist", pool=4),
     "digits-classifiers": ClassifierSource("digits-classifiers", "digits", pool=2),
-    "fashion-mnist-cnns": CNNSource("fashion-mnist-cnns", "fashion-mnist"),
-    "digits-cnns": CNNSource("digits-cnns", "digits"),
+    # the published architecture (valid convolutions), and the padded variant made before 2026-12-08
+    "fashion-mnist-cnns": CNNSource("fashion-mnist-cnns", "fashion-mnist", padding=0),
+    "fashion-mnist-cnns-padded": CNNSource("fashion-mnist-cnns-padded", "fashion-mnist", padding=1),
+    # 8x8 digits are too small for three valid stride-2 convolutions: the padded variant
+    "digits-cnns": CNNSource("digits-cnns", "digits", padding=1),
 }
 
 
@@ -501,18 +528,3 @@ def get_source(name: str) -> Source:
     if name not in SOURCES:
         raise ValueError(f"unknown zoo source {name!r}; choose from {', '.join(SOURCES)}")
     return SOURCES[name]
-
-
-def odd_activations(data: Any) -> bool | None:
-    """Whether a data set's networks have odd activations, so that negating a hidden
-    neuron's incoming weights, bias and outgoing weights keeps each network's function:
-    ``True`` for SIRENs (zoos fitted here from an image or signal source, or imported from
-    the original DWSNets data), ``False`` for zoos of ReLU classifiers, ``None`` for outside
-    data sets (their activation is the user's to know). ``data`` is a zoo or any data set
-    with a ``source`` name."""
-    name = getattr(data, "source", "")
-    if name == "dwsnets-official":
-        return True
-    if not name or name not in SOURCES:
-        return None
-    return not isinstance(SOURCES[name], ClassifierSource)
