@@ -154,29 +154,38 @@ def test_statnn_features_are_the_statistics_of_each_tensor():
     assert_invariant(model, cnn, atol=1e-4, control=False)
 
 
-def test_models_for_leaves_sign_blind_models_out_for_relu_networks_only(digits_zoo, classifier_zoo):
+def test_models_for_leaves_sign_blind_models_out_unless_every_activation_is_odd(digits_zoo, classifier_zoo):
     from dwsnets.baselines import models_for
+    from dwsnets.zoo.dataset import InMemoryZoo, symmetry_group
     from dwsnets.zoo.reader import Zoo
-    from dwsnets.zoo.sources import odd_activations
 
     sirens, relus = Zoo(digits_zoo), Zoo(classifier_zoo)
-    assert (odd_activations(sirens), odd_activations(relus), odd_activations(object())) == (True, False, None)
-    assert "sign-equivariant" in models_for(sirens.layout, "classify", odd_activations(sirens))
-    assert "sign-equivariant" in models_for(sirens.layout, "classify")  # outside data: the user's call
-    left = models_for(relus.layout, "classify", odd_activations(relus))
-    assert "sign-equivariant" not in left and "dwsnet" in left
+    unknown = InMemoryZoo({"train": relus.load("val")})  # outside networks that declared no activation
+    groups = [symmetry_group(z) for z in (sirens, relus, unknown)]
+    assert [g.sign_flips for g in groups] == [True, False, False]
+    assert [g.positive_scaling for g in groups] == [False, True, False]
+    assert "sign-equivariant" in models_for(sirens.layout, "classify", groups[0])
+    assert "sign-equivariant" in models_for(sirens.layout, "classify")  # no networks given: every model
+    for group in groups[1:]:  # ReLU networks, and networks whose activation nobody knows
+        left = models_for(relus.layout, "classify", group)
+        assert "sign-equivariant" not in left and "dwsnet" in left
 
 
 def test_default_model_is_sign_equivariant_for_classifying_sirens_only(digits_zoo, classifier_zoo):
     from dwsnets.baselines import default_model
     from dwsnets.cli.train import _default_model
+    from dwsnets.core.symmetry import SymmetryGroup
 
     mlp, cnn = WeightSpaceLayout.mlp((2, 8, 1)), WeightSpaceLayout.cnn([1, 4, 4], [(3, 3), (3, 3)], [10])
-    assert default_model(mlp, "classify", True) == "sign-equivariant"
-    assert default_model(mlp, "regress", True) == "dwsnet"  # other tasks
+    sine, tanh, relu = (SymmetryGroup.of(mlp, [a]) for a in ("sine", "tanh", "relu"))
+    assert default_model(mlp, "classify", sine) == "sign-equivariant"
+    assert default_model(mlp, "classify", tanh) == "sign-equivariant"  # any odd activation, not a source's name
+    assert default_model(mlp, "regress", sine) == "dwsnet"  # other tasks
     assert default_model(mlp, "classify", None) == "dwsnet"  # outside data: activation unknown
-    assert default_model(mlp, "classify", False) == "dwsnet"  # ReLU networks (control)
-    assert default_model(cnn, "classify", True) == "dwsnet"
+    assert default_model(mlp, "classify", SymmetryGroup.of(mlp, None)) == "dwsnet"
+    assert default_model(mlp, "classify", relu) == "dwsnet"  # ReLU networks (control)
+    assert default_model(mlp, "classify", SymmetryGroup.of(mlp, ["sine", "relu"])) == "dwsnet"  # mixed
+    assert default_model(cnn, "classify", SymmetryGroup.of(cnn, ["tanh"])) == "dwsnet"
     assert _default_model(str(digits_zoo), "classify") == "sign-equivariant"  # what the plain command trains
     assert _default_model(str(classifier_zoo), "classify") == "dwsnet"
     assert _default_model("/no/such/zoo", "classify") == "dwsnet"  # the trainer then names the missing zoo

@@ -112,10 +112,8 @@ class _Amplify(Task):
 
         return transform_outputs(split.weights, 2.0)  # a WeightSpace target, one row per network
 
-    def build_model(self, name, layout, **kwargs):
-        from dwsnets import EquivariantDWSNet
-
-        return EquivariantDWSNet(layout, 1, hidden_channels=8, num_layers=2, residual=True)
+    outputs_networks = True  # the trainer builds the registry model's editor form (a residual EquivariantDWSNet)
+    model_defaults = {"dwsnet": {"hidden_channels": 8, "num_layers": 2}}  # noqa: RUF012
 
     @staticmethod
     def _mse(output, target):
@@ -355,7 +353,7 @@ def test_adapting_classifiers_through_the_trainer(classifier_zoo, tmp_path, caps
     with pytest.raises(TaskError, match="classifier zoo"):
         Adapt().bind(object())
     with pytest.raises(TaskError, match="adapt task has models dwsnet, mlp, mlp-aug and mlp-align, not 'deepsets'"):
-        task.build_model("deepsets", test.layout)
+        task.model_arguments("deepsets")
 
 
 def test_the_finetuning_reference_is_tuned_on_validation(classifier_zoo, monkeypatch):

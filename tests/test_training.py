@@ -155,8 +155,11 @@ def test_torchrun_two_processes_match_one(digits_zoo, tmp_path):
     # the same training up to float rounding: validation metrics agree closely; parameters
     # too, within a tolerance set by Adam, which turns the rounding noise in the (zero)
     # gradient of a bias that feeds batch norm into steps of learning-rate size
+    # (measured: 4e-4 here, 1.0046e-3 on a 2-core Intel Xeon without BF16; the rounding of the
+    # ranks' summed gradients grows through Adam's steps, so the bound is 5e-3 relative)
     for ha, hb in zip(a["history"], b["history"]):
-        assert abs(ha["val_loss"] - hb["val_loss"]) < 1e-3 and abs(ha["train_loss"] - hb["train_loss"]) < 1e-3
+        assert ha["val_loss"] == pytest.approx(hb["val_loss"], rel=5e-3)
+        assert ha["train_loss"] == pytest.approx(hb["train_loss"], rel=5e-3)
     assert _states_equal(a["model"], b["model"], atol=2e-2)
 
 
@@ -346,6 +349,33 @@ def test_a_moving_average_of_the_weights_is_validated_kept_tested_and_resumed(di
         TrainConfig(ema_epochs=-1.0).resolved()
 
 
+def test_the_moving_average_is_evaluated_with_normalisation_statistics_of_its_own_weights(digits_zoo, tmp_path):
+    import copy
+
+    from dwsnets.nn.norm import WSBatchNorm
+
+    cfg = TrainConfig(model="dwsnet", epochs=2, batch_size=16, model_args=SMALL_MODEL, ema_epochs=1.0)
+    trainer = Trainer(digits_zoo, tmp_path / "ema", cfg, progress=False)
+    trainer.fit()
+    last = torch.load(tmp_path / "ema" / "last.pt", weights_only=False)
+    average = trainer.build()
+    average.load_state_dict(last["averaged_model"])
+    # the whole training set through the averaged weights in one batch: its batch norms' means
+    fresh = copy.deepcopy(average).train()
+    norms = [m for m in fresh.modules() if isinstance(m, WSBatchNorm)]
+    for m in norms:
+        m.momentum = 1.0
+    with torch.no_grad():
+        fresh(trainer.inputs("train")[0])
+    # (the first batch norm's inputs do not depend on batch statistics, so its means are exact)
+    mine = next(m for m in average.modules() if isinstance(m, WSBatchNorm))
+    torch.testing.assert_close(mine.running_mean, norms[0].running_mean, atol=1e-5, rtol=1e-4)
+    # control: the live weights' statistics, which the average was evaluated with before, differ
+    live = last["model"]
+    name = next(k for k in live if k.endswith("running_mean"))
+    assert not torch.allclose(live[name], last["averaged_model"][name], atol=1e-3)
+
+
 def test_a_run_recorded_without_a_task_option_resumes_with_the_value_it_was_made_with(digits_zoo, tmp_path):
     """Runs record every task option; a config.json written before that (label smoothing
     missing) is read as label smoothing 0, the value such runs trained with, not as today's
@@ -461,8 +491,8 @@ def test_sign_flips_and_canonical_signs_train_on_sirens_and_are_refused_for_relu
     history = Trainer(digits_zoo, tmp_path / "a", cfg, progress=False).fit()["history"]
     assert len(history) == 1 and json.loads((tmp_path / "a" / "config.json").read_text())["config"]["sign_flips"]
     adapt = TrainConfig(task="adapt", task_options={"shots": 100, "finetune_steps": 0}, epochs=1, sign_flips=True)
-    with pytest.raises(TrainingError, match="ReLU classifiers.*odd activations"):
-        Trainer(classifier_zoo, tmp_path / "b", adapt, progress=False).fit()
+    with pytest.raises(TrainingError, match="--sign-flips needs every hidden activation odd.*these networks have relu"):
+        Trainer(classifier_zoo, tmp_path / "b", adapt, progress=False)  # refused before any split is read
     # the canonical form instead: every split read in it, once
     from dwsnets.core.signs import canonical_signs
 
@@ -478,7 +508,7 @@ def test_sign_flips_and_canonical_signs_train_on_sirens_and_are_refused_for_relu
     for model, args in (("sign-equivariant", {"hidden_channels": 4, "num_layers": 1}),
                         ("dwsnet", {**SMALL_MODEL, "input_encoding": "fourier-even"})):  # fmt: skip
         blind = TrainConfig(task="generalization", epochs=1, batch_size=16, model=model, model_args=args)
-        with pytest.raises(TrainingError, match=f"the {model} model gives the same output.*ReLU classifiers"):
+        with pytest.raises(TrainingError, match=f"the {model} model .blind to the sign.* odd.*have relu"):
             Trainer(classifier_zoo, tmp_path / f"e-{model}", blind, progress=False).fit()
         sirens = TrainConfig(epochs=1, batch_size=16, model=model, model_args=args)
         assert len(Trainer(digits_zoo, tmp_path / f"f-{model}", sirens, progress=False).fit()["history"]) == 1
@@ -491,11 +521,12 @@ def test_sign_flips_default_to_on_for_dwsnet_classifying_sirens_only(digits_zoo,
     def resolved(data, name, **kwargs):
         return Trainer(data, tmp_path / name, TrainConfig(**kwargs), progress=False).config.sign_flips
 
-    assert resolved(digits_zoo, "a") is True
-    assert resolved(digits_zoo, "b", sign_flips=False) is False
+    assert resolved(digits_zoo, "a", model="dwsnet") is True
+    assert resolved(digits_zoo, "b", model="dwsnet", sign_flips=False) is False
     assert resolved(digits_zoo, "c", model="mlp") is False
-    assert resolved(digits_zoo, "d", canonical_signs=True) is False
-    assert resolved(digits_zoo, "e", task="contrastive") is False
+    assert resolved(digits_zoo, "d", model="dwsnet", canonical_signs=True) is False
+    assert resolved(digits_zoo, "e", model="dwsnet", task="contrastive") is False
     adapt = TrainConfig(task="adapt", task_options={"shots": 100})
-    assert not Trainer(classifier_zoo, tmp_path / "f", adapt, progress=False)._holds_sirens()  # ReLU networks
-    assert resolved(classifier_zoo, "g", task="adapt", task_options={"shots": 100}, sign_flips=True) is True
+    assert not Trainer(classifier_zoo, tmp_path / "f", adapt, progress=False).group.sign_flips  # ReLU networks
+    with pytest.raises(TrainingError, match="--sign-flips needs every hidden activation odd"):
+        resolved(classifier_zoo, "g", task="adapt", task_options={"shots": 100}, sign_flips=True)

@@ -45,6 +45,7 @@ from typing import Any
 from torch import nn
 
 from ..core.layout import WeightSpaceLayout, as_layout
+from ..core.symmetry import SymmetryGroup
 from ..nn.models import DWSNet, EquivariantDWSNet
 from ..nn.sign_equivariant import SignEquivariantNet
 from .common import BaselineError, mlp_sizes
@@ -134,21 +135,24 @@ def _sign_equivariant(layout: WeightSpaceLayout, out_features: int, **kwargs: An
     return SignEquivariantNet(layout, out_features, **kwargs)
 
 
-def default_model(layout: WeightSpaceLayout, task: str, odd_activations: bool | None) -> str:
+def default_model(layout: WeightSpaceLayout, task: str, group: SymmetryGroup | None) -> str:
     """The model ``dwsnets train`` uses unless told: ``sign-equivariant`` to classify MLPs
-    with odd activations (SIRENs), where it won on validation accuracy (the Fashion-MNIST
-    proxy, 2 seeds, and the full zoo, 3 seeds: docs/results.md) at about twice DWSNet's
-    training time; ``dwsnet`` for every other task, layout and zoo."""
-    if task == "classify" and layout.is_mlp and odd_activations is True:
+    whose symmetry group holds sign flips (every activation odd, as a SIREN's sine), where it
+    won on validation accuracy (the Fashion-MNIST proxy, 2 seeds, and the full zoo, 3 seeds:
+    docs/results.md) at about twice DWSNet's training time; ``dwsnet`` for every other task,
+    layout and zoo, and for networks whose activations are unknown (``group`` ``None``)."""
+    if task == "classify" and layout.is_mlp and group is not None and group.sign_flips:
         return "sign-equivariant"
     return "dwsnet"
 
 
-def models_for(layout: WeightSpaceLayout, task: str, odd_activations: bool | None = None) -> list[str]:
-    """The registry's models that can learn ``task`` on networks of ``layout``; with
-    ``odd_activations=False`` (ReLU networks), not the models blind to sign flips."""
+def models_for(layout: WeightSpaceLayout, task: str, group: SymmetryGroup | None = None) -> list[str]:
+    """The registry's models that can learn ``task`` on networks of ``layout``; given the
+    networks' symmetry ``group``, only the models whose invariances it holds (the models
+    blind to a hidden neuron's sign need every activation odd)."""
     names = [n for n, m in MODELS.items() if not (m.mlp_only and not layout.is_mlp)]
-    names = [n for n in names if not (MODELS[n].sign_invariant and odd_activations is False)]
+    if group is not None:
+        names = [n for n in names if not (MODELS[n].sign_invariant and not group.sign_flips)]
     return [n for n in names if MODELS[n].fit is None or task == "generalization"]
 
 

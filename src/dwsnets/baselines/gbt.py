@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,8 +24,19 @@ from ..zoo.split import ZooSplit
 from .common import BaselineError
 from .stats import tensor_statistics
 
-if TYPE_CHECKING:
-    from ..tasks.base import Task
+
+class _Task(Protocol):
+    """What the fit reads of a task (:class:`dwsnets.tasks.Task`; baselines do not import tasks)."""
+
+    name: str
+    metric: str
+
+    def targets(self, split: ZooSplit) -> Any: ...
+
+    def metrics(self, outputs: Tensor, target: Any) -> dict[str, Any]: ...
+
+    def better(self, value: float, best: float | None) -> bool: ...
+
 
 __all__ = ["GRID", "fit_statnn_gbt"]
 
@@ -39,7 +50,7 @@ def _logits(p: np.ndarray) -> Tensor:
     return torch.log(q / (1 - q))[:, None]
 
 
-def fit_statnn_gbt(train: ZooSplit, val: ZooSplit, test: ZooSplit, task: Task, seed: int) -> dict[str, Any]:
+def fit_statnn_gbt(train: ZooSplit, val: ZooSplit, test: ZooSplit, task: _Task, seed: int) -> dict[str, Any]:
     """Fit on ``train``, choose on ``val``, score ``test``.
 
     Returns ``{"val": metrics, "test": metrics, "settings": the chosen grid point,

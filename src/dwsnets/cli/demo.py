@@ -107,6 +107,7 @@ def _demo_synthetic(args: argparse.Namespace) -> int:
         },
         name=f"sine-mlps-{n}",
         source="sine-mlp",
+        activations="relu",  # what makes their symmetry group (dwsnets.core.symmetry)
     )
     configs = {key: cfg for model in _demo_models(args.models) for key, cfg in _train_config(args, model).items()}
     results = run_table(data, configs, Path(args.out), args.device)

@@ -141,11 +141,12 @@ def augment(
     fraction of each tensor's own spread. ``signal``: exact transforms of the represented
     signal (:class:`SignalTransforms`), applied first.
 
-    ``activations``: one code per network (:data:`ACTIVATIONS`: 0 ReLU, 1 tanh; other codes
-    nothing): each network gets its activation's own symmetry, exact for it, as well:
-    every hidden neuron of a ReLU network rescaled by a factor log-uniform in
-    [1/:data:`RESCALE_RANGE`, :data:`RESCALE_RANGE`] (:meth:`WeightSpace.rescale`), every hidden
-    neuron of a tanh network negated with probability 1/2.
+    ``activations``: each network's exact rescaling kind, ``(B,)`` or per hidden layer
+    ``(B, H)`` (:meth:`~dwsnets.core.symmetry.NetworkActivations.factors_kind`: 0 positive
+    scaling, 1 sign flips, 2 both, 3 nothing): every hidden neuron of a positively
+    homogeneous (ReLU) layer rescaled by a factor log-uniform in
+    [1/:data:`RESCALE_RANGE`, :data:`RESCALE_RANGE`] (:meth:`WeightSpace.rescale`), every
+    hidden neuron of an odd (tanh) layer negated with probability 1/2 (both, for a linear one).
 
     ``paired``: networks that must move with the inputs (the targets of a task whose
     outputs are networks, one per input network): they get the same permutations and
@@ -182,23 +183,30 @@ def augment(
     return ws if paired is None else (ws, paired)
 
 
-# activation codes of per-network ``activation`` information (dwsnets.zoo.cnns and imported zoos)
+# the first two rescaling kinds keep the codes of the zoos' ACTIVATIONS (0 ReLU, 1 tanh)
 ACTIVATIONS = ("relu", "tanh")
 RESCALE_RANGE = 2.0
 
 
 def activation_symmetry_factors(ws: WeightSpace, activations: Tensor, generator: torch.Generator) -> list[Tensor]:
-    """Per hidden layer ``(B, d_k)`` factors for :meth:`WeightSpace.rescale`: log-uniform
-    positive factors for ReLU networks (code 0), random signs for tanh networks (code 1),
-    ones for any other code."""
-    codes = torch.as_tensor(activations).reshape(-1, 1).cpu()
-    if codes.shape[0] != ws.batch_size:
-        raise WeightSpaceError(f"got {codes.shape[0]} activation codes for {ws.batch_size} networks")
+    """Per hidden layer ``(B, d_k)`` factors for :meth:`WeightSpace.rescale`, from each
+    network's rescaling kind (``(B,)``, or ``(B, H)`` per hidden layer): log-uniform positive
+    factors (kind 0), random signs (kind 1), both (kind 2), ones (kind 3 or anything else)."""
+    kinds = torch.as_tensor(activations).cpu()
+    kinds = kinds.reshape(-1, 1) if kinds.dim() <= 1 else kinds
+    hidden = ws.layer_sizes[1:-1]
+    if kinds.shape[0] != ws.batch_size or kinds.shape[1] not in (1, len(hidden)):
+        raise WeightSpaceError(f"got activation kinds of shape {tuple(kinds.shape)} for {ws.batch_size} networks "
+                               f"with {len(hidden)} hidden layers")  # fmt: skip
     span = math.log(RESCALE_RANGE)
     factors = []
-    for d in ws.layer_sizes[1:-1]:
+    for k, d in enumerate(hidden):
+        kind = kinds[:, min(k, kinds.shape[1] - 1)].reshape(-1, 1)
         positive = torch.exp(torch.empty(ws.batch_size, d).uniform_(-span, span, generator=generator))
         signs = torch.where(torch.rand(ws.batch_size, d, generator=generator) < 0.5, -1.0, 1.0)
-        q = torch.where(codes == 0, positive, torch.where(codes == 1, signs, torch.ones(())))
+        one = torch.ones(())
+        q = torch.where(
+            kind == 0, positive, torch.where(kind == 1, signs, torch.where(kind == 2, positive * signs, one))
+        )
         factors.append(q.to(ws.device))
     return factors

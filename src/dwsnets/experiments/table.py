@@ -18,9 +18,8 @@ from ..tasks import Task, TaskError, make_task
 from ..training.config import TrainConfig, TrainingError, read_run_record
 from ..training.trainer import Trainer
 from ..utils import hardware
-from ..zoo.dataset import WeightDataset
+from ..zoo.dataset import WeightDataset, symmetry_group
 from ..zoo.reader import Zoo
-from ..zoo.sources import odd_activations
 from .flags import write_run_flags
 from .report import (
     Runs,
@@ -84,14 +83,14 @@ class ExperimentConfig:
         if self.models is not None:
             return self.models
         zoo = Zoo(self.zoo)
-        return models_for(zoo.layout, self.train.task, odd_activations(zoo))
+        return models_for(zoo.layout, self.train.task, symmetry_group(zoo))
 
 
 def default_model_for(zoo: str | Path, task: str) -> str:
     """The model ``dwsnets train TASK`` trains on the zoo at ``zoo`` without ``--model``
-    (:func:`dwsnets.baselines.default_model` of its layout and activations)."""
+    (:func:`dwsnets.baselines.default_model` of its layout and symmetry group)."""
     data = Zoo(zoo)
-    return default_model(data.layout, task, odd_activations(data))
+    return default_model(data.layout, task, symmetry_group(data))
 
 
 def save_test(run: Path, test: dict[str, Any], seconds: float, device: str) -> None:

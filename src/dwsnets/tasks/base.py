@@ -24,8 +24,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..baselines import build_editor, build_model
-from ..core.layout import WeightSpaceLayout
 from ..core.weight_space import WeightSpace
 from ..zoo.split import ZooSplit
 
@@ -167,16 +165,25 @@ class Task(ABC):
         :attr:`metric` among them), and optionally tensors (a confusion matrix) that are
         reported but not logged per epoch."""
 
-    def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
-        """The registry's model ``name`` for this task (after :meth:`prepare`), with the
-        task's :attr:`model_defaults` unless ``kwargs`` override them."""
+    def model_arguments(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        """The builder arguments of the registry's model ``name`` for this task: its
+        :attr:`model_defaults` unless ``kwargs`` override them; a :class:`TaskError` for a
+        model the task does not train. The training layer builds the model
+        (:func:`dwsnets.training.build_task_model`: an editor when :attr:`outputs_networks`,
+        else :attr:`output_size` outputs) and hands it to :meth:`wrap_model`."""
         if self.models is not None and name not in self.models:
             names = ", ".join(self.models[:-1]) + f" and {self.models[-1]}" if len(self.models) > 1 else self.models[0]
             raise TaskError(f"the {self.name} task has models {names}, not {name!r}")
-        kwargs = {**self.model_defaults.get(name, {}), **kwargs}
-        if self.outputs_networks:
-            return build_editor(name, layout, **kwargs)
-        return build_model(name, layout, self.output_size, **kwargs)
+        return {**self.model_defaults.get(name, {}), **kwargs}
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The built registry model as the task trains it (default: itself; contrastive
+        learning adds a projection head)."""
+        return model
+
+    def use_symmetry(self, policy: Any) -> None:
+        """Called by the trainer with the run's :class:`~dwsnets.core.symmetry_policy.SymmetryPolicy`,
+        for tasks that draw augmented views of their own."""
 
     def pictures(self, model: nn.Module, ws: WeightSpace, target: Any, path: Any, split: str = "test") -> Any:
         """Write a picture of the model's work on a split to ``path`` (a PNG) and return

@@ -16,13 +16,14 @@ the split it is scored on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..core.augment import augment
-from ..core.layout import WeightSpaceLayout
+from ..core.symmetry_policy import SymmetryPolicy
 from ..core.weight_space import WeightSpace
 from ..nn.models import WeightSpaceModel
 from ..nn.norm import InputNormalization
@@ -114,6 +115,7 @@ class Contrastive(Task):
         self.embedding, self.temperature = int(embedding), float(temperature)
         self.noise, self.entry_dropout, self.probe_networks = float(noise), float(entry_dropout), int(probe_networks)
         self._probe_train: ZooSplit | None = None
+        self._policy: SymmetryPolicy | None = None
 
     # ---------------------------------------------------------------- data
 
@@ -133,10 +135,14 @@ class Contrastive(Task):
     def targets(self, split: ZooSplit) -> Tensor:
         return self._quantities(split).float()
 
-    def build_model(self, name: str, layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
-        """The registry's ``name`` as the encoder, with a projection head for the loss."""
-        encoder = super().build_model(name, layout, **kwargs)
-        return ContrastiveModel(encoder, self.embedding, self.embedding)
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The registry's model as the encoder, with a projection head for the loss."""
+        return ContrastiveModel(model, self.embedding, self.embedding)
+
+    def use_symmetry(self, policy: SymmetryPolicy) -> None:
+        """The second view draws from the run's symmetry group, as the first does (always
+        with permutations; each network's own activation symmetry stays the first view's)."""
+        self._policy = replace(policy, permute=True, activation_symmetries=False)
 
     # ---------------------------------------------------------------- training
 
@@ -155,6 +161,8 @@ class Contrastive(Task):
         if generator is None:
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
         scale = [t.detach().float().std(dim=[0, *range(2, t.dim())]).cpu() for t in ws.tensors]
+        if self._policy is not None:
+            return self._policy.augment(ws, generator, noise=self.noise, entry_dropout=self.entry_dropout, scale=scale)
         return augment(ws, generator, permute=True, noise=self.noise, entry_dropout=self.entry_dropout, scale=scale)
 
     @staticmethod

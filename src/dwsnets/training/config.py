@@ -23,7 +23,9 @@ class TrainingError(RuntimeError):
 class TrainConfig:
     """Settings of one training run (stored in the run directory)."""
 
-    model: str = "dwsnet"
+    # None: the model the networks call for (dwsnets.baselines.default_model of their layout and
+    # symmetry group), which the Trainer fills in: the same default as `dwsnets train`
+    model: str | None = None
     task: str = "classify"
     task_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
@@ -71,23 +73,23 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A copy with the model's defaults filled in; checks every setting, the model's
         arguments against its builder's signature among them."""
+        out = TrainConfig(**asdict(self))
         try:
-            spec = model_spec(self.model)
             task = get_task(self.task)
-            check_model_args(self.model, self.model_args, editor=task.outputs_networks)
+            if self.model is not None:  # None: the Trainer picks it for the data, then resolves again
+                spec = model_spec(self.model)
+                check_model_args(self.model, self.model_args, editor=task.outputs_networks)
+                out.lr = spec.lr if out.lr is None else out.lr
+                if out.augment_permute is None:
+                    out.augment_permute = spec.augment_permute
         except (BaselineError, TaskError) as exc:
             raise TrainingError(str(exc)) from None
-        out = TrainConfig(**asdict(self))
-        if out.lr is None:
-            out.lr = spec.lr
-        if out.augment_permute is None:
-            out.augment_permute = spec.augment_permute
         problems = []
         if out.epochs < 1:
             problems.append(f"epochs must be at least 1, got {out.epochs}")
         if out.batch_size < 1:
             problems.append(f"batch size must be at least 1, got {out.batch_size}")
-        if not out.lr > 0:
+        if out.lr is not None and not out.lr > 0:
             problems.append(f"learning rate must be positive, got {out.lr}")
         if out.weight_decay < 0:
             problems.append(f"weight decay must not be negative, got {out.weight_decay}")

@@ -37,25 +37,27 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import utils
-from ..baselines import BaselineError, model_spec
-from ..core.augment import SignalTransforms, augment
+from ..baselines import BaselineError, default_model, model_spec
+from ..core.augment import SignalTransforms
 from ..core.layout import describe_layout
-from ..core.signs import sign_canonical_form
+from ..core.symmetry import NetworkActivations, SymmetryError
+from ..core.symmetry_policy import SymmetryPolicy
 from ..core.weight_space import WeightSpace, WeightSpaceError
 from ..nn.models import WeightSpaceModel
 from ..nn.norm import compile_kernels
 from ..tasks import Task, TaskError, get_task, make_task
 from ..utils import rank_and_world
-from ..zoo.dataset import WeightDataset
+from ..zoo.dataset import WeightDataset, network_activations, symmetry_group
 from ..zoo.errors import ZooError
 from ..zoo.reader import Zoo
 from ..zoo.split import ZooSplit
 from .checkpoint import CheckpointError, load_training_state, read_checkpoint, save_training_state
 from .config import NO_EFFECT, TrainConfig, TrainingError, read_run_record
 from .logging import ProgressFile, TensorBoardLog, plot_curves, write_metrics
+from .models import build_task_model
 
 if TYPE_CHECKING:
-    from ..zoo.sources import Source
+    pass
 
 __all__ = ["TrainConfig", "Trainer", "TrainingError", "read_run_record"]
 
@@ -88,7 +90,7 @@ class _Run:
     steps_this_call: int = 0
     amp_device: str = "cpu"  # autocast's device type, and whether bf16 autocast is on
     use_amp: bool = False
-    activations: Tensor | None = None  # per training network, for activation symmetries (augment)
+    activations: NetworkActivations | None = None  # the training networks', for activation symmetries
     averaged: AveragedModel | None = None  # the weights' moving average (ema_epochs), when on
 
     @property
@@ -157,9 +159,12 @@ class Trainer:
     ) -> None:
         try:
             self.data: WeightDataset = Zoo(data) if isinstance(data, (str, Path)) else data
+            self.group = symmetry_group(self.data)  # from the layout and recorded activations: no split read
         except ZooError as exc:
             raise TrainingError(str(exc)) from None
         self.run_dir = Path(run_dir)
+        if config.model is None:  # the model follows from the networks (dwsnets.baselines.default_model)
+            config = replace(config, model=default_model(self.data.layout, config.task, self.group))
         self.config = _usable_precision(config.resolved(), device)
         try:
             self.config = _with_every_task_option(self.config)
@@ -169,6 +174,8 @@ class Trainer:
             raise TrainingError(f"task {self.config.task!r}: {exc}") from None
         if self.config.sign_flips is None:
             self.config = replace(self.config, sign_flips=self._default_sign_flips())
+        self.policy = self._make_policy()
+        self.task.use_symmetry(self.policy)
         self.device = device
         self.progress = progress
         self.rank, self.world = rank_and_world()
@@ -197,8 +204,7 @@ class Trainer:
                 data = data.first_views()
             if name == "train" and self.config.max_train is not None:
                 data = data[: self.config.max_train]
-            if self.config.canonical_signs:
-                data = replace(data, weights=sign_canonical_form(data.weights))
+            data = replace(data, weights=self.policy.canonical(data.weights))
             self._raw[name] = data
         return self._raw[name]
 
@@ -228,7 +234,7 @@ class Trainer:
             if task_state is not None:
                 self.task.load_state_dict(task_state)  # exactly the statistics the run trained with
             torch.manual_seed(self.config.seed)
-            model = self.task.build_model(self.config.model, self.data.layout, **self.config.model_args)
+            model = build_task_model(self.task, self.config.model, self.data.layout, **self.config.model_args)
         except (TaskError, BaselineError) as exc:
             raise TrainingError(str(exc)) from None
         except TypeError as exc:  # a model argument of the wrong kind
@@ -328,13 +334,16 @@ class Trainer:
         cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_run_dir()
-        if cfg.compile:
-            compile_kernels(True)
         model = self.build()
+        if cfg.compile:
+            compile_kernels(model)  # this model's kernels only
+        try:
+            self.policy.check_model(model, cfg.model)
+        except SymmetryError as exc:
+            raise TrainingError(str(exc)) from None
         train, val = self.inputs("train"), self.inputs("val")
         model.input_norm.fit(train[0].to("cpu"))
         signal = self._signal_transforms(train[0])
-        self._check_sign_flips(model)
         views = self._view_groups() if cfg.train_views == "one" else None
         available = len(views) if views is not None else len(train[1])
         per_epoch = available if cfg.epoch_size is None else cfg.epoch_size
@@ -367,8 +376,9 @@ class Trainer:
 
     def _moving_average(self, model: nn.Module, steps_per_epoch: int) -> AveragedModel | None:
         """An exponential moving average of the parameters whose horizon is ``ema_epochs``
-        epochs of steps (decay ``1 - 1 / steps``), or ``None`` when off. Buffers (batch
-        norm's running statistics) are copied from the live model at every update."""
+        epochs of steps (decay ``1 - 1 / steps``), or ``None`` when off. Its normalisation
+        statistics are measured anew for its own weights before every validation
+        (:meth:`_refresh_average_statistics`)."""
         if self.config.ema_epochs <= 0:
             return None
         decay = 1.0 - 1.0 / max(1.0, self.config.ema_epochs * steps_per_epoch)
@@ -383,6 +393,36 @@ class Trainer:
             for mine, live in zip(run.averaged.module.buffers(), run.model.buffers()):
                 mine.copy_(live)
 
+    @torch.no_grad()
+    def _refresh_average_statistics(self, run: _Run) -> None:
+        """Normalisation statistics of the averaged weights themselves: every batch norm of
+        the average is reset and fed the (unaugmented) training networks in batches, its
+        running statistics the batches' weighted by their sizes (so the running means are the
+        whole training set's; the live model's statistics belong to other weights)."""
+        model = run.averaged.module
+        norms = [m for m in model.modules() if hasattr(m, "running_mean") and hasattr(m, "running_var")
+                 and getattr(m, "momentum", None) is not None]  # fmt: skip
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.running_mean.zero_()
+            m.running_var.fill_(1.0)
+        was_training = model.training
+        model.train()
+        ws = run.train[0]
+        batch = self.config.batch_size
+        try:
+            for start in range(0, len(ws), batch):
+                for m in norms:  # each batch weighted by its networks: the means are the whole set's
+                    m.momentum = min(batch, len(ws) - start) / min(start + batch, len(ws))
+                with torch.autocast(run.amp_device, dtype=torch.bfloat16, enabled=run.use_amp):
+                    model(ws[start : start + batch])
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            model.train(was_training)
+
     @staticmethod
     def _average_state(run: _Run) -> dict[str, Any]:
         """What a checkpoint keeps of the average: its weights (which :meth:`load_model`
@@ -391,74 +431,36 @@ class Trainer:
             return {}
         return {"averaged_model": run.averaged.module.state_dict(), "averaged_steps": int(run.averaged.n_averaged)}
 
-    def _activation_codes(self) -> Tensor | None:
-        """Each training network's activation code, when activation symmetries are on
-        (the zoo must record ``activation`` per network, as CNN zoos do)."""
+    def _activation_codes(self) -> NetworkActivations | None:
+        """The training networks' activations, when activation symmetries are on."""
         if not self.config.activation_symmetries:
             return None
-        info = self.split("train").info
-        if "activation" not in info:
-            raise TrainingError("--activation-symmetries needs each network's activation (an 'activation' entry "
-                                "per network, as CNN zoos store); this zoo has none")  # fmt: skip
-        if not self.data.layout.is_feedforward:
-            raise TrainingError("--activation-symmetries needs a feed-forward layout (MLP or CNN)")
-        return info["activation"].round().long().cpu()
+        try:
+            return network_activations(self.data, self.split("train"))
+        except ZooError as exc:
+            raise TrainingError(str(exc)) from None
 
     def _default_sign_flips(self) -> bool:
-        """Sign flips unless asked: on for classification of SIRENs by a model whose default
-        they are (:attr:`ModelSpec.sign_flips`; DWSNet: +6.5 points of validation accuracy on
-        the 2,000-image Fashion-MNIST proxy, +0.9 points of test accuracy on the full zoo,
-        docs/results.md), off for every other zoo, task and model."""
+        """Sign flips unless asked: on for classification by a model whose default they are
+        (:attr:`ModelSpec.sign_flips`; DWSNet: +6.5 points of validation accuracy on the
+        2,000-image Fashion-MNIST proxy, +0.9 points of test accuracy on the full zoo,
+        docs/results.md) where the networks' group holds them (every activation odd, as a
+        SIREN's sine); off for every other zoo, task and model."""
         cfg = self.config
         if cfg.canonical_signs or cfg.task != "classify" or not model_spec(cfg.model).sign_flips:
             return False
-        return self._holds_sirens()
+        return self.group.sign_flips
 
-    def _zoo_source(self) -> Source | None:
-        """The registered source the zoo was built from, or ``None`` for an outside data set
-        (an imported zoo, networks the user holds: their activation is the user's to know)."""
-        from ..zoo.sources import get_source
-
-        name = getattr(self.data, "source", "")
+    def _make_policy(self) -> SymmetryPolicy:
+        """The run's :class:`SymmetryPolicy`, from the data's symmetry group and the flags:
+        made before any split is read, so a flag the group does not hold fails at once."""
+        cfg = self.config
         try:
-            return get_source(name) if name else None
-        except ValueError:
-            return None
-
-    def _holds_sirens(self) -> bool:
-        """Whether the zoo's networks are SIRENs (fitted here from an image or signal source,
-        or imported from the original DWSNets data); outside data sets are not assumed to be."""
-        from ..zoo.sources import odd_activations
-
-        return odd_activations(self.data) is True
-
-    def _check_sign_flips(self, model: nn.Module) -> None:
-        """Sign flips are a symmetry of odd activations only: refuse them, and models blind to
-        them (the built model's ``sign_invariant``), for a zoo of ReLU classifiers (the one
-        kind of zoo here whose activation is not odd)."""
-        if self.config.sign_flips and self.config.canonical_signs:
-            raise TrainingError("--sign-flips would undo --canonical-signs (random flips of canonical networks): "
-                                "choose one")  # fmt: skip
-        blind = bool(getattr(model, "sign_invariant", False))
-        if not (self.config.sign_flips or self.config.canonical_signs or blind):
-            return
-        from ..zoo.sources import ClassifierSource, CNNSource
-
-        source, name = self._zoo_source(), getattr(self.data, "source", "")
-        if isinstance(source, ClassifierSource):
-            if blind:
-                raise TrainingError(
-                    f"the {self.config.model} model gives the same output when a hidden neuron's weights are negated, "
-                    f"but the networks of {name} are ReLU classifiers, for which that changes the function: use "
-                    "dwsnet (sign flips are a symmetry of odd activations, such as a SIREN's sine)"
-                )
-            which = "--sign-flips" if self.config.sign_flips else "--canonical-signs"
-            mixed = isinstance(source, CNNSource)  # ReLU and tanh networks side by side
-            raise TrainingError(
-                f"{which}: the networks of {name} are {'CNNs, many of them ' if mixed else ''}ReLU classifiers, and "
-                "negating a ReLU neuron changes the function (sign flips are a symmetry of odd activations, such as "
-                "a SIREN's sine)" + ("; --activation-symmetries gives each network its own symmetry" if mixed else "")
-            )
+            return SymmetryPolicy(self.group, permute=bool(cfg.augment_permute), sign_flips=bool(cfg.sign_flips),
+                                  canonical_signs=cfg.canonical_signs,
+                                  activation_symmetries=cfg.activation_symmetries)  # fmt: skip
+        except SymmetryError as exc:
+            raise TrainingError(str(exc)) from None
 
     def _signal_transforms(self, train_ws: WeightSpace) -> SignalTransforms:
         """The run's exact signal transforms, checked now (not mid-run) against the task and
@@ -576,10 +578,9 @@ class Trainer:
         y = train_y[idx]
         # network-valued targets follow the inputs' symmetry and signal transforms
         paired = y if isinstance(y, WeightSpace) else None
-        codes = None if run.activations is None else run.activations[rows.cpu()]
-        ws = augment(train_ws[idx], run.gen, permute=bool(cfg.augment_permute), sign_flips=cfg.sign_flips, noise=cfg.noise,
-                     entry_dropout=cfg.entry_dropout, scale=run.scale, signal=run.signal, paired=paired,
-                     activations=codes)  # fmt: skip
+        ws = self.policy.augment(train_ws[idx], run.gen, activations=run.activations, rows=rows.cpu(),
+                                 noise=cfg.noise, entry_dropout=cfg.entry_dropout, scale=run.scale, signal=run.signal,
+                                 paired=paired)  # fmt: skip
         if paired is not None:
             ws, y = ws
         if self.world > 1:
@@ -609,6 +610,8 @@ class Trainer:
             t = torch.tensor([state.total_loss, state.seen], dtype=torch.float64)
             dist.all_reduce(t)
             train_loss = float(t[0] / t[1])
+        if run.averaged is not None:
+            self._refresh_average_statistics(run)
         val = self._evaluate(run.evaluated, *run.val, split="val")
         processed = run.steps_per_epoch * self.config.batch_size  # the last partial batch is dropped
         record = {
