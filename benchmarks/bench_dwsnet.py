@@ -97,11 +97,6 @@ def worker(sizes: tuple[int, ...], name: str, args: argparse.Namespace) -> dict:
 
     if args.tuned_malloc:
         tune_cpu_allocator()
-    if args.compile:
-        from dwsnets.nn import compile_kernels
-
-        compile_kernels(True)
-
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = args.device
@@ -121,6 +116,10 @@ def worker(sizes: tuple[int, ...], name: str, args: argparse.Namespace) -> dict:
         )
     else:
         model = BareChannelStack(len(ws.tensors), args.channels, args.layers, 10)
+    if args.compile:
+        from dwsnets.nn import compile_kernels
+
+        compile_kernels(model)
     model.to(device)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3) if args.optimizer else None

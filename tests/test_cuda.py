@@ -7,10 +7,47 @@ import torch
 from torch import nn
 
 from dwsnets import DWSNet, WeightSpace
+from dwsnets.baselines import MODELS, build_model
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+# every model of the registry that is a torch module (statnn-gbt is fitted by scikit-learn)
+TORCH_MODELS = [name for name, spec in MODELS.items() if spec.fit is None]
 
 
+def test_the_cuda_tests_cover_every_model_of_the_registry():
+    """Runs everywhere: a model added to the registry joins the CUDA comparison below."""
+    assert set(TORCH_MODELS) | {n for n, s in MODELS.items() if s.fit is not None} == set(MODELS)
+    assert "sign-equivariant" in TORCH_MODELS and "dwsnet" in TORCH_MODELS
+
+
+def model_on(name: str, device: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Outputs and gradients of the registry's ``name`` (float64, seeded) on ``device``."""
+    sizes = (2, 6, 5, 3)
+    torch.manual_seed(0)
+    ws = WeightSpace.randn(sizes, 8, dtype=torch.float64)
+    model = build_model(name, ws.layout, 4).double()
+    model.input_norm.fit(ws)
+    ws = model.preprocess(ws)
+    model.to(device).eval()  # eval: no dropout draws, batch norm from its running statistics
+    out = model(ws.to(device))
+    grads = torch.autograd.grad(out.square().sum(), [p for p in model.parameters() if p.requires_grad],
+                                allow_unused=True)  # fmt: skip
+    return out.detach().cpu(), [None if g is None else g.cpu() for g in grads]
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_every_registry_model_computes_on_cuda_what_it_computes_on_the_cpu(name):
+    out_cpu, grads_cpu = model_on(name, "cpu")
+    out_gpu, grads_gpu = model_on(name, "cuda")
+    torch.testing.assert_close(out_gpu, out_cpu, atol=1e-9, rtol=1e-7)
+    for a, b in zip(grads_gpu, grads_cpu):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-7)
+
+
+@needs_cuda
 @pytest.mark.parametrize("sizes", [(2, 16, 16, 1), (1, 8, 6, 5, 3)])
 def test_cuda_matches_cpu(sizes):
     model = DWSNet(sizes, 5, hidden_channels=8, num_layers=3, norm="batch")
@@ -32,6 +69,7 @@ def test_cuda_matches_cpu(sizes):
     assert torch.allclose(model(permuted), model(ws.to("cuda")), atol=1e-8)
 
 
+@needs_cuda
 @pytest.mark.parametrize("task, options", [("classify", {}), ("regress", {"targets": ["frequency"]})])
 def test_trainer_on_cuda_matches_the_cpu(task, options, digits_zoo, sine_zoo, tmp_path):
     """The whole training path on the GPU (data on the device, checkpoints, evaluation,

@@ -208,7 +208,7 @@ def test_batchnorm_in_bfloat16_follows_float32():
 
 
 def test_compiled_kernels_match_the_eager_ones():
-    """``compile_kernels(True)`` runs the same arithmetic as fused loops: outputs, gradients
+    """``compile_kernels(model)`` runs the same arithmetic as fused loops: outputs, gradients
     and running statistics agree with the eager kernels (float64, with and without ReLU)."""
     import warnings
 
@@ -218,10 +218,9 @@ def test_compiled_kernels_match_the_eager_ones():
     ws = WeightSpace.randn(SIZES, 6, 3).map(lambda t: 2 * t + 0.3)
     probe = WeightSpace.randn(SIZES, 6, 3)
     results = []
-    try:
-        for compiled in (False, True):
-            compile_kernels(compiled)
-            bn = WSBatchNorm(SIZES, 3)
+    for compiled in (False, True):
+        if True:  # (the switch is the module's own: nothing to restore)
+            bn = compile_kernels(WSBatchNorm(SIZES, 3), compiled)
             with torch.no_grad():
                 bn.weight.copy_(torch.linspace(-1.5, 2.0, bn.weight.numel()).view_as(bn.weight))
                 bn.bias.copy_(torch.linspace(-0.5, 0.7, bn.bias.numel()).view_as(bn.bias))
@@ -240,8 +239,6 @@ def test_compiled_kernels_match_the_eager_ones():
                 loss = sum((o * p).sum() for o, p in zip(out, [*probe.tensors, *probe.tensors]))
                 grads = torch.autograd.grad(loss, [*xs, bn.weight, bn.bias])
             results.append((out, grads, bn.running_mean.clone(), bn.running_var.clone()))
-    finally:
-        compile_kernels(False)
     (out_e, grads_e, mean_e, var_e), (out_c, grads_c, mean_c, var_c) = results
     for a, b in zip(out_e, out_c):
         assert torch.allclose(a, b, atol=1e-12)
@@ -270,8 +267,8 @@ def test_recomputed_batchnorm_outputs_give_the_same_gradients(dropout, monkeypat
     monkeypatch.setattr(norm, "RECOMPUTE_MIN_BYTES", 0)  # rebuild even these small outputs
     rebuilt = []
     kernel = norm._kernel
-    monkeypatch.setattr(norm, "_kernel", lambda name: (lambda *a: rebuilt.append(1) or kernel(name)(*a))
-                        if name == "normalise" else kernel(name))  # fmt: skip
+    monkeypatch.setattr(norm, "_kernel", lambda name, compiled: (lambda *a: rebuilt.append(1) or kernel(name, compiled)(*a))
+                        if name == "normalise" else kernel(name, compiled))  # fmt: skip
 
     def gradients(recompute):
         monkeypatch.setattr(models, "recompute_normalised", norm.recompute_normalised if recompute
@@ -286,3 +283,39 @@ def test_recomputed_batchnorm_outputs_give_the_same_gradients(dropout, monkeypat
     (kept, none), (recomputed, count) = gradients(False), gradients(True)
     assert none == 0 and all(torch.equal(a, b) for a, b in zip(kept, recomputed))
     assert count == (0 if dropout else 2)  # the hidden-to-hidden slot of layers 2 and 3
+
+
+def test_the_compile_switch_is_per_model_and_falls_back_on_compile_failures_only(monkeypatch):
+    """``compile_kernels(model)`` switches that model alone; a compile failure warns and
+    runs eager, while an error of the computation itself (out of memory) is raised."""
+    import torch._dynamo.exc as dynamo_exc
+
+    from dwsnets.nn import compile_kernels, norm
+
+    one, other = WSBatchNorm(SIZES, 2), WSBatchNorm(SIZES, 2)
+    compile_kernels(one)
+    assert one.compiled and not other.compiled  # the other model keeps eager kernels
+
+    def failing(error):
+        def compile_(fn, **kwargs):
+            def run(*args):
+                raise error
+
+            return run
+
+        return compile_
+
+    ws = WeightSpace.randn(SIZES, 4, 2)
+    for error, raised in ((dynamo_exc.BackendCompilerFailed(lambda: None, RuntimeError("no compiler"), None), False),
+                          (torch.OutOfMemoryError("out of memory"), True)):  # fmt: skip
+        monkeypatch.setattr(norm, "_compiled", {})
+        monkeypatch.setattr(norm, "_failed", set())
+        monkeypatch.setattr(torch, "compile", failing(error))
+        if raised:
+            with pytest.raises(torch.OutOfMemoryError):
+                one(ws)
+        else:
+            with pytest.warns(UserWarning, match="compiling the fused kernels failed"):
+                out = one(ws)
+            torch.testing.assert_close(out.tensors[0], other.train()(ws).tensors[0])
+            assert "stats" in norm._failed

@@ -167,7 +167,14 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=30, help="training epochs")
     p.add_argument("--batch-size", type=int, default=128, help="networks per optimiser step")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the model's own, see dwsnets.baselines)")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW weight decay")
+    p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {TrainConfig.weight_decay})")
+    p.add_argument("--warmup-fraction", type=float,
+                   help=f"fraction of the steps with a linear learning-rate warm-up (default {TrainConfig.warmup_fraction})")  # fmt: skip
+    p.add_argument("--clip-grad", type=float,
+                   help=f"clip the gradient's norm to this (0: off; default {TrainConfig.clip_grad})")  # fmt: skip
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast where it applies (CUDA; the CPU with --bf16); --no-amp trains in float32 "
+                        "everywhere (default: on)")  # fmt: skip
     p.add_argument("--augment", choices=["on", "off"], help="random hidden permutations (default: per model)")
     p.add_argument("--sign-flips", action=argparse.BooleanOptionalAction, default=None,
                    help="random sign flips of hidden neurons (incoming weights, bias and outgoing weights): a "
@@ -202,8 +209,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     exact.add_argument("--scale", type=float, default=0.0, help="each axis scaled by exp(u), |u| up to this")
     exact.add_argument("--shear", type=float, default=0.0, help="shear factor up to this either way")
     exact.add_argument("--translate", type=float, default=0.0, help="shift up to this (the image spans [-1, 1])")
-    exact.add_argument("--flip", default="none", choices=["none", "lr", "ud", "both"],
-                       help="mirror left-right, up-down or both, each with probability 1/2")  # fmt: skip
+    exact.add_argument("--flip", default="none",
+                       help="mirror left-right (lr), up-down (ud) or both, each with probability 1/2; or input axes "
+                            "as numbers, e.g. 0,2")  # fmt: skip
     exact.add_argument("--intensity-scale", type=float, default=0.0, help="contrast times 1+u, |u| up to this")
     exact.add_argument("--intensity-shift", type=float, default=0.0, help="brightness plus u, |u| up to this")
     views = p.add_argument_group("several INRs per image (zoos fitted with --views K)")

@@ -27,6 +27,8 @@ __all__ = [
     "FLIPS",
     "config_from_flags",
     "flags_from_config",
+    "flip_flag",
+    "parse_flip",
     "parse_model_args",
     "read_flags_file",
     "write_run_flags",
@@ -35,11 +37,32 @@ __all__ = [
 FLIPS = {"none": (), "lr": (1,), "ud": (0,), "both": (0, 1)}
 SIGNAL = ("rotate", "scale", "shear", "translate", "intensity_scale", "intensity_shift")
 # flags whose TrainConfig field has the same name and meaning
-SAME = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "noise", "ema_epochs", "entry_dropout",
-        "sign_flips",
+SAME = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "clip_grad", "amp",
+        "noise", "ema_epochs", "entry_dropout", "sign_flips",
         "canonical_signs", "activation_symmetries", "seed",
         "max_train",
         "epoch_size", "train_views", "eval_views", "checkpoint_minutes", "compile", "tensorboard")  # fmt: skip
+
+
+def parse_flip(text: str | None) -> tuple[int, ...]:
+    """``--flip``: a name of :data:`FLIPS`, or input axes as comma-separated numbers (``0,2``)."""
+    text = (text or "none").strip()
+    if text in FLIPS:
+        return FLIPS[text]
+    try:
+        axes = tuple(sorted({int(a) for a in text.split(",")}))
+    except ValueError:
+        raise TrainingError(f"flip must be one of {', '.join(FLIPS)} or input axes such as 0,2, got {text!r}") from None
+    if any(a < 0 for a in axes):
+        raise TrainingError(f"flip axes must not be negative, got {text!r}")
+    return axes
+
+
+def flip_flag(axes: Any) -> str:
+    """The ``--flip`` flag of mirrored input axes: its name where :data:`FLIPS` has one, else
+    the axes (``0,2``), so every flip a config holds writes and reads back."""
+    axes = tuple(sorted({int(a) for a in axes}))
+    return next((name for name, known in FLIPS.items() if known == axes), ",".join(map(str, axes)))
 
 
 def parse_model_args(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
@@ -66,9 +89,7 @@ def config_from_flags(flags: dict[str, Any]) -> TrainConfig:
     task's own options are read by the names its :class:`~dwsnets.tasks.TaskOption` give."""
     task = get_task(flags.get("task", "classify"))
     augment = flags.get("augment")
-    flip = FLIPS.get(flags.get("flip") or "none")
-    if flip is None:
-        raise TrainingError(f"flip must be one of {', '.join(FLIPS)}, got {flags.get('flip')!r}")
+    flip = parse_flip(flags.get("flip"))
     signal = {key: flags.get(key) for key in SIGNAL} | {"flip": list(flip)}
     return TrainConfig(
         **{key: flags[key] for key in SAME if key in flags and flags[key] is not None},
@@ -95,8 +116,7 @@ def flags_from_config(config: TrainConfig) -> dict[str, Any]:
     for key in SIGNAL:
         if config.signal.get(key):
             flags[key] = config.signal[key]
-    flip = tuple(config.signal.get("flip", ()))
-    flags["flip"] = next(name for name, axes in FLIPS.items() if axes == flip)
+    flags["flip"] = flip_flag(config.signal.get("flip", ()))
     flags["bf16"] = config.amp_cpu
     if config.model_args:
         flags["model_args"] = {k: _toml_value(v) for k, v in config.model_args.items()}

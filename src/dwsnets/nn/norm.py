@@ -75,7 +75,7 @@ class _SlotGroups:
 # (statistics; normalise and ReLU; gradient sums; input gradient). Each pass has two
 # implementations with the same contract: eager PyTorch ops in cache-sized row blocks
 # (always available), and the same arithmetic compiled into one fused loop by
-# torch.compile (``compile_kernels(True)``; 2-4x faster on the CPU, much more in bf16).
+# torch.compile (``compile_kernels(model)``; 2-4x faster on the CPU, much more in bf16).
 # ``x`` is a slot ``(..., F)``; per-feature vectors are ``(F,)`` in the statistics dtype.
 
 # Rows per block on the CPU: about 2 MiB per tensor, so that a block's temporaries stay in
@@ -179,50 +179,63 @@ _EAGER = {"stats": _stats_eager, "normalise": _normalise_eager, "grad_sums": _gr
 _FUSED = {"stats": _stats_fused, "normalise": _normalise_fused, "grad_sums": _grad_sums_fused,
           "grad_input": _grad_input_fused}  # fmt: skip
 _compiled: dict[Any, Callable[..., Any]] = {}  # by kernel name or by function
-_use_compiled = False
+_failed: set[Any] = set()  # kernels whose compilation failed: eager from then on
 
 
-def compile_kernels(enabled: bool = True) -> bool:
-    """Run batch norm's four passes as loops fused by ``torch.compile`` (``enabled``) or as
-    blocked eager ops (the default); the same switch compiles other layers' element-wise
-    steps (:func:`compiled_if_enabled`, the sign-equivariant layer's). Compilation happens on first use, a few seconds per
-    slot shape family, cached by torch across processes; needs a C++ compiler on the CPU.
-    If compiling fails, batch norm warns once and stays eager. Returns the new setting."""
-    global _use_compiled
-    _use_compiled = bool(enabled)
-    return _use_compiled
+def compile_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Run ``model``'s batch norms' four passes as loops fused by ``torch.compile``
+    (``enabled``), or as blocked eager ops (the default), and the same for other layers'
+    element-wise steps (the sign-equivariant layer's): every submodule with a ``compiled``
+    switch gets it. Other models in the process are untouched. Compilation happens on first
+    use, a few seconds per slot shape family, cached by torch across processes; it needs a
+    C++ compiler on the CPU. A kernel whose compilation fails warns once and stays eager;
+    any other error (out of memory among them) is raised. Returns ``model``."""
+    for module in model.modules():
+        if hasattr(module, "compiled"):
+            module.compiled = bool(enabled)
+    return model
 
 
-def _kernel(name: str) -> Callable[..., Tensor]:
-    if not _use_compiled:
+def _kernel(name: str, compiled: bool) -> Callable[..., Tensor]:
+    if not compiled or name in _failed:
         return _EAGER[name]
     if name not in _compiled:
-        _compiled[name] = _with_fallback(torch.compile(_FUSED[name], dynamic=True), _EAGER[name])
+        _compiled[name] = _with_fallback(torch.compile(_FUSED[name], dynamic=True), _EAGER[name], name)
     return _compiled[name]
 
 
-def compiled_if_enabled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` compiled by ``torch.compile`` while :func:`compile_kernels` is on (once per
-    function, falling back to ``fn`` if compiling fails), else ``fn`` itself: how other
-    layers' element-wise steps join the same switch."""
-    if not _use_compiled:
+def compiled_if_enabled(fn: Callable[..., Any], enabled: bool) -> Callable[..., Any]:
+    """``fn`` compiled by ``torch.compile`` when ``enabled`` (once per function, falling back
+    to ``fn`` if compiling fails), else ``fn`` itself: how other layers' element-wise steps
+    join the same per-module switch (:func:`compile_kernels`)."""
+    if not enabled or fn in _failed:
         return fn
     if fn not in _compiled:
-        _compiled[fn] = _with_fallback(torch.compile(fn, dynamic=True), fn)
+        _compiled[fn] = _with_fallback(torch.compile(fn, dynamic=True), fn, fn)
     return _compiled[fn]
 
 
-def _with_fallback(compiled: Callable[..., Tensor], eager: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """``compiled``, or ``eager`` from the first failure on (with one warning)."""
+def _compile_failures() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "this could not be compiled" (tracing, the backend, the C++
+    compiler), not errors of the computation itself."""
+    from torch._dynamo.exc import TorchDynamoException
+    from torch._inductor.exc import CppCompileError
+
+    return (TorchDynamoException, CppCompileError)
+
+
+def _with_fallback(compiled: Callable[..., Tensor], eager: Callable[..., Tensor], key: Any) -> Callable[..., Tensor]:
+    """``compiled``, or ``eager`` from its first compile failure on (with one warning)."""
 
     def run(*args: Any) -> Tensor:
-        global _use_compiled
+        if key in _failed:
+            return eager(*args)
         try:
             return compiled(*args)
-        except Exception as exc:  # no compiler, unsupported platform: the eager kernels always work
-            if not _use_compiled:
-                raise
-            _use_compiled = False
+        except torch.OutOfMemoryError:
+            raise
+        except _compile_failures() as exc:  # no compiler, unsupported platform: the eager kernels always work
+            _failed.add(key)
             warnings.warn(f"dwsnets: compiling the fused kernels failed ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); using the eager kernels", stacklevel=2)  # fmt: skip
             return eager(*args)
@@ -247,11 +260,12 @@ class _SlotBatchNorm(torch.autograd.Function):
     ``1e-7 * mean^2 / var`` relative in float32."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, groups: _SlotGroups, eps: float, relu: bool):  # type: ignore[override]
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, groups: _SlotGroups, eps: float, relu: bool,  # type: ignore[override]
+                compiled: bool = False):  # fmt: skip
         stat_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         features = x.shape[-1]
         index, fixed = groups.on(x.device)
-        sums = _kernel("stats")(x, stat_dtype)
+        sums = _kernel("stats", compiled)(x, stat_dtype)
         rows = float(x.numel() // max(1, features))
         if world_size() > 1:
             count = torch.full((1,), rows, dtype=stat_dtype, device=x.device)
@@ -265,12 +279,12 @@ class _SlotBatchNorm(torch.autograd.Function):
         scale = weight.to(stat_dtype) * rstd
         shift = bias.to(stat_dtype) - mean * scale
         scale_f, shift_f = groups.expand(scale, index), groups.expand(shift, index)
-        y = _kernel("normalise")(x, scale_f, shift_f, relu)
+        y = _kernel("normalise", compiled)(x, scale_f, shift_f, relu)
         if _recipes is not None and y.numel() * y.element_size() >= RECOMPUTE_MIN_BYTES:
             # y can be rebuilt from what this step saves anyway
-            _recipes[id(y)] = (weakref.ref(y), y._version, x, scale_f, shift_f, relu)
+            _recipes[id(y)] = (weakref.ref(y), y._version, x, scale_f, shift_f, relu, compiled)
         ctx.save_for_backward(x, weight, mean, rstd, n, scale_f, shift_f)
-        ctx.groups, ctx.relu = groups, relu
+        ctx.groups, ctx.relu, ctx.compiled = groups, relu, compiled
         unbiased = var * (n / (n - 1).clamp_min(1))
         ctx.mark_non_differentiable(mean, unbiased)
         return y, mean, unbiased
@@ -283,7 +297,7 @@ class _SlotBatchNorm(torch.autograd.Function):
         index, _ = groups.on(x.device)
         stat_dtype = rstd.dtype
         grad = grad.contiguous()
-        sums = _kernel("grad_sums")(grad, x, scale_f, shift_f, ctx.relu, stat_dtype)
+        sums = _kernel("grad_sums", ctx.compiled)(grad, x, scale_f, shift_f, ctx.relu, stat_dtype)
         g_sum, gx_sum = groups.reduce(sums.t(), index).t()
         g_xhat = rstd * (gx_sum - mean * g_sum)  # sum of g' * xhat per group
         grad_weight = g_xhat.to(weight.dtype) if ctx.needs_input_grad[1] else None
@@ -298,17 +312,17 @@ class _SlotBatchNorm(torch.autograd.Function):
             b = -a * rstd * g_xhat / n
             c = -a * g_sum / n - b * mean
             a_f, b_f, c_f = (groups.expand(v, index) for v in (a, b, c))
-            grad_x = _kernel("grad_input")(grad, x, scale_f, shift_f, a_f, b_f, c_f, ctx.relu)
-        return grad_x, grad_weight, grad_bias, None, None, None
+            grad_x = _kernel("grad_input", ctx.compiled)(grad, x, scale_f, shift_f, a_f, b_f, c_f, ctx.relu)
+        return grad_x, grad_weight, grad_bias, None, None, None, None
 
 
 # outputs smaller than this are kept: rebuilding them cost about 5% of a 2-32-32-1 step
 # (16 MiB slots), where memory is no constraint; a 2-128-128-128-1 step's 256 MiB slots are
 # rebuilt, which cuts its peak memory from 1.7x to 1.24x the bare stack's
 RECOMPUTE_MIN_BYTES = 64 << 20
-# id(y) -> (weak y, its version, x, scale, shift, relu) for the outputs of the batch norms that run inside
+# id(y) -> (weak y, its version, x, scale, shift, relu, compiled) for the outputs of the batch norms that run inside
 # recompute_normalised(); None outside it
-_recipes: dict[int, tuple[weakref.ref, int, Tensor, Tensor, Tensor, bool]] | None = None
+_recipes: dict[int, tuple[weakref.ref, int, Tensor, Tensor, Tensor, bool, bool]] | None = None
 
 
 @contextlib.contextmanager
@@ -335,8 +349,8 @@ def recompute_normalised() -> Iterator[None]:
     def unpack(saved: Any) -> Tensor:
         if isinstance(saved, Tensor):
             return saved
-        x, scale, shift, relu = saved
-        return _kernel("normalise")(x, scale, shift, relu)
+        x, scale, shift, relu, compiled = saved
+        return _kernel("normalise", compiled)(x, scale, shift, relu)
 
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
@@ -366,6 +380,7 @@ class WSBatchNorm(nn.Module):
         self.layout = as_layout(layout)
         self.num_tensors, self.channels = len(self.layout.tensors), int(channels)
         self.eps, self.momentum = float(eps), float(momentum)
+        self.compiled = False  # its passes fused by torch.compile (compile_kernels)
         self.weight = nn.Parameter(torch.ones(self.num_tensors, channels))
         self.bias = nn.Parameter(torch.zeros(self.num_tensors, channels))
         self.register_buffer("running_mean", torch.zeros(self.num_tensors, channels))
@@ -405,7 +420,8 @@ class WSBatchNorm(nn.Module):
         out, means, variances = [], [], []
         for x, g, w, b in zip(slots, groups, weights, biases):
             if self.training:
-                y, mean, unbiased = _SlotBatchNorm.apply(x, w.reshape(-1), b.reshape(-1), g, self.eps, relu)
+                y, mean, unbiased = _SlotBatchNorm.apply(x, w.reshape(-1), b.reshape(-1), g, self.eps, relu,
+                                                         self.compiled)  # fmt: skip
                 means.append(mean)
                 variances.append(unbiased)
             else:

@@ -69,6 +69,7 @@ class SignEquivariantLayer(nn.Module):
         super().__init__()
         self.layer_sizes = tuple(int(d) for d in layer_sizes)
         self.channels = int(channels)
+        self.compiled = False  # the step fused by torch.compile (dwsnets.nn.compile_kernels)
         n_nodes, n_edges = len(self.layer_sizes), len(self.layer_sizes) - 1
         c = self.channels
         # a neuron's own update, and four views of it: message forwards, message backwards,
@@ -87,9 +88,9 @@ class SignEquivariantLayer(nn.Module):
         return f"layer_sizes={self.layer_sizes}, channels={self.channels}"
 
     def forward(self, nodes: Sequence[Tensor], edges: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        """One step; fused by ``torch.compile`` under :func:`~dwsnets.nn.compile_kernels`
+        """One step; fused by ``torch.compile`` after :func:`~dwsnets.nn.compile_kernels`
         (``--compile``: about 1.5x faster training steps)."""
-        return compiled_if_enabled(_layer_step)(self, list(nodes), list(edges))
+        return compiled_if_enabled(_layer_step, self.compiled)(self, list(nodes), list(edges))
 
     def _step(self, nodes: list[Tensor], edges: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         c = self.channels
