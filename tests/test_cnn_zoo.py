@@ -17,6 +17,7 @@ from dwsnets.training import TrainConfig, Trainer, TrainingError
 from dwsnets.zoo import Zoo, ZooConfig, build_zoo
 from dwsnets.zoo.cnns import cnn_layout, draw_settings, train_cnns
 from dwsnets.zoo.dataset import InMemoryZoo
+from dwsnets.zoo.errors import ZooError
 from dwsnets.zoo.sources import load_images
 
 
@@ -159,7 +160,7 @@ def test_generalization_on_a_cnn_zoo_with_activation_symmetries(tmp_path, capsys
     unknown = InMemoryZoo({s: held.load(s) for s in held.splits})
     with pytest.raises(TrainingError, match="activations are not recorded") as caught:
         Trainer(unknown, tmp_path / "run-u", TrainConfig(model="statnn", task="generalization",
-                                                        activation_symmetries=True), progress=False)  # fmt: skip
+                                                        activation_symmetries=True), progress=False).fit()  # fmt: skip
     assert len(str(caught.value).splitlines()) == 1
 
 
@@ -184,7 +185,7 @@ def test_fitted_zoos_record_how_their_networks_run_and_recompute_to_their_stored
     unit, found = recompute(zoo, 6)
     assert unit == "points" and len(found) == 6 and largest_difference(found) < 1e-6
     zoo.manifest["networks"]["forward"]["padding"] = 0  # control: 8x8 images cannot even run unpadded
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ZooError, match="images of side 8 are too small"):
         recompute(zoo, 6)
     # a zoo made before the record existed is read as what it was made with (padded)
     del zoo.manifest["networks"]

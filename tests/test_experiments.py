@@ -255,11 +255,11 @@ def test_the_trainer_computes_what_it_computed_before_its_steps_were_named(tmp_p
             test = trainer.evaluate("test")
             # the recording was made on one CPU; another's kernels order sums differently, so the
             # numbers agree to float32 rounding grown over the run's steps, not bit for bit
-            val_networks = Zoo(tmp_path / zoo).split_size("val")
+            val_networks, test_networks = (Zoo(tmp_path / zoo).split_size(s) for s in ("val", "test"))
             _agree([h["train_loss"] for h in history], recorded[name]["train_loss"], val_networks)
             _agree([{k: v for k, v in h.items() if k.startswith("val_")} for h in history], recorded[name]["val"],
                    val_networks)  # fmt: skip
-            _agree({k: v for k, v in test.items() if isinstance(v, float)}, recorded[name]["test"], val_networks)
+            _agree({k: v for k, v in test.items() if isinstance(v, float)}, recorded[name]["test"], test_networks)
     finally:
         torch.set_num_threads(threads)
 

@@ -283,9 +283,9 @@ def test_a_published_zoo_imports_with_its_split_file_and_recomputes_exactly(tmp_
     zoo.manifest["networks"]["forward"]["padding"] = 1
     assert largest_difference(recompute(zoo, 16, str(PUBLISHED / "images"))[1]) > 20
     # the command a user runs after an import
-    assert main(["zoo-info", str(tmp_path / "zoo"), "--recompute", "4", "--data-dir", str(PUBLISHED / "images")]) == 0
+    assert main(["zoo-info", str(tmp_path / "zoo"), "--recompute", "16", "--data-dir", str(PUBLISHED / "images")]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1] == "largest difference: 0.00 points" and len([line for line in out if "test " in line]) == 4
+    assert out[-1] == "largest difference: 0.00 points" and len([line for line in out if "test " in line]) == 8
 
 
 def test_a_mixed_activation_zoo_refuses_sign_operations(tmp_path):
@@ -308,3 +308,32 @@ def test_a_mixed_activation_zoo_refuses_sign_operations(tmp_path):
     ok = TrainConfig(model="dwsnet", task="generalization", activation_symmetries=True, epochs=1, batch_size=4,
                      model_args=small)  # fmt: skip
     assert len(Trainer(tmp_path / "zoo", tmp_path / "ok", ok, progress=False).fit()["history"]) == 1
+
+
+def test_padded_cnn_zoos_made_before_keep_their_identity():
+    """fashion-mnist-cnns trained the padded variant before 2026-12-08: such a zoo resumes and
+    stays the same data as fashion-mnist-cnns-padded, and the published source is another zoo."""
+    from dwsnets.zoo.config import PADDED_CNNS, ZooConfig, source_of
+
+    padded, valid = ZooConfig(source=PADDED_CNNS, count=64), ZooConfig(source="fashion-mnist-cnns", count=64)
+    before = {k: v for k, v in valid.identity().items() if k != "conv_padding"}  # what such a zoo stored
+    assert padded.identity() == before and padded.zoo_id != valid.zoo_id
+    assert source_of(before) == PADDED_CNNS and source_of(valid.identity()) == "fashion-mnist-cnns"
+    assert ZooConfig.from_identity(before).source == PADDED_CNNS
+
+
+def test_empty_and_unknown_inputs_get_one_line_errors(tmp_path, capsys):
+    import json
+
+    from dwsnets.cli import main
+    from dwsnets.zoo.importers import read_split_file
+
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ZooError, match="lists no rows"):
+        read_split_file(tmp_path / "empty.csv", 10)
+    import_small_cnn_zoo(PUBLISHED, tmp_path / "zoo")
+    manifest = json.loads((tmp_path / "zoo" / "manifest.json").read_text())
+    manifest["networks"]["activations"]["present"] = ["hard_sigmoid"]
+    (tmp_path / "zoo" / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["zoo-info", str(tmp_path / "zoo"), "--no-verify"]) == 0  # the rest is still shown
+    assert "unknown activation 'hard_sigmoid'" in json.loads(capsys.readouterr().out)["symmetry"]

@@ -95,9 +95,9 @@ def test_the_policy_refuses_what_the_group_does_not_hold_in_one_line():
     mixed = SymmetryGroup.of(MLP, ["relu", "tanh"])
     for flags, what in (({"sign_flips": True}, "--sign-flips"), ({"canonical_signs": True}, "--canonical-signs")):
         with pytest.raises(SymmetryError, match=f"{what} needs every hidden activation odd.*relu, tanh") as caught:
-            SymmetryPolicy(mixed, **flags)
+            SymmetryPolicy(mixed, **flags).check()
         assert len(str(caught.value).splitlines()) == 1
-        SymmetryPolicy(SymmetryGroup.of(MLP, ["tanh"]), **flags)  # control: tanh networks hold them
+        SymmetryPolicy(SymmetryGroup.of(MLP, ["tanh"]), **flags).check()  # control: tanh networks hold them
 
     class Blind(torch.nn.Module):
         sign_invariant = True
@@ -127,7 +127,7 @@ def test_the_canonical_form_is_taken_again_after_augmentations():
 def _mixed_mlp_zoo(activations: list[str] | str | None, codes: torch.Tensor | None = None) -> InMemoryZoo:
     torch.manual_seed(0)
     ws = WeightSpace.randn((2, 8, 8, 1), 60)
-    info = {} if codes is None else {"activation": codes}
+    info = {"size": torch.randn(60)} if codes is None else {"size": torch.randn(60), "activation": codes}
     split = ZooSplit(ws, torch.arange(60) % 3, info)
     return InMemoryZoo({"train": split[:40], "val": split[40:50], "test": split[50:]}, activations=activations)
 
@@ -180,3 +180,34 @@ def test_contrastive_views_draw_from_the_runs_group():
     assert all(bool((s == 1).all()) for s in canonical_signs(view))  # the run's canonical form
     task.use_symmetry(SymmetryPolicy(SymmetryGroup.of(layout, ["sine"]), permute=False))
     assert not all(bool((s == 1).all()) for s in canonical_signs(task.second_view(ws, torch.Generator())))
+
+
+def test_wrapped_and_evaluated_models_follow_the_group(tmp_path):
+    """The contrastive task wraps the registry's model: a sign-blind encoder is still refused
+    on ReLU networks. A finished run is still evaluated where its flags are now refused (runs
+    made before the refusal stay readable)."""
+    relu = _mixed_mlp_zoo("relu")
+    small = {"hidden_channels": 4, "num_layers": 1}
+    encoder = TrainConfig(model="sign-equivariant", task="contrastive", model_args=small, epochs=1,
+                          task_options={"probe": ["size"]})  # fmt: skip
+    with pytest.raises(TrainingError, match="blind to the sign"):
+        Trainer(relu, tmp_path / "c", encoder, progress=False).fit()
+    # a run with canonical signs on tanh networks, then read as networks of both kinds
+    cfg = TrainConfig(model="dwsnet", canonical_signs=True, model_args=small, epochs=1, batch_size=8)
+    Trainer(_mixed_mlp_zoo("tanh"), tmp_path / "r", cfg, progress=False).fit()
+    later = _mixed_mlp_zoo(["relu", "tanh"], torch.arange(60) % 2)
+    assert "accuracy" in Trainer(later, tmp_path / "r", cfg, progress=False).evaluate("test")
+    with pytest.raises(TrainingError, match="--canonical-signs needs every hidden activation odd"):
+        Trainer(later, tmp_path / "r2", cfg, progress=False).fit()  # training is refused
+
+
+def test_a_task_written_for_the_earlier_protocol_still_builds_its_model(tmp_path):
+    from dwsnets.tasks.classify import Classify
+    from dwsnets.training.models import build_task_model
+
+    class Old(Classify):
+        def build_model(self, name, layout, **kwargs):
+            return torch.nn.Identity()
+
+    with pytest.warns(DeprecationWarning, match="defines build_model"):
+        assert isinstance(build_task_model(Old(), "dwsnet", MLP), torch.nn.Identity)

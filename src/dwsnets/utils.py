@@ -38,6 +38,33 @@ __all__ = [
 FAIR_SPINCOUNT = 1000
 
 
+def separate_compile_cache() -> str:
+    """Keep torch.compile's on-disk kernels apart per ATen CPU capability, and return the
+    directory. torch 2.13's cache does not tell a kernel built while ATen ran at one
+    capability (AVX512) from one built at another (``ATEN_CPU_CAPABILITY=avx2``): loaded
+    under the other, it computed garbage (NaNs, 1e-310) or crashed the process (measured:
+    the fitter's fused sine, 18 of 18 shapes wrong). So dwsnets compiles into
+    ``<torch's default cache>/dwsnets-<capability>``. A ``TORCHINDUCTOR_CACHE_DIR`` already
+    set (by the user, or by an earlier compile in this process) is left alone. Called before
+    each torch.compile of the package (importing dwsnets changes nothing)."""
+    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if given:
+        return given
+    import tempfile
+
+    import torch
+
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        root = default_cache_dir()
+    except ImportError:  # another torch version's layout
+        root = os.path.join(tempfile.gettempdir(), "torchinductor")
+    path = os.path.join(root, f"dwsnets-{torch.backends.cpu.get_cpu_capability().lower()}")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = path
+    return path
+
+
 def share_cpu_fairly(environ: dict[str, str] | None = None) -> bool:
     """Set ``GOMP_SPINCOUNT=1000`` for torch's OpenMP threads, unless ``GOMP_SPINCOUNT`` or
     ``OMP_WAIT_POLICY`` is already set or torch is already loaded (OpenMP reads its settings

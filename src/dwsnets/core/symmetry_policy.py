@@ -4,8 +4,9 @@ canonical form it takes, which models it admits (:class:`SymmetryPolicy`).
 The policy is made once per run from the :class:`~dwsnets.core.symmetry.SymmetryGroup` of
 the data and the run's flags, and every consumer calls it: the trainer for each training
 batch and for the splits it evaluates, tasks that draw views of their own (contrastive
-learning) for theirs. Whatever the group does not hold is refused when the policy is made,
-before any split is read, with a one-line reason.
+learning) for theirs. :meth:`SymmetryPolicy.check` refuses whatever the group does not hold,
+with a one-line reason; the trainer calls it before training reads any split (evaluating a
+finished run does not, so runs made before a refusal existed can still be read).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class SymmetryPolicy:
     canonical_signs: bool = False
     activation_symmetries: bool = False
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """Refuse, in one line, what the group does not hold (a run's flags, before training)."""
         if self.sign_flips and self.canonical_signs:
             raise SymmetryError("--sign-flips would undo --canonical-signs (random flips of canonical networks): "
                                 "choose one")  # fmt: skip
@@ -65,7 +67,8 @@ class SymmetryPolicy:
         """Refuse a model whose invariances the group does not hold: a model that gives the
         same output when a hidden neuron's weights are negated (``model.sign_invariant``)
         needs every activation odd."""
-        if getattr(model, "sign_invariant", False):
+        # any part of it: a task may wrap the registry's model (contrastive learning's projection head)
+        if any(getattr(m, "sign_invariant", False) for m in model.modules()):
             self.group.require("sign_flips", f"the {name} model (blind to the sign of hidden neurons)")
 
     def canonical(self, ws: WeightSpace) -> WeightSpace:
@@ -106,11 +109,7 @@ class SymmetryPolicy:
                       activations=kinds)  # fmt: skip
         if not self.canonical_signs:
             return out
-        if paired is None:
-            return self.canonical(out)  # type: ignore[arg-type]
-        # a network-valued target follows its input's flips: both take the input's canonical signs
-        from .signs import canonical_signs
-
-        moved, target = out  # type: ignore[misc]
-        signs = canonical_signs(moved)
-        return moved.flip_signs(signs), target.flip_signs(signs)
+        if paired is not None:
+            raise SymmetryError("--canonical-signs with networks as targets: not supported (the targets would "
+                                "need their inputs' signs in every split)")  # fmt: skip
+        return self.canonical(out)  # type: ignore[arg-type]

@@ -124,6 +124,9 @@ def train_and_test(data: WeightDataset | str, run: Path, config: TrainConfig, de
     """Train (resume, or reuse) one run, then test its best checkpoint: ``test.json`` and
     ``config.toml`` (the flags that reproduce it) in the run directory, and the task's
     picture of the test split at ``picture``. ``None`` on ranks other than 0 under torchrun."""
+    if config.model is None:  # the model the networks call for, as the Trainer would pick it
+        zoo = Zoo(data) if isinstance(data, (str, Path)) else data
+        config = replace(config, model=default_model(zoo.layout, config.task, symmetry_group(zoo))).resolved()
     if MODELS[config.model].fit is not None:
         return _fit_in_one_call(data, run, config, device)
     trainer = Trainer(data, run, config, device)

@@ -23,7 +23,7 @@ from torch.autograd.function import once_differentiable
 
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
-from ..utils import world_size
+from ..utils import separate_compile_cache, world_size
 
 __all__ = ["InputNormalization", "WSBatchNorm", "recompute_normalised"]
 
@@ -190,6 +190,9 @@ def compile_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
     use, a few seconds per slot shape family, cached by torch across processes; it needs a
     C++ compiler on the CPU. A kernel whose compilation fails warns once and stays eager;
     any other error (out of memory among them) is raised. Returns ``model``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"compile_kernels takes the model whose kernels to compile, compile_kernels(model), not "
+                        f"{model!r}: the switch is per model (it was one switch for the whole process)")  # fmt: skip
     for module in model.modules():
         if hasattr(module, "compiled"):
             module.compiled = bool(enabled)
@@ -200,6 +203,7 @@ def _kernel(name: str, compiled: bool) -> Callable[..., Tensor]:
     if not compiled or name in _failed:
         return _EAGER[name]
     if name not in _compiled:
+        separate_compile_cache()
         _compiled[name] = _with_fallback(torch.compile(_FUSED[name], dynamic=True), _EAGER[name], name)
     return _compiled[name]
 
@@ -211,6 +215,7 @@ def compiled_if_enabled(fn: Callable[..., Any], enabled: bool) -> Callable[..., 
     if not enabled or fn in _failed:
         return fn
     if fn not in _compiled:
+        separate_compile_cache()
         _compiled[fn] = _with_fallback(torch.compile(fn, dynamic=True), fn, fn)
     return _compiled[fn]
 

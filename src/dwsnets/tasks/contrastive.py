@@ -60,6 +60,11 @@ class ContrastiveModel(WeightSpaceModel):
         """The encoder's input normalisation (the trainer fits it)."""
         return self.encoder.input_norm
 
+    @property
+    def sign_invariant(self) -> bool:  # type: ignore[override]
+        """Blind to hidden neurons' signs exactly when the encoder is."""
+        return bool(getattr(self.encoder, "sign_invariant", False))
+
     def preprocess(self, ws: WeightSpace) -> WeightSpace:
         return self.encoder.preprocess(ws)
 

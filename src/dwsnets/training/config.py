@@ -45,7 +45,9 @@ class TrainConfig:
     activation_symmetries: bool = False
     noise: float = 0.0  # Gaussian noise, as a fraction of each tensor's std
     # an exponential moving average of the weights over about this many epochs of steps, which
-    # validation, best.pt and the test read instead of the last weights (0: off)
+    # validation, best.pt and the test read instead of the last weights (0: off); its batch-norm
+    # statistics are measured for its own weights before each validation, one forward pass over
+    # the training networks per epoch (on every rank under torchrun)
     ema_epochs: float = 0.0
     entry_dropout: float = 0.0
     signal: dict[str, Any] = field(default_factory=dict)  # exact signal transforms (SignalTransforms)

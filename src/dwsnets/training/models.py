@@ -4,6 +4,7 @@ imports the other."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from torch import nn
@@ -19,6 +20,11 @@ def build_task_model(task: Task, name: str, layout: WeightSpaceLayout, **kwargs:
     """The registry's model ``name`` as ``task`` trains it (after :meth:`Task.prepare`): its
     editor form when the task outputs networks, else ``task.output_size`` outputs, with the
     task's default arguments unless ``kwargs`` override them, wrapped by the task."""
+    legacy = getattr(task, "build_model", None)
+    if legacy is not None:  # a task written for the earlier protocol builds its own model
+        warnings.warn(f"the {task.name} task defines build_model, which tasks no longer do: give model_defaults "
+                      "(and wrap_model) instead; its build_model is used this time", DeprecationWarning, stacklevel=2)  # fmt: skip
+        return legacy(name, layout, **kwargs)
     arguments = task.model_arguments(name, **kwargs)
     if task.outputs_networks:
         model = build_editor(name, layout, **arguments)

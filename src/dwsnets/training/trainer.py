@@ -332,6 +332,7 @@ class Trainer:
         """Check the run directory, build the model, fit its input normalisation, check the
         signal transforms, set up the optimiser and schedule, and resume from ``last.pt``."""
         cfg = self.config
+        self._check_policy()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_run_dir()
         model = self.build()
@@ -452,13 +453,22 @@ class Trainer:
         return self.group.sign_flips
 
     def _make_policy(self) -> SymmetryPolicy:
-        """The run's :class:`SymmetryPolicy`, from the data's symmetry group and the flags:
-        made before any split is read, so a flag the group does not hold fails at once."""
+        """The run's :class:`SymmetryPolicy`, from the data's symmetry group and the flags
+        (checked by :meth:`_check_policy` when training starts)."""
         cfg = self.config
+        return SymmetryPolicy(self.group, permute=bool(cfg.augment_permute), sign_flips=bool(cfg.sign_flips),
+                              canonical_signs=cfg.canonical_signs,
+                              activation_symmetries=cfg.activation_symmetries)  # fmt: skip
+
+    def _check_policy(self) -> None:
+        """Refuse the flags the networks' group does not hold, before any split is read.
+        (Evaluating a finished run does not ask: runs made before a refusal existed stay
+        readable.)"""
+        if self.config.canonical_signs and self.task.outputs_networks:
+            raise TrainingError(f"--canonical-signs: the {self.task.name} task's outputs are networks, whose signs "
+                                "would have to follow their inputs' canonical form; not supported")  # fmt: skip
         try:
-            return SymmetryPolicy(self.group, permute=bool(cfg.augment_permute), sign_flips=bool(cfg.sign_flips),
-                                  canonical_signs=cfg.canonical_signs,
-                                  activation_symmetries=cfg.activation_symmetries)  # fmt: skip
+            self.policy.check()
         except SymmetryError as exc:
             raise TrainingError(str(exc)) from None
 

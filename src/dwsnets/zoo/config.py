@@ -7,7 +7,20 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["SOURCE_SETTINGS", "ZooConfig"]
+__all__ = ["PADDED_CNNS", "SOURCE_SETTINGS", "ZooConfig", "source_of"]
+
+# the padded variant of the Small CNN Zoo's architecture, which "fashion-mnist-cnns" trained before 2026-12-08
+PADDED_CNNS = "fashion-mnist-cnns-padded"
+
+
+def source_of(identity: dict[str, Any]) -> str:
+    """The source a stored identity was made from: a ``fashion-mnist-cnns`` identity without
+    ``conv_padding`` is the padded variant (every such zoo made before 2026-12-08)."""
+    source = identity.get("source", "")
+    if source == "fashion-mnist-cnns" and "conv_padding" not in identity:
+        return PADDED_CNNS
+    return source
+
 
 # the settings that belong to sources (dwsnets.zoo.sources.Source.settings says which each reads)
 SOURCE_SETTINGS = ("hidden", "lr", "max_steps", "w0", "target_psnr", "init", "count")
@@ -57,8 +70,10 @@ class ZooConfig:
             d.pop("views_in")  # zoos made before the setting keep their identity
         d["hidden"] = list(self.hidden)
         if self.source == "fashion-mnist-cnns":
-            # the published (valid) convolutions since 2026-12-08: zoos made before were padded, another zoo
+            # the published (valid) convolutions since 2026-12-08: another zoo than the padded ones before
             d["conv_padding"] = "valid"
+        elif self.source == PADDED_CNNS:
+            d["source"] = "fashion-mnist-cnns"  # what padded zoos were called: they keep their id and resume
         return d
 
     @classmethod
@@ -68,6 +83,7 @@ class ZooConfig:
         cfg = {names.get(k, k): v for k, v in stored.items()}
         cfg["hidden"] = tuple(cfg["hidden"])
         cfg.setdefault("init", "siren")  # manifests from before the setting existed
+        cfg["source"] = source_of(stored)
         cfg.pop("conv_padding", None)  # follows from the source
         return cls(**cfg, data_dir=data_dir)
 

@@ -221,6 +221,8 @@ def read_split_file(path: Path, total: int) -> np.ndarray:
         order = np.loadtxt(path, dtype=np.int64, ndmin=1)
     except (OSError, ValueError) as exc:
         raise ZooError(f"{path} is not a split file (one row index of weights.npy per line): {exc}") from None
+    if not len(order):
+        raise ZooError(f"{path} lists no rows: an empty split file")
     if len(order) not in (total, total + 1) or order.min() < 0 or order.max() >= total:
         raise ZooError(f"{path} lists {len(order)} rows (indices {order.min()}..{order.max()}); weights.npy holds "
                        f"{total}: another data set's split file?")  # fmt: skip

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..core.weight_space import WeightSpace
-from .config import ZooConfig
+from .config import ZooConfig, source_of
 from .errors import ZooError
 from .format import ShardPlan, layout_of, read_manifest, read_record, read_shard, shard_finished
 from .split import ZooSplit
@@ -40,7 +40,7 @@ class Zoo:
 
     @property
     def source(self) -> str:
-        return self.config.get("source", "")
+        return source_of(self.config)
 
     @property
     def config(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..core.forward import batched_cnn_forward
+from .cnns import feature_sizes
 from .errors import ZooError
 from .format import shard_finished
 from .reader import Zoo
@@ -89,7 +90,8 @@ def _test_images(zoo: Zoo, forward: dict[str, Any], data_dir: str | None) -> tup
         return torch.from_numpy(images), torch.from_numpy(labels)
     dataset = forward.get("dataset")
     if dataset is None:
-        raise ZooError(f"zoo {zoo.path} does not record which data set its networks were trained on")
+        raise ZooError(f"zoo {zoo.path} does not record which data set its networks were trained on (imported "
+                       "before dwsnets recorded it): import it again with `dwsnets import-zoo`")  # fmt: skip
     if dataset not in _IMAGE_SOURCE_OF:
         raise DataNotFoundError(f"the networks were trained on {dataset}, which dwsnets cannot read (it reads "
                                 f"{', '.join(sorted(_IMAGE_SOURCE_OF))}): recompute needs that data set's test images")  # fmt: skip
@@ -150,6 +152,10 @@ def _recompute_classifiers(zoo: Zoo, count: int, data_dir: str | None, chunk: in
     images, labels = _test_images(zoo, forward, data_dir)
     if forward["kind"] == "cnn":
         x = _cnn_inputs(images.float())
+        try:  # images too small for the recorded convolutions: say so, not torch
+            feature_sizes(x.shape[-1], int(forward["padding"]))
+        except ValueError as exc:
+            raise ZooError(f"zoo {zoo.path}: {exc}") from None
     else:
         from .classifiers import thumbnails
 
