@@ -29,35 +29,36 @@ def test_importing_dwsnets_changes_nothing_and_the_command_line_sets_a_short_ope
     assert _spincount_after("import torch\n" + cli + show) == "unset True"
 
 
-def test_compiled_kernels_are_cached_apart_per_cpu_capability(tmp_path):
-    """torch.compile's disk cache mixed kernels built under ATen's AVX512 and AVX2
-    capabilities, and a process held to AVX2 then computed garbage from the others'
-    (tests/test_inr.py failed with NaNs after a native run). Each capability gets its own
-    directory, and both compute what the eager kernels compute."""
+def test_compiled_kernels_of_one_vector_width_are_never_read_at_another(tmp_path):
+    """torch.compile's disk cache keyed kernels without their vector width: after a native
+    (AVX512) run, a process held to ATEN_CPU_CAPABILITY=avx2 read AVX512 graphs and left part
+    of every output unwritten. With the width pinned in the compile config, both processes
+    compute what the eager kernels compute from one shared cache (control: the widths differ)."""
     import os
     import subprocess
     import sys
 
     script = (
-        "import torch, os\n"
+        "import torch\n"
+        "import torch._inductor.config as config\n"
         "from dwsnets.inr.fitting import sine_with_cosine_, _sine_with_cosine_eager\n"
         "bad = 0\n"
-        "for shape in [(4, 784, 32), (3, 64, 8), (5, 17, 3), (2, 10, 7)]:\n"
-        "    z = torch.randn(*shape) * 3; c = torch.empty_like(z); z2 = z.clone(); c2 = torch.empty_like(z)\n"
+        "for shape in [(6, 50, 8), (4, 784, 32), (5, 17, 3), (2, 10, 7)]:\n"
+        "    z = torch.randn(*shape) * 20; c = torch.empty_like(z); z2 = z.clone(); c2 = torch.empty_like(z)\n"
         "    sine_with_cosine_(z, c); _sine_with_cosine_eager(z2, c2)\n"
         "    bad += not (torch.allclose(z, z2, atol=1e-5) and torch.allclose(c, c2, atol=1e-5))\n"
-        "print(bad, os.environ['TORCHINDUCTOR_CACHE_DIR'], torch.backends.cpu.get_cpu_capability())\n"
+        "print(bad, config.cpp.simdlen, torch.backends.cpu.get_cpu_capability())\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "ATEN_CPU_CAPABILITY")}
-    env["TMPDIR"] = str(tmp_path)  # torch's default cache lies under the temporary directory
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "cache")  # one cache, shared by both
     seen = []
-    for capability in (None, "avx2"):  # the native one first: its kernels were the ones misread
+    for capability in (None, "avx2"):  # the native one first: its graphs were the ones misread
         run_env = env if capability is None else {**env, "ATEN_CPU_CAPABILITY": capability}
         done = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
-        bad, directory, used = done.stdout.split()
+        bad, width, used = done.stdout.split()
         assert bad == "0", (capability, done.stderr[-2000:])
-        seen.append((directory, used))
-    (native_dir, native), (avx2_dir, avx2) = seen
-    assert native_dir.startswith(str(tmp_path)) and avx2_dir.endswith("dwsnets-avx2") and avx2 == "AVX2"
-    assert (native_dir == avx2_dir) == (native == avx2)  # apart unless this CPU's native capability is AVX2
+        seen.append((int(width), used))
+    (native_width, native), (avx2_width, avx2) = seen
+    assert avx2 == "AVX2" and avx2_width == 256
+    assert (native_width == avx2_width) == (native == "AVX2")  # this CPU's native width, unless it is AVX2

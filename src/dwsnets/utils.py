@@ -38,31 +38,28 @@ __all__ = [
 FAIR_SPINCOUNT = 1000
 
 
-def separate_compile_cache() -> str:
-    """Keep torch.compile's on-disk kernels apart per ATen CPU capability, and return the
-    directory. torch 2.13's cache does not tell a kernel built while ATen ran at one
-    capability (AVX512) from one built at another (``ATEN_CPU_CAPABILITY=avx2``): loaded
-    under the other, it computed garbage (NaNs, 1e-310) or crashed the process (measured:
-    the fitter's fused sine, 18 of 18 shapes wrong). So dwsnets compiles into
-    ``<torch's default cache>/dwsnets-<capability>``. A ``TORCHINDUCTOR_CACHE_DIR`` already
-    set (by the user, or by an earlier compile in this process) is left alone. Called before
+def pin_compiled_vector_width() -> int | None:
+    """Name the vector width torch.compile generates CPU code for (``cpp.simdlen``), so that
+    its on-disk cache keeps kernels of different widths apart; returns the width in bits.
+
+    Left unset (torch 2.13's default), the width follows ATen's CPU capability
+    (``ATEN_CPU_CAPABILITY``) but is not part of the cache key: a process held to AVX2 read
+    graphs generated for AVX512 after a native run and ran their loops with 8 lanes where
+    they were written for 16, leaving part of every output unwritten (NaNs and 1e-310 in the
+    fitter's fused sine; 14 to 32 tests failed that way, and a native process reading AVX2
+    graphs crashed with a double free). Naming the width the process would use anyway changes
+    no kernel and puts the width in the key. A width the user set is left alone. Called before
     each torch.compile of the package (importing dwsnets changes nothing)."""
-    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if given:
-        return given
-    import tempfile
-
-    import torch
-
     try:
-        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-        root = default_cache_dir()
-    except ImportError:  # another torch version's layout
-        root = os.path.join(tempfile.gettempdir(), "torchinductor")
-    path = os.path.join(root, f"dwsnets-{torch.backends.cpu.get_cpu_capability().lower()}")
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = path
-    return path
+        import torch._inductor.config as config
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+    except ImportError:  # another torch version's layout: nothing to pin
+        return None
+    if config.cpp.simdlen is None:
+        width = pick_vec_isa().bit_width()
+        if width:
+            config.cpp.simdlen = width
+    return config.cpp.simdlen
 
 
 def share_cpu_fairly(environ: dict[str, str] | None = None) -> bool:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..core.weight_space import WeightSpace
-from ..utils import separate_compile_cache
+from ..utils import pin_compiled_vector_width
 from .siren import siren_forward, siren_init
 
 __all__ = ["FitResult", "default_chunk", "evaluate_sirens", "fit_sirens", "psnr"]
@@ -169,7 +169,7 @@ def sine_with_cosine_(z: Tensor, cos_out: Tensor) -> Tensor:
     if z.device.type == "cpu" and not _fused_failed:
         try:
             if _fused_sine is None:
-                separate_compile_cache()
+                pin_compiled_vector_width()
                 _fused_sine = torch.compile(_sine_with_cosine_eager, dynamic=True)
             _fused_sine(z, cos_out)
             return cos_out

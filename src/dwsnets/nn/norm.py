@@ -23,7 +23,7 @@ from torch.autograd.function import once_differentiable
 
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.weight_space import WeightSpace, WeightSpaceError
-from ..utils import separate_compile_cache, world_size
+from ..utils import pin_compiled_vector_width, world_size
 
 __all__ = ["InputNormalization", "WSBatchNorm", "recompute_normalised"]
 
@@ -203,7 +203,7 @@ def _kernel(name: str, compiled: bool) -> Callable[..., Tensor]:
     if not compiled or name in _failed:
         return _EAGER[name]
     if name not in _compiled:
-        separate_compile_cache()
+        pin_compiled_vector_width()
         _compiled[name] = _with_fallback(torch.compile(_FUSED[name], dynamic=True), _EAGER[name], name)
     return _compiled[name]
 
@@ -215,7 +215,7 @@ def compiled_if_enabled(fn: Callable[..., Any], enabled: bool) -> Callable[..., 
     if not enabled or fn in _failed:
         return fn
     if fn not in _compiled:
-        separate_compile_cache()
+        pin_compiled_vector_width()
         _compiled[fn] = _with_fallback(torch.compile(fn, dynamic=True), fn, fn)
     return _compiled[fn]
 
