@@ -211,3 +211,14 @@ def test_a_task_written_for_the_earlier_protocol_still_builds_its_model(tmp_path
 
     with pytest.warns(DeprecationWarning, match="defines build_model"):
         assert isinstance(build_task_model(Old(), "dwsnet", MLP), torch.nn.Identity)
+
+
+def test_models_fitted_in_one_call_check_the_flags_too(tmp_path):
+    """statnn-gbt is fitted by scikit-learn without the trainer's steps; a flag the networks'
+    group does not hold is refused there as well, before any split is read."""
+    from dwsnets.experiments.table import train_and_test
+
+    relu = _mixed_mlp_zoo(["relu", "tanh"], torch.arange(60) % 2)
+    cfg = TrainConfig(model="statnn-gbt", task="generalization", canonical_signs=True)
+    with pytest.raises(TrainingError, match="--canonical-signs needs every hidden activation odd"):
+        train_and_test(relu, tmp_path / "gbt", cfg, "cpu")

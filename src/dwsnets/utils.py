@@ -48,18 +48,20 @@ def pin_compiled_vector_width() -> int | None:
     they were written for 16, leaving part of every output unwritten (NaNs and 1e-310 in the
     fitter's fused sine; 14 to 32 tests failed that way, and a native process reading AVX2
     graphs crashed with a double free). Naming the width the process would use anyway changes
-    no kernel and puts the width in the key. A width the user set is left alone. Called before
+    no kernel and puts the width in the key; the setting is the process's, so a program's own
+    torch.compile calls get it too (the same kernels, and one cache miss for graphs compiled
+    before it). A width the user set is left alone. Called before
     each torch.compile of the package (importing dwsnets changes nothing)."""
     try:
         import torch._inductor.config as config
         from torch._inductor.cpu_vec_isa import pick_vec_isa
-    except ImportError:  # another torch version's layout: nothing to pin
+
+        if config.cpp.simdlen is None:
+            # no vector ISA (width 0): 1 names the scalar code, which pick_vec_isa maps to the same
+            config.cpp.simdlen = pick_vec_isa().bit_width() or 1
+        return config.cpp.simdlen
+    except Exception:  # another torch's layout, or its ISA probe failing: compiling decides, as before
         return None
-    if config.cpp.simdlen is None:
-        width = pick_vec_isa().bit_width()
-        if width:
-            config.cpp.simdlen = width
-    return config.cpp.simdlen
 
 
 def share_cpu_fairly(environ: dict[str, str] | None = None) -> bool:

@@ -182,7 +182,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                         "for DWSNet classifying SIRENs, where it won on validation; off otherwise)")  # fmt: skip
     p.add_argument("--canonical-signs", action="store_true",
                    help="every split in its sign canonical form (each neuron's largest incoming entry positive; "
-                        "one twin per network of an odd-activation zoo), instead of --sign-flips")  # fmt: skip
+                        "one twin per network of an odd-activation zoo), taken again after every augmentation, "
+                        "instead of --sign-flips; refused where an activation is not odd, and for tasks whose "
+                        "outputs are networks")  # fmt: skip
     p.add_argument("--activation-symmetries", action="store_true",
                    help="each network's own activation symmetry as augmentation (ReLU: positive rescaling of hidden "
                         "neurons; tanh: sign flips), from the activation a CNN zoo records per network")  # fmt: skip

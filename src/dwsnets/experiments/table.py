@@ -147,6 +147,7 @@ def _fit_in_one_call(data: WeightDataset | str, run: Path, config: TrainConfig, 
     """A model fitted without gradient steps (:attr:`ModelSpec.fit`, e.g. trees): fit on
     train, choose on validation, test; the run directory gets ``test.json`` and a record."""
     trainer = Trainer(data, run, config, device, progress=False)
+    trainer.check_flags()  # before any split is read, as gradient training does
     if trainer.rank != 0:
         return None
     task = trainer.task

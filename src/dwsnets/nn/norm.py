@@ -189,7 +189,9 @@ def compile_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
     switch gets it. Other models in the process are untouched. Compilation happens on first
     use, a few seconds per slot shape family, cached by torch across processes; it needs a
     C++ compiler on the CPU. A kernel whose compilation fails warns once and stays eager;
-    any other error (out of memory among them) is raised. Returns ``model``."""
+    any other error (out of memory among them) is raised. Compiling names the process's vector
+    width in torch's compile config (:func:`dwsnets.utils.pin_compiled_vector_width`), so
+    cached kernels of one width are never read at another. Returns ``model``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"compile_kernels takes the model whose kernels to compile, compile_kernels(model), not "
                         f"{model!r}: the switch is per model (it was one switch for the whole process)")  # fmt: skip

@@ -332,7 +332,7 @@ class Trainer:
         """Check the run directory, build the model, fit its input normalisation, check the
         signal transforms, set up the optimiser and schedule, and resume from ``last.pt``."""
         cfg = self.config
-        self._check_policy()
+        self.check_flags()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_run_dir()
         model = self.build()
@@ -454,16 +454,16 @@ class Trainer:
 
     def _make_policy(self) -> SymmetryPolicy:
         """The run's :class:`SymmetryPolicy`, from the data's symmetry group and the flags
-        (checked by :meth:`_check_policy` when training starts)."""
+        (checked by :meth:`check_flags` when training starts)."""
         cfg = self.config
         return SymmetryPolicy(self.group, permute=bool(cfg.augment_permute), sign_flips=bool(cfg.sign_flips),
                               canonical_signs=cfg.canonical_signs,
                               activation_symmetries=cfg.activation_symmetries)  # fmt: skip
 
-    def _check_policy(self) -> None:
-        """Refuse the flags the networks' group does not hold, before any split is read.
-        (Evaluating a finished run does not ask: runs made before a refusal existed stay
-        readable.)"""
+    def check_flags(self) -> None:
+        """Refuse the flags the networks' group does not hold, before any split is read: every
+        way of training calls it (:meth:`fit`, and models fitted in one call). Evaluating a
+        finished run does not, so runs made before a refusal existed stay readable."""
         if self.config.canonical_signs and self.task.outputs_networks:
             raise TrainingError(f"--canonical-signs: the {self.task.name} task's outputs are networks, whose signs "
                                 "would have to follow their inputs' canonical form; not supported")  # fmt: skip

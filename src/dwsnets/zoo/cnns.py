@@ -5,7 +5,8 @@ The architecture is the Small CNN Zoo's (Unterthiner et al. 2020; google-researc
 stride 2 and Keras' default padding ``'valid'`` (28 -> 13 -> 6 -> 2), each followed by the
 activation and dropout, global average pooling and a dense layer to the classes; images
 scaled to [-1, 1], colour averaged to grey. A padded variant (padding 1 on each side)
-serves images too small for that (8x8 digits) and zoos made before 2026-12-08. Each network draws from its own seed, as the original zoo did:
+serves images too small for that (8x8 digits) and zoos made before 2026-12-08. Each
+network draws from its own seed, as the original zoo did:
 
 * activation: ReLU or tanh;
 * initialisation: kernels ``N(0, (g / sqrt(fan_in))^2)`` with ``g`` log-uniform in
@@ -50,15 +51,15 @@ MAX_WEIGHT = 1e4  # a network with a weight beyond this has blown up: it stops (
 TRAIN_ACCURACY_IMAGES = 2000  # of each network's own training images, for its train accuracy
 
 
-def feature_sizes(size: int, padding: int = PADDING, layers: int = 3) -> list[int]:
-    """Side of each convolution's output for square inputs of side ``size`` (3x3, stride 2);
+def feature_sizes(size: int, padding: int = PADDING, layers: int = 3, stride: int = STRIDE) -> list[int]:
+    """Side of each convolution's output for square inputs of side ``size`` (3x3 kernels);
     a ``ValueError`` when an image is too small for the convolutions."""
     sizes, side = [], size
     for _ in range(layers):
-        size = (size + 2 * padding - 3) // STRIDE + 1
+        size = (size + 2 * padding - 3) // stride + 1
         if size < 1:
-            raise ValueError(f"images of side {side} are too small for {layers} 3x3 stride-2 "
-                             f"convolutions with padding {padding}: use the padded variant (padding 1)")  # fmt: skip
+            raise ValueError(f"images of side {side} are too small for {layers} 3x3 stride-{stride} "
+                             f"convolutions with padding {padding}")  # fmt: skip
         sizes.append(size)
     return sizes
 

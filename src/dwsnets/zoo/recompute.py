@@ -153,7 +153,8 @@ def _recompute_classifiers(zoo: Zoo, count: int, data_dir: str | None, chunk: in
     if forward["kind"] == "cnn":
         x = _cnn_inputs(images.float())
         try:  # images too small for the recorded convolutions: say so, not torch
-            feature_sizes(x.shape[-1], int(forward["padding"]))
+            convolutions = sum(1 for t in zoo.layout.tensors if t.name.startswith("weight") and len(t.shape) > 2)
+            feature_sizes(min(x.shape[-2:]), int(forward["padding"]), convolutions, int(forward["stride"]))
         except ValueError as exc:
             raise ZooError(f"zoo {zoo.path}: {exc}") from None
     else:
