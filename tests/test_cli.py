@@ -50,6 +50,7 @@ def test_table_command(digits_zoo, tmp_path, capsys, monkeypatch):
     table = (tmp_path / "t" / "table.md").read_text()
     assert "| MLP |" in table and "DeepSets" in table and "± " in table
     assert "Hardware:" in table and " s |" in table and "test accuracy (%)" in table
+    assert "95% interval over test networks" in table and "resamples of the" in table  # over the test set too
     assert "1 epoch," in table and "0.0 min" not in table
     assert (tmp_path / "t" / "curves.png").exists()
     saved = json.loads((tmp_path / "t" / "mlp-seed1" / "test.json").read_text())

@@ -81,7 +81,8 @@ def test_a_task_defined_outside_the_package_trains_evaluates_and_tabulates(weigh
     assert main([*args, "--epochs", "1", "--batch-size", "16", "--out", str(table)]) == 0
     md = (table / "table.md").read_text()
     assert md.startswith("weight-norm (power 1.0) on digits")
-    assert "| test MAE, mean ± std | test MSE |" in md and "| DWSNet |" in md and "| MLP |" in md
+    assert "| test MAE, mean ± std over seeds | 95% interval over test networks | test MSE |" in md
+    assert "| DWSNet |" in md and "| MLP |" in md and "Told apart" in md
 
 
 def test_model_args_and_a_saved_config_reproduce_a_run(digits_zoo, tmp_path):

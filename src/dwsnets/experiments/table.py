@@ -13,14 +13,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from ..baselines import MODELS, BaselineError, default_model, models_for
-from ..tasks import Task, TaskError, make_task
+from ..tasks import SupervisedTask, Task, TaskError, make_task
 from ..training.config import TrainConfig, TrainingError, read_run_record
 from ..training.trainer import Trainer
 from ..utils import hardware
 from ..zoo.dataset import WeightDataset, symmetry_group
 from ..zoo.reader import Zoo
 from .flags import write_run_flags
+from .intervals import RESAMPLES, Comparison, bootstrap_draws, bootstrap_values, compare, interval
 from .report import (
     Runs,
     duration,
@@ -35,10 +38,12 @@ from .report import (
 __all__ = [
     "ExperimentConfig",
     "RunResult",
+    "TableIntervals",
     "evaluate_run",
     "markdown_table",
     "run_experiment",
     "run_table",
+    "table_intervals",
     "train_and_test",
 ]
 
@@ -117,6 +122,8 @@ class RunResult:
     test: dict[str, Any]
     seconds: float
     best: float
+    # per test network: the model's outputs and the targets (tasks with one output per network)
+    outputs: tuple[Tensor, Tensor] | None = None
 
 
 def train_and_test(data: WeightDataset | str, run: Path, config: TrainConfig, device: str,
@@ -140,7 +147,11 @@ def train_and_test(data: WeightDataset | str, run: Path, config: TrainConfig, de
     seconds = float(sum(h["epoch_seconds"] for h in history))
     save_test(run, test, seconds, device)
     write_run_flags(run / "config.toml", trainer.config, str(getattr(trainer.data, "path", data)), str(run))
-    return RunResult(trainer, test, seconds, fitted["best"])
+    outputs = None
+    if isinstance(trainer.task, SupervisedTask):  # one output per network: what test intervals resample
+        ws, target = trainer.inputs("test")
+        outputs = (trainer.task.outputs(trainer.model, ws).cpu(), target.cpu())
+    return RunResult(trainer, test, seconds, fitted["best"], outputs)
 
 
 def _fit_in_one_call(data: WeightDataset | str, run: Path, config: TrainConfig, device: str) -> RunResult | None:
@@ -169,7 +180,10 @@ def _fit_in_one_call(data: WeightDataset | str, run: Path, config: TrainConfig, 
     (run / "config.json").write_text(json.dumps(record, indent=1))
     save_test(run, result["test"], result["seconds"], device)
     write_run_flags(run / "config.toml", trainer.config, record["data"], str(run))
-    return RunResult(trainer, result["test"], result["seconds"], result["val"][task.metric])
+    outputs = None
+    if "test_outputs" in result:
+        outputs = (result["test_outputs"].cpu(), task.targets(trainer.split("test")).cpu())
+    return RunResult(trainer, result["test"], result["seconds"], result["val"][task.metric], outputs)
 
 
 def evaluate_run(run: Path, zoo: str | None, split: str, checkpoint: str, device: str) -> dict[str, Any]:
@@ -197,13 +211,16 @@ def evaluate_run(run: Path, zoo: str | None, split: str, checkpoint: str, device
 def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainConfig], out: Path, device: str,
               references: dict[str, list[float]] | None = None, picture: Path | None = None,
               extra: dict[str, dict[str, list[float]]] | None = None,
-              predictions: dict[str, tuple[Any, Any]] | None = None) -> dict[str, Runs]:  # fmt: skip
+              predictions: dict[str, tuple[Any, Any]] | None = None,
+              outputs: dict[str, list[tuple[Tensor, Tensor]]] | None = None) -> dict[str, Runs]:  # fmt: skip
     """Every (model, seed) run under ``out`` (trained, resumed, or reused when finished);
     returns ``{model: [(test metric, training seconds), ...]}``. ``references`` collects
     the task's model-free reference values (:meth:`Task.references`), ``extra`` its further
     :attr:`Task.table_metrics` (``{metric: {model: values}}``); ``picture``: where the task's
     picture of the first run's best model on the test split goes; ``predictions`` collects
-    each model's first seed's per-network test predictions and truths, for tasks that give them."""
+    each model's first seed's per-network test predictions and truths, for tasks that give them;
+    ``outputs`` every run's per-network test outputs and targets (``{model: [per seed]}``), for
+    the test-set intervals."""
     results: dict[str, Runs] = {}
     for index, ((model, seed), config) in enumerate(configs.items()):
         done = train_and_test(data, out / f"{model}-seed{seed}", config, device, picture if index == 0 else None)
@@ -211,6 +228,8 @@ def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainCon
             continue
         trainer, test, seconds = done.trainer, done.test, done.seconds
         results.setdefault(model, []).append((test[trainer.task.metric], seconds))
+        if outputs is not None and done.outputs is not None:
+            outputs.setdefault(model, []).append(done.outputs)
         if references is not None:
             for label, ref in trainer.task.references(test).items():
                 references.setdefault(label, []).append(ref)
@@ -226,33 +245,97 @@ def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainCon
 
 def markdown_table(results: dict[str, Runs], task: Task, source: str, note: str, hardware_line: str,
                    references: dict[str, list[float]] | None = None,
-                   extra: dict[str, dict[str, list[float]]] | None = None) -> str:  # fmt: skip
+                   extra: dict[str, dict[str, list[float]]] | None = None,
+                   intervals: TableIntervals | None = None) -> str:  # fmt: skip
     """The table of :func:`run_table`'s results beside the paper's numbers where it has them,
     the task's further :attr:`Task.table_metrics` (``extra``: ``{metric: {model: values}}``)
-    and its model-free references (the same for every run: shown once)."""
+    and its model-free references (the same for every run: shown once); ``intervals``: each
+    model's 95% bootstrap interval over the test networks, and which differences they tell
+    apart (:func:`table_intervals`)."""
     scale = 100 if task.percent else 1
     unit = " (%)" if task.percent else ""
     extra = extra or {}
     extra_head = "".join(f" test {task.metric_label(m)}{unit} |" for m in extra)
+    shown = intervals is not None and set(intervals.ranges) == set(results)
+    interval_head = " 95% interval over test networks |" if shown else ""
     lines = [
         f"{task.title()} on {source or 'these networks'} ({note}).",
         "",
         f"Hardware: {hardware_line}.",
         "",
-        f"| model | test {task.metric_label()}{unit}, mean ± std |{extra_head} seeds | training time per run | paper |",
-        "|---|---|" + "---|" * len(extra) + "---|---|---|",
+        f"| model | test {task.metric_label()}{unit}, mean ± std over seeds |{interval_head}{extra_head} seeds | "
+        "training time per run | paper |",
+        "|---|---|" + "---|" * (len(extra) + shown) + "---|---|---|",
     ]
     for model, runs in results.items():
         paper = MODELS[model].paper.get(task.paper_key(source))
         seconds = sum(sec for _, sec in runs) / len(runs)
         cell = mean_spread([v for v, _ in runs], scale, single=" (one seed, no spread)")
         cells = "".join(f" {mean_spread(values[model], scale)} |" for values in extra.values())
+        if shown:
+            low, high = intervals.ranges[model]
+            cells = f" {_number(low, scale)} to {_number(high, scale)} |" + cells
         lines.append(f"| {MODELS[model].label} | {cell} |{cells} {len(runs)} | {duration(seconds)} | "
                      f"{'-' if paper is None else f'{paper:.2f}'} |")  # fmt: skip
     for label, values in (references or {}).items():
-        shown = f"{values[0] * 100:.2f}" if task.percent else f"{values[0]:.4g}"
-        lines.append(f"| {label} | {shown} |" + " - |" * len(extra) + " - | - | - |")
+        value = f"{values[0] * 100:.2f}" if task.percent else f"{values[0]:.4g}"
+        lines.append(f"| {label} | {value} |" + " - |" * (len(extra) + shown) + " - | - | - |")
+    if shown:
+        lines += ["", intervals.describe(scale)]
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float, scale: float) -> str:
+    return f"{value * scale:.2f}" if scale == 100 else f"{value:.4g}"
+
+
+@dataclass
+class TableIntervals:
+    """Each model's 95% bootstrap interval of its seed-averaged test metric over the test
+    networks, and the paired comparisons of the best model with every other."""
+
+    ranges: dict[str, tuple[float, float]]
+    comparisons: list[Comparison]
+    resamples: int
+    networks: int
+
+    def describe(self, scale: float) -> str:
+        """A paragraph: what the intervals are, and which differences they tell apart."""
+        text = (f"Intervals: 2.5th to 97.5th percentile of the seed-averaged test metric over {self.resamples:,} "
+                f"resamples of the {self.networks:,} test networks (with replacement, the same draws for every "
+                "model); the ± beside them is the spread over training seeds.")  # fmt: skip
+        told = [c for c in self.comparisons if c.separated]
+        untold = [c for c in self.comparisons if not c.separated]
+
+        def pair(c: Comparison) -> str:
+            points = " points" if scale == 100 else ""
+            return f"{MODELS[c.a].label} - {MODELS[c.b].label}: {_number(c.low, scale)} to {_number(c.high, scale)}{points}"
+
+        if told:
+            text += " Told apart (paired interval of the difference excludes 0): " + "; ".join(map(pair, told)) + "."
+        if untold:
+            text += " Not told apart by this test set: " + "; ".join(map(pair, untold)) + "."
+        return text
+
+
+def table_intervals(task: Task, outputs: dict[str, list[tuple[Tensor, Tensor]]], resamples: int = RESAMPLES,
+                   seed: int = 0) -> TableIntervals | None:  # fmt: skip
+    """:class:`TableIntervals` of every model's runs (``{model: [(outputs, targets) per seed]}``,
+    all on the same test networks), or ``None`` when there is nothing to resample."""
+    if not outputs or any(not runs for runs in outputs.values()):
+        return None
+    networks = len(next(iter(outputs.values()))[0][1])
+
+    def metric(output: Tensor, target: Tensor) -> float:
+        return float(task.metrics(output, target)[task.metric])
+
+    draws = bootstrap_draws(networks, resamples, seed)
+    values = {model: bootstrap_values(metric, runs, draws) for model, runs in outputs.items()}
+    ranges = {model: interval(v) for model, v in values.items()}
+    means = {model: float(v.mean()) for model, v in values.items()}
+    best = (max if task.higher_is_better else min)(means, key=means.__getitem__)
+    comparisons = [compare(best, values[best], model, values[model]) for model in values if model != best]
+    return TableIntervals(ranges, comparisons, resamples, networks)
 
 
 def run_experiment(cfg: ExperimentConfig) -> list[Path]:
@@ -273,7 +356,9 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     extra: dict[str, dict[str, list[float]]] = {}
     picture = cfg.out / f"{task.name}-test.png"
     predictions: dict[str, tuple[Any, Any]] = {}
-    results = run_table(zoo, cfg.runs(template), cfg.out, cfg.device, references, picture, extra, predictions)
+    outputs: dict[str, list[tuple[Tensor, Tensor]]] = {}
+    results = run_table(zoo, cfg.runs(template), cfg.out, cfg.device, references, picture, extra, predictions,
+                        outputs)  # fmt: skip
     if not results:  # not rank 0 under torchrun
         return []
     n_train = zoo.split_size("train") // (zoo.split_views("train") if template.train_views == "first" else 1)
@@ -283,9 +368,10 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
             f"{plural(template.epochs, 'epoch')}, batch {template.batch_size}, {duration(time.perf_counter() - t0)} "
             f"for this invocation; finished runs found in {cfg.out} are reused")  # fmt: skip
     extra = {metric: values for metric, values in extra.items() if set(values) == set(results)}  # every model has it
-    md = markdown_table(results, task, zoo.source, note, hardware(cfg.device), references, extra)
-    (cfg.out / "table.md").write_text(md)
     task.load_state_dict(read_run_record(cfg.out / f"{next(iter(results))}-seed0")["task_state"])
+    intervals = table_intervals(task, outputs) if set(outputs) == set(results) else None
+    md = markdown_table(results, task, zoo.source, note, hardware(cfg.device), references, extra, intervals)
+    (cfg.out / "table.md").write_text(md)
     plot_table_curves(cfg.out / "curves.png", cfg.out, list(results), cfg.seeds, task, f"{task.name} on {zoo.name}")
     print("\n" + md)
     written = [cfg.out / "table.md", cfg.out / "curves.png", *([picture] if picture.exists() else [])]
