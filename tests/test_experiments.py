@@ -339,3 +339,43 @@ def test_an_ensemble_of_runs_from_the_command_line(digits_zoo, tmp_path, capsys)
     Trainer(digits_zoo, editor, TrainConfig(task="edit", epochs=1, batch_size=16, model="mlp"), progress=False).fit()
     assert main(["evaluate", "--run", str(runs[0]), "--run", str(editor)]) == 2
     assert "no per-network outputs to average" in capsys.readouterr().err
+
+
+def test_table_tunes_every_model_alike_on_validation_and_reads_the_test_once(digits_zoo, tmp_path, capsys):
+    from dwsnets.experiments.tuning import apply_overrides, draw_configurations, read_grid_file
+    from dwsnets.training import TrainConfig, TrainingError
+
+    space = {"lr": [1e-3, 2e-3, 4e-3], "batch_size": [16, 32]}
+    drawn = draw_configurations(space, 4)
+    assert drawn[0] == {} and len({json.dumps(d, sort_keys=True) for d in drawn}) == 4  # defaults, then distinct
+    assert draw_configurations(space, 4) == drawn  # the same draw every time (control: another seed differs)
+    assert draw_configurations(space, 7, seed=1) != draw_configurations(space, 7, seed=0)
+    assert len(draw_configurations(space, 50)) == 7  # the whole grid at most
+    assert apply_overrides(TrainConfig(), {"lr": 0.1, "model_args.hidden_channels": 4}).model_args == {
+        "hidden_channels": 4}  # fmt: skip
+    with pytest.raises(TrainingError, match="unknown setting"):
+        apply_overrides(TrainConfig(), {"learning_rate": 0.1})
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[mlp]\nlr = [1e-3, 3e-3]\n\n[dwsnet]\nlr = [2e-3, 8e-3]\n"model_args.hidden_channels" = [4]\n')
+    assert read_grid_file(grid)["dwsnet"]["lr"] == [2e-3, 8e-3]
+    torch.set_default_dtype(torch.float32)
+    out = tmp_path / "tuned"
+    args = ["table", "--zoo", str(digits_zoo), "--models", "mlp,dwsnet", "--seeds", "2", "--epochs", "1",
+            "--batch-size", "16", "--tune", "2", "--tune-grid", str(grid), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads((out / "tuning.json").read_text())
+    assert record["budget"] == 2 and set(record["models"]) == {"mlp", "dwsnet"}
+    for model, entry in record["models"].items():
+        assert len(entry["tried"]) == 2 and entry["tried"][0]["overrides"] == {}  # the defaults, then one draw
+        chosen = entry["chosen"]["index"]
+        # the test split read for the chosen configuration only (as seed 0), never for the others
+        assert (out / f"{model}-tune{chosen}" / "test.json").exists()
+        assert not (out / f"{model}-tune{1 - chosen}" / "test.json").exists()
+        assert (out / f"{model}-seed1" / "test.json").exists() and not (out / f"{model}-seed0").exists()
+        best = max(e["val_accuracy"] for e in entry["tried"])
+        assert entry["chosen"]["val_accuracy"] == best
+    assert "every model tuned alike: 2 configurations each" in (out / "table.md").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[nosuchmodel]\nlr = [1]\n")
+    assert main([*args[:-2], "--tune-grid", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "not a model of the registry" in capsys.readouterr().err

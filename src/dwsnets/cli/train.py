@@ -20,6 +20,7 @@ from ..experiments import (
     run_experiment,
     train_and_test,
 )
+from ..experiments.tuning import read_grid_file
 from ..tasks import TASKS, TaskOption
 from ..training.config import TrainConfig
 from ..training.distributed import init_distributed
@@ -151,6 +152,8 @@ def cmd_table(args: argparse.Namespace) -> int:
         train_sizes=_parse_sizes(args.train_sizes),
         train_views=views,
         device=args.device,
+        tune=args.tune,
+        tune_grid=read_grid_file(args.tune_grid) if args.tune_grid else None,
     )
     if args.seeds < 1:  # named as the flag; ExperimentConfig.check says it for Python callers
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
@@ -299,6 +302,13 @@ def add_parsers(sub: argparse._SubParsersAction, commands: dict[str, argparse.Ar
                        help="comma-separated model names, or all (every model that can learn the task on the zoo's "
                             "layout: CNN zoos leave out the MLP-only baselines)")  # fmt: skip
     table.add_argument("--seeds", type=int, default=3, help="seeds per model")
+    table.add_argument("--tune", type=int, default=0, metavar="N",
+                       help="tune every model alike first: N configurations each (its defaults, then draws from its "
+                            "search space), trained once and scored on validation only; the seeds then train the "
+                            "best (0: each model's defaults)")  # fmt: skip
+    table.add_argument("--tune-grid", metavar="FILE",
+                       help="a TOML file of search spaces, one [MODEL] table of lists per model (default: the "
+                            "model's learning rate times 1/4 to 4, batch 64 or 128, weight decay 0 to 5e-3)")  # fmt: skip
     table.add_argument("--train-sizes", help="comma-separated training-set sizes: every model at each (the first N "
                                              "training networks), a grid and a plot of the test metric against N")  # fmt: skip
     table.add_argument("--out", help="default runs/table-ZOO-TASK")

@@ -19,7 +19,7 @@ from ..baselines import MODELS, BaselineError, default_model, models_for
 from ..tasks import SupervisedTask, Task, TaskError, make_task
 from ..training.config import TrainConfig, TrainingError, read_run_record
 from ..training.trainer import Trainer
-from ..utils import hardware
+from ..utils import hardware, rank_and_world
 from ..zoo.dataset import WeightDataset, symmetry_group
 from ..zoo.reader import Zoo
 from .flags import write_run_flags
@@ -34,6 +34,7 @@ from .report import (
     plot_table_curves,
     plural,  # fmt: skip
 )
+from .tuning import apply_overrides, default_space, draw_configurations, write_tuning_record
 
 __all__ = [
     "ExperimentConfig",
@@ -65,6 +66,9 @@ class ExperimentConfig:
     train_sizes: list[int] = field(default_factory=list)
     train_views: list[str] = field(default_factory=list)
     device: str = "cpu"
+    # tune every model alike first: this many validation-scored configurations each (0: defaults)
+    tune: int = 0
+    tune_grid: dict[str, dict[str, list[Any]]] | None = None  # per model, its own search space
 
     def check(self) -> None:
         if self.seeds < 1:
@@ -75,6 +79,10 @@ class ExperimentConfig:
             raise TrainingError("training-set sizes and several train_views settings: run one comparison at a time")
         if any(n < 1 for n in self.train_sizes):
             raise TrainingError(f"training-set sizes must be positive, got {self.train_sizes}")
+        if self.tune < 0:
+            raise TrainingError(f"tune must not be negative, got {self.tune}")
+        if self.tune and (self.train_sizes or len(self.train_views) > 1):
+            raise TrainingError("--tune tunes one table; a sweep over sizes or views: run one comparison at a time")
 
     def runs(self, template: TrainConfig | None = None) -> dict[tuple[str, int], TrainConfig]:
         """Every (model, seed) run's resolved settings (all checked before any trains)."""
@@ -212,7 +220,8 @@ def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainCon
               references: dict[str, list[float]] | None = None, picture: Path | None = None,
               extra: dict[str, dict[str, list[float]]] | None = None,
               predictions: dict[str, tuple[Any, Any]] | None = None,
-              outputs: dict[str, list[tuple[Tensor, Tensor]]] | None = None) -> dict[str, Runs]:  # fmt: skip
+              outputs: dict[str, list[tuple[Tensor, Tensor]]] | None = None,
+              run_dirs: dict[tuple[str, int], Path] | None = None) -> dict[str, Runs]:  # fmt: skip
     """Every (model, seed) run under ``out`` (trained, resumed, or reused when finished);
     returns ``{model: [(test metric, training seconds), ...]}``. ``references`` collects
     the task's model-free reference values (:meth:`Task.references`), ``extra`` its further
@@ -220,10 +229,12 @@ def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainCon
     picture of the first run's best model on the test split goes; ``predictions`` collects
     each model's first seed's per-network test predictions and truths, for tasks that give them;
     ``outputs`` every run's per-network test outputs and targets (``{model: [per seed]}``), for
-    the test-set intervals."""
+    the test-set intervals; ``run_dirs`` where runs live other than ``out/MODEL-seedS`` (a
+    tuned model's seed 0: its chosen tuning run)."""
     results: dict[str, Runs] = {}
     for index, ((model, seed), config) in enumerate(configs.items()):
-        done = train_and_test(data, out / f"{model}-seed{seed}", config, device, picture if index == 0 else None)
+        run = (run_dirs or {}).get((model, seed), out / f"{model}-seed{seed}")
+        done = train_and_test(data, run, config, device, picture if index == 0 else None)
         if done is None:
             continue
         trainer, test, seconds = done.trainer, done.test, done.seconds
@@ -338,6 +349,41 @@ def table_intervals(task: Task, outputs: dict[str, list[tuple[Tensor, Tensor]]],
     return TableIntervals(ranges, comparisons, resamples, networks)
 
 
+def _tuned_runs(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConfig
+                ) -> tuple[dict[tuple[str, int], TrainConfig], dict[tuple[str, int], Path], dict[str, Any]]:  # fmt: skip
+    """The tuning protocol (:mod:`dwsnets.experiments.tuning`): per model, ``cfg.tune``
+    configurations trained on seed 0 and scored on validation; the best one's settings for
+    every seed, its tuning run serving as seed 0. Returns the runs' settings, the run
+    directories that differ from the default, and the record written to ``tuning.json``."""
+    configs: dict[tuple[str, int], TrainConfig] = {}
+    run_dirs: dict[tuple[str, int], Path] = {}
+    record: dict[str, Any] = {}
+    for model in cfg.model_names():
+        base = replace(template, model=model, seed=0)
+        if MODELS[model].fit is not None:  # fitted in one call, with its own validation-chosen grid
+            configs.update({(model, s): replace(base, seed=s).resolved() for s in range(cfg.seeds)})
+            record[model] = {"tuned": False, "why": "fitted in one call; chooses on validation with its own grid"}
+            continue
+        space = (cfg.tune_grid or {}).get(model) or default_space(model)
+        tried = []
+        for k, overrides in enumerate(draw_configurations(space, cfg.tune)):
+            config = apply_overrides(base, overrides).resolved()
+            print(f"  tuning {model}: configuration {k + 1}/{cfg.tune} {overrides or '(defaults)'}", flush=True)
+            fitted = Trainer(zoo, cfg.out / f"{model}-tune{k}", config, cfg.device).fit()
+            tried.append({"index": k, "overrides": overrides, f"val_{task.metric}": fitted["best"]})
+        best = tried[0]
+        for entry in tried[1:]:
+            if task.better(entry[f"val_{task.metric}"], best[f"val_{task.metric}"]):
+                best = entry
+        chosen = apply_overrides(base, best["overrides"])
+        configs.update({(model, s): replace(chosen, seed=s).resolved() for s in range(cfg.seeds)})
+        run_dirs[(model, 0)] = cfg.out / f"{model}-tune{best['index']}"
+        record[model] = {"tuned": True, "space": space, "tried": tried, "chosen": best}
+    if rank_and_world()[0] == 0:
+        write_tuning_record(cfg.out / "tuning.json", {"budget": cfg.tune, "metric": task.metric, "models": record})
+    return configs, run_dirs, record
+
+
 def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     """Run the experiment ``cfg`` describes and write its table (and pictures) under
     ``cfg.out``; returns the files written (none on ranks other than 0)."""
@@ -357,8 +403,11 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     picture = cfg.out / f"{task.name}-test.png"
     predictions: dict[str, tuple[Any, Any]] = {}
     outputs: dict[str, list[tuple[Tensor, Tensor]]] = {}
-    results = run_table(zoo, cfg.runs(template), cfg.out, cfg.device, references, picture, extra, predictions,
-                        outputs)  # fmt: skip
+    configs, run_dirs, tuning = cfg.runs(template), {}, None
+    if cfg.tune:
+        configs, run_dirs, tuning = _tuned_runs(cfg, zoo, task, template)
+    results = run_table(zoo, configs, cfg.out, cfg.device, references, picture, extra, predictions, outputs,
+                        run_dirs)  # fmt: skip
     if not results:  # not rank 0 under torchrun
         return []
     n_train = zoo.split_size("train") // (zoo.split_views("train") if template.train_views == "first" else 1)
@@ -367,14 +416,21 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     note = (f"{plural(n_train, 'training network')}, {plural(n_test, 'test network')}, "
             f"{plural(template.epochs, 'epoch')}, batch {template.batch_size}, {duration(time.perf_counter() - t0)} "
             f"for this invocation; finished runs found in {cfg.out} are reused")  # fmt: skip
+    if tuning is not None:
+        note += (f"; every model tuned alike: {plural(cfg.tune, 'configuration')} each, scored on validation only "
+                 "(tuning.json), its seeds then trained with the best")  # fmt: skip
     extra = {metric: values for metric, values in extra.items() if set(values) == set(results)}  # every model has it
-    task.load_state_dict(read_run_record(cfg.out / f"{next(iter(results))}-seed0")["task_state"])
+    first = next(iter(results))
+    task.load_state_dict(read_run_record(run_dirs.get((first, 0), cfg.out / f"{first}-seed0"))["task_state"])
     intervals = table_intervals(task, outputs) if set(outputs) == set(results) else None
     md = markdown_table(results, task, zoo.source, note, hardware(cfg.device), references, extra, intervals)
     (cfg.out / "table.md").write_text(md)
-    plot_table_curves(cfg.out / "curves.png", cfg.out, list(results), cfg.seeds, task, f"{task.name} on {zoo.name}")
+    plot_table_curves(cfg.out / "curves.png", cfg.out, list(results), cfg.seeds, task, f"{task.name} on {zoo.name}",
+                      run_dirs)  # fmt: skip
     print("\n" + md)
     written = [cfg.out / "table.md", cfg.out / "curves.png", *([picture] if picture.exists() else [])]
+    if tuning is not None:
+        written.append(cfg.out / "tuning.json")
     if predictions:
         shown = {MODELS[m].label: predictions[m] for m in ("dwsnet", "statnn", "statnn-gbt") if m in predictions}
         plot_prediction_scatter(cfg.out / "predictions.png", shown or {MODELS[m].label: v for m, v in
