@@ -342,18 +342,25 @@ def test_an_ensemble_of_runs_from_the_command_line(digits_zoo, tmp_path, capsys)
 
 
 def test_table_tunes_every_model_alike_on_validation_and_reads_the_test_once(digits_zoo, tmp_path, capsys):
-    from dwsnets.experiments.tuning import apply_overrides, draw_configurations, read_grid_file
+    from dwsnets.experiments.tuning import apply_overrides, candidates, draw_configurations, read_grid_file
     from dwsnets.training import TrainConfig, TrainingError
 
     space = {"lr": [1e-3, 2e-3, 4e-3], "batch_size": [16, 32]}
     drawn = draw_configurations(space, 4)
-    assert drawn[0] == {} and len({json.dumps(d, sort_keys=True) for d in drawn}) == 4  # defaults, then distinct
-    assert draw_configurations(space, 4) == drawn  # the same draw every time (control: another seed differs)
-    assert draw_configurations(space, 7, seed=1) != draw_configurations(space, 7, seed=0)
-    assert len(draw_configurations(space, 50)) == 7  # the whole grid at most
+    assert drawn[0] == {} and drawn == draw_configurations(space, 4)  # the defaults first; the same draw every time
+    assert draw_configurations(space, 7, seed=1) != draw_configurations(space, 7, seed=0)  # control
+    base = TrainConfig(model="mlp", lr=2e-3, batch_size=32)
+    kept = candidates(base, space, 6, "mlp")  # the grid point equal to the defaults is not tried twice
+    assert len(kept) == 6 and len({json.dumps(vars(c), sort_keys=True, default=str) for _, c in kept}) == 6
+    with pytest.raises(TrainingError, match="holds 6 distinct configurations, fewer than --tune 7"):
+        candidates(base, space, 7, "mlp")  # the same budget for every model, or a one-line refusal
+    with pytest.raises(TrainingError, match="cannot be tuned"):
+        apply_overrides(TrainConfig(), {"eval_views": "all"})  # the data is never tuned
+    with pytest.raises(TrainingError, match="does not make a valid run"):
+        candidates(base, {"lr": ["fast"]}, 2, "mlp")
     assert apply_overrides(TrainConfig(), {"lr": 0.1, "model_args.hidden_channels": 4}).model_args == {
         "hidden_channels": 4}  # fmt: skip
-    with pytest.raises(TrainingError, match="unknown setting"):
+    with pytest.raises(TrainingError, match="cannot be tuned"):
         apply_overrides(TrainConfig(), {"learning_rate": 0.1})
     grid = tmp_path / "grid.toml"
     grid.write_text('[mlp]\nlr = [1e-3, 3e-3]\n\n[dwsnet]\nlr = [2e-3, 8e-3]\n"model_args.hidden_channels" = [4]\n')
@@ -367,11 +374,12 @@ def test_table_tunes_every_model_alike_on_validation_and_reads_the_test_once(dig
     assert record["budget"] == 2 and set(record["models"]) == {"mlp", "dwsnet"}
     for model, entry in record["models"].items():
         assert len(entry["tried"]) == 2 and entry["tried"][0]["overrides"] == {}  # the defaults, then one draw
-        chosen = entry["chosen"]["index"]
-        # the test split read for the chosen configuration only (as seed 0), never for the others
-        assert (out / f"{model}-tune{chosen}" / "test.json").exists()
-        assert not (out / f"{model}-tune{1 - chosen}" / "test.json").exists()
-        assert (out / f"{model}-seed1" / "test.json").exists() and not (out / f"{model}-seed0").exists()
+        # the test split is never read for a tuning run; the seeds train the chosen one afresh
+        assert not any((out / f"{model}-tune{k}" / "test.json").exists() for k in (0, 1))
+        assert all((out / f"{model}-seed{s}" / "test.json").exists() for s in (0, 1))
+        chosen = entry["chosen"]["overrides"]
+        saved = json.loads((out / f"{model}-seed1" / "config.json").read_text())["config"]
+        assert all(saved[k] == v for k, v in chosen.items() if not k.startswith("model_args."))
         best = max(e["val_accuracy"] for e in entry["tried"])
         assert entry["chosen"]["val_accuracy"] == best
     assert "every model tuned alike: 2 configurations each" in (out / "table.md").read_text()

@@ -155,6 +155,8 @@ def cmd_table(args: argparse.Namespace) -> int:
         tune=args.tune,
         tune_grid=read_grid_file(args.tune_grid) if args.tune_grid else None,
     )
+    if args.tune_grid and not args.tune:
+        raise UsageError("--tune-grid gives the search spaces of --tune N: name the budget too")
     if args.seeds < 1:  # named as the flag; ExperimentConfig.check says it for Python callers
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     setup_runtime(args)

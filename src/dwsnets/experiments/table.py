@@ -34,7 +34,7 @@ from .report import (
     plot_table_curves,
     plural,  # fmt: skip
 )
-from .tuning import apply_overrides, default_space, draw_configurations, write_tuning_record
+from .tuning import candidates, default_space, write_tuning_record
 
 __all__ = [
     "ExperimentConfig",
@@ -323,19 +323,22 @@ class TableIntervals:
             return f"{MODELS[c.a].label} - {MODELS[c.b].label}: {_number(c.low, scale)} to {_number(c.high, scale)}{points}"
 
         if told:
-            text += " Told apart (paired interval of the difference excludes 0): " + "; ".join(map(pair, told)) + "."
+            text += (" Told apart by this test set (paired interval of the difference excludes 0; training seeds "
+                     "held fixed, no correction for several comparisons): " + "; ".join(map(pair, told)) + ".")  # fmt: skip
         if untold:
             text += " Not told apart by this test set: " + "; ".join(map(pair, untold)) + "."
         return text
 
 
 def table_intervals(task: Task, outputs: dict[str, list[tuple[Tensor, Tensor]]], resamples: int = RESAMPLES,
-                   seed: int = 0) -> TableIntervals | None:  # fmt: skip
+                    seed: int = 0, best: str | None = None) -> TableIntervals | None:  # fmt: skip
     """:class:`TableIntervals` of every model's runs (``{model: [(outputs, targets) per seed]}``,
     all on the same test networks), or ``None`` when there is nothing to resample."""
     if not outputs or any(not runs for runs in outputs.values()):
         return None
     networks = len(next(iter(outputs.values()))[0][1])
+    if any(len(target) != networks for runs in outputs.values() for _, target in runs):
+        return None  # the models were tested on different networks: nothing to pair
 
     def metric(output: Tensor, target: Tensor) -> float:
         return float(task.metrics(output, target)[task.metric])
@@ -343,8 +346,9 @@ def table_intervals(task: Task, outputs: dict[str, list[tuple[Tensor, Tensor]]],
     draws = bootstrap_draws(networks, resamples, seed)
     values = {model: bootstrap_values(metric, runs, draws) for model, runs in outputs.items()}
     ranges = {model: interval(v) for model, v in values.items()}
-    means = {model: float(v.mean()) for model, v in values.items()}
-    best = (max if task.higher_is_better else min)(means, key=means.__getitem__)
+    if best is None:
+        means = {model: float(v.mean()) for model, v in values.items()}
+        best = (max if task.higher_is_better else min)(means, key=means.__getitem__)
     comparisons = [compare(best, values[best], model, values[model]) for model in values if model != best]
     return TableIntervals(ranges, comparisons, resamples, networks)
 
@@ -352,36 +356,46 @@ def table_intervals(task: Task, outputs: dict[str, list[tuple[Tensor, Tensor]]],
 def _tuned_runs(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConfig
                 ) -> tuple[dict[tuple[str, int], TrainConfig], dict[tuple[str, int], Path], dict[str, Any]]:  # fmt: skip
     """The tuning protocol (:mod:`dwsnets.experiments.tuning`): per model, ``cfg.tune``
-    configurations trained on seed 0 and scored on validation; the best one's settings for
-    every seed, its tuning run serving as seed 0. Returns the runs' settings, the run
-    directories that differ from the default, and the record written to ``tuning.json``."""
-    configs: dict[tuple[str, int], TrainConfig] = {}
-    run_dirs: dict[tuple[str, int], Path] = {}
-    record: dict[str, Any] = {}
+    distinct configurations trained on seed 0 and scored on validation only (every one of
+    every model checked before any trains); the best one's settings then train every seed
+    afresh (the winning tuning run is not reused as seed 0: its validation score was chosen
+    as the best of N, and its test score would be optimistic). Returns the runs' settings,
+    no moved run directories, and the record written to ``tuning.json``."""
+    plans: dict[str, Any] = {}
     for model in cfg.model_names():
         base = replace(template, model=model, seed=0)
-        if MODELS[model].fit is not None:  # fitted in one call, with its own validation-chosen grid
+        if MODELS[model].fit is None:
+            space = (cfg.tune_grid or {}).get(model) or default_space(model, base.resolved().lr)
+            plans[model] = (space, candidates(base, space, cfg.tune, model))
+        else:
+            plans[model] = None
+    configs: dict[tuple[str, int], TrainConfig] = {}
+    record: dict[str, Any] = {}
+    for model, plan in plans.items():
+        base = replace(template, model=model, seed=0)
+        if plan is None:  # fitted in one call, with its own validation-chosen grid
             configs.update({(model, s): replace(base, seed=s).resolved() for s in range(cfg.seeds)})
             record[model] = {"tuned": False, "why": "fitted in one call; chooses on validation with its own grid"}
             continue
-        space = (cfg.tune_grid or {}).get(model) or default_space(model)
+        space, tries = plan
         tried = []
-        for k, overrides in enumerate(draw_configurations(space, cfg.tune)):
-            config = apply_overrides(base, overrides).resolved()
-            print(f"  tuning {model}: configuration {k + 1}/{cfg.tune} {overrides or '(defaults)'}", flush=True)
+        for k, (overrides, config) in enumerate(tries):
+            if rank_and_world()[0] == 0:
+                print(f"  tuning {model}: configuration {k + 1}/{cfg.tune} {overrides or '(defaults)'}", flush=True)
             fitted = Trainer(zoo, cfg.out / f"{model}-tune{k}", config, cfg.device).fit()
-            tried.append({"index": k, "overrides": overrides, f"val_{task.metric}": fitted["best"]})
-        best = tried[0]
-        for entry in tried[1:]:
+            value = fitted["best"]
+            tried.append({"index": k, "overrides": overrides, f"val_{task.metric}": value})
+        scored = [t for t in tried if t[f"val_{task.metric}"] == t[f"val_{task.metric}"]]  # NaN: never chosen
+        best = scored[0] if scored else tried[0]
+        for entry in scored[1:]:
             if task.better(entry[f"val_{task.metric}"], best[f"val_{task.metric}"]):
                 best = entry
-        chosen = apply_overrides(base, best["overrides"])
+        chosen = tries[best["index"]][1]
         configs.update({(model, s): replace(chosen, seed=s).resolved() for s in range(cfg.seeds)})
-        run_dirs[(model, 0)] = cfg.out / f"{model}-tune{best['index']}"
         record[model] = {"tuned": True, "space": space, "tried": tried, "chosen": best}
     if rank_and_world()[0] == 0:
         write_tuning_record(cfg.out / "tuning.json", {"budget": cfg.tune, "metric": task.metric, "models": record})
-    return configs, run_dirs, record
+    return configs, {}, record
 
 
 def run_experiment(cfg: ExperimentConfig) -> list[Path]:
@@ -417,12 +431,17 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
             f"{plural(template.epochs, 'epoch')}, batch {template.batch_size}, {duration(time.perf_counter() - t0)} "
             f"for this invocation; finished runs found in {cfg.out} are reused")  # fmt: skip
     if tuning is not None:
-        note += (f"; every model tuned alike: {plural(cfg.tune, 'configuration')} each, scored on validation only "
-                 "(tuning.json), its seeds then trained with the best")  # fmt: skip
+        one_call = [MODELS[m].label for m, r in tuning.items() if not r["tuned"]]
+        note += (f"; every model tuned alike: {plural(cfg.tune, 'configuration')} each, scored on validation only, "
+                 "its seeds then trained afresh with the best (batch and learning rate as tuned: tuning.json)")  # fmt: skip
+        if one_call:
+            note += f"; {', '.join(one_call)} chose on validation with its own grid for each seed"
     extra = {metric: values for metric, values in extra.items() if set(values) == set(results)}  # every model has it
     first = next(iter(results))
     task.load_state_dict(read_run_record(run_dirs.get((first, 0), cfg.out / f"{first}-seed0"))["task_state"])
-    intervals = table_intervals(task, outputs) if set(outputs) == set(results) else None
+    means = {m: sum(v for v, _ in runs) / len(runs) for m, runs in results.items()}
+    best = (max if task.higher_is_better else min)(means, key=means.__getitem__)  # as the table shows them
+    intervals = table_intervals(task, outputs, best=best) if set(outputs) == set(results) else None
     md = markdown_table(results, task, zoo.source, note, hardware(cfg.device), references, extra, intervals)
     (cfg.out / "table.md").write_text(md)
     plot_table_curves(cfg.out / "curves.png", cfg.out, list(results), cfg.seeds, task, f"{task.name} on {zoo.name}",
