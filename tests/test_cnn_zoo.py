@@ -3,6 +3,7 @@ symmetries (exact on real images, with controls), and generalization prediction 
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -151,6 +152,11 @@ def test_generalization_on_a_cnn_zoo_with_activation_symmetries(tmp_path, capsys
                  str(tmp_path / "run-gbt")]) == 0  # fmt: skip
     record = json.loads((tmp_path / "run-gbt" / "test.json").read_text())
     assert -1 <= record["test_kendall_tau"] <= 1 and record["train_seconds"] > 0
+    from dwsnets.baselines.gbt import GRID
+
+    chosen = json.loads((tmp_path / "run-gbt" / "config.json").read_text())["fitted"]
+    assert len(list(itertools.product(*GRID.values()))) == 32  # the wider search (6 points before)
+    assert all(chosen[k] in GRID[k] for k in GRID) and chosen["rounds"] >= 1
     # a classifier zoo records ReLU for every network: their positive scaling is exact, and taken
     build_zoo(tmp_path / "c", ZooConfig(source="digits-classifiers", count=40, max_steps=5, hidden=(8,)))
     assert main(["train", "generalization", "--zoo", str(tmp_path / "c"), "--model", "statnn", "--epochs", "1",
