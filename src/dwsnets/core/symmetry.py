@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -130,26 +129,19 @@ class NetworkActivations:
                 raise SymmetryError(f"activation codes outside 0..{len(self.names) - 1} ({list(self.names)})")
             object.__setattr__(self, "codes", codes)
 
-    @classmethod
-    def uniform(cls, name: str) -> NetworkActivations:
-        """Every network has ``name`` on every hidden layer."""
-        return cls((activation_properties(name).name,))
-
-    def to_dict(self) -> dict[str, Any]:
-        """What a manifest keeps (codes live with the networks: the ``activation`` information)."""
-        return {"names": list(self.names), "per_network": self.codes is not None}
-
     def factors_kind(self, rows: Tensor | None = None) -> Tensor:
         """``(n, H)`` or ``(n,)`` codes of each network's exact rescaling: 0 positive scaling,
         1 sign flips, 2 both (identity), 3 nothing; for the networks ``rows`` (all when
-        ``None``)."""
+        ``None``, which a record without per-network codes cannot count)."""
         kind = []
         for name in self.names:
             p = activation_properties(name)
             kind.append(2 if p.odd and p.homogeneous else 1 if p.odd else 0 if p.homogeneous else 3)
         table = torch.tensor(kind)
-        if self.codes is None:
-            raise SymmetryError("per-network factors need per-network codes")
+        if self.codes is None:  # every network has names[0]
+            if rows is None:
+                raise SymmetryError("one activation for every network: name the networks (rows) to count them")
+            return table[torch.zeros(len(rows), dtype=torch.long)]
         codes = self.codes if rows is None else self.codes[rows.cpu()]
         return table[codes]
 

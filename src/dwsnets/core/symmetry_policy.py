@@ -97,13 +97,9 @@ class SymmetryPolicy:
         with the inputs (network-valued targets); the call then returns ``(ws, paired)``."""
         kinds = None
         if self.activation_symmetries:
-            if activations is None or (activations.codes is None and len(activations.names) != 1):
+            if activations is None:
                 raise SymmetryError("activation symmetries need each network's activation")
-            if activations.codes is None:
-                kinds = NetworkActivations(activations.names, torch.zeros(ws.batch_size, dtype=torch.long))
-                kinds = kinds.factors_kind()
-            else:
-                kinds = activations.factors_kind(rows)
+            kinds = activations.factors_kind(torch.arange(ws.batch_size) if rows is None else rows)
         out = augment(ws, generator, permute=self.permute, sign_flips=self.sign_flips, noise=noise,
                       entry_dropout=entry_dropout, scale=scale, signal=signal, paired=paired,
                       activations=kinds)  # fmt: skip

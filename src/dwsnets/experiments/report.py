@@ -74,27 +74,24 @@ def _pyplot() -> Any:
     return plt
 
 
-def _curves(out: Path, model: str, seeds: int, key: str, scale: float,
-            run_dirs: dict[tuple[str, int], Path] | None = None) -> list[list[float]]:  # fmt: skip
+def _curves(out: Path, model: str, seeds: int, key: str, scale: float) -> list[list[float]]:
     curves = []
     for seed in range(seeds):
-        metrics = (run_dirs or {}).get((model, seed), out / f"{model}-seed{seed}") / "metrics.jsonl"
+        metrics = out / f"{model}-seed{seed}" / "metrics.jsonl"
         if metrics.exists():
             curves.append([json.loads(line)[key] * scale for line in metrics.read_text().splitlines()])
     return curves
 
 
-def plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task: Task, title: str,
-                      run_dirs: dict[tuple[str, int], Path] | None = None) -> float | None:  # fmt: skip
+def plot_table_curves(path: Path, out: Path, models: list[str], seeds: int, task: Task, title: str) -> float | None:
     """Every model's validation metric per epoch (mean over seeds, the spread shaded), and
     the task's chance level as a dashed line when it has one (returned; a task that needs
-    its data for it, such as the classes of ``classify``, must have its state loaded).
-    ``run_dirs``: runs that live elsewhere than ``out/MODEL-seedS`` (tuned models' seed 0)."""
+    its data for it, such as the classes of ``classify``, must have its state loaded)."""
     plt = _pyplot()
     scale = 100 if task.percent else 1
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for model in models:
-        curves = _curves(out, model, seeds, f"val_{task.metric}", scale, run_dirs)
+        curves = _curves(out, model, seeds, f"val_{task.metric}", scale)
         if not curves:
             continue
         length = min(len(c) for c in curves)

@@ -149,16 +149,20 @@ def train_and_test(data: WeightDataset | str, run: Path, config: TrainConfig, de
     history = fitted["history"]
     if trainer.rank != 0:
         return None
-    test = trainer.evaluate("test")  # builds the model and loads its best checkpoint
+    model = trainer.load_model("best")
+    ws, target = trainer.inputs("test")
+    outputs = None
+    if isinstance(trainer.task, SupervisedTask):  # one output per network: what test intervals resample
+        per_network = trainer.task.outputs(model, ws)
+        test = trainer.task.metrics(per_network, target)  # what its evaluate computes, from the same pass
+        outputs = (per_network.cpu(), target.cpu())
+    else:
+        test = trainer.task.evaluate(model, ws, target, split="test")
     if picture is not None:
         trainer.task.pictures(trainer.model, *trainer.inputs("test"), picture, split="test")
     seconds = float(sum(h["epoch_seconds"] for h in history))
     save_test(run, test, seconds, device)
     write_run_flags(run / "config.toml", trainer.config, str(getattr(trainer.data, "path", data)), str(run))
-    outputs = None
-    if isinstance(trainer.task, SupervisedTask):  # one output per network: what test intervals resample
-        ws, target = trainer.inputs("test")
-        outputs = (trainer.task.outputs(trainer.model, ws).cpu(), target.cpu())
     return RunResult(trainer, test, seconds, fitted["best"], outputs)
 
 
@@ -220,8 +224,7 @@ def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainCon
               references: dict[str, list[float]] | None = None, picture: Path | None = None,
               extra: dict[str, dict[str, list[float]]] | None = None,
               predictions: dict[str, tuple[Any, Any]] | None = None,
-              outputs: dict[str, list[tuple[Tensor, Tensor]]] | None = None,
-              run_dirs: dict[tuple[str, int], Path] | None = None) -> dict[str, Runs]:  # fmt: skip
+              outputs: dict[str, list[tuple[Tensor, Tensor]]] | None = None) -> dict[str, Runs]:  # fmt: skip
     """Every (model, seed) run under ``out`` (trained, resumed, or reused when finished);
     returns ``{model: [(test metric, training seconds), ...]}``. ``references`` collects
     the task's model-free reference values (:meth:`Task.references`), ``extra`` its further
@@ -229,12 +232,10 @@ def run_table(data: WeightDataset | str, configs: dict[tuple[str, int], TrainCon
     picture of the first run's best model on the test split goes; ``predictions`` collects
     each model's first seed's per-network test predictions and truths, for tasks that give them;
     ``outputs`` every run's per-network test outputs and targets (``{model: [per seed]}``), for
-    the test-set intervals; ``run_dirs`` where runs live other than ``out/MODEL-seedS`` (a
-    tuned model's seed 0: its chosen tuning run)."""
+    the test-set intervals."""
     results: dict[str, Runs] = {}
     for index, ((model, seed), config) in enumerate(configs.items()):
-        run = (run_dirs or {}).get((model, seed), out / f"{model}-seed{seed}")
-        done = train_and_test(data, run, config, device, picture if index == 0 else None)
+        done = train_and_test(data, out / f"{model}-seed{seed}", config, device, picture if index == 0 else None)
         if done is None:
             continue
         trainer, test, seconds = done.trainer, done.test, done.seconds
@@ -354,13 +355,13 @@ def table_intervals(task: Task, outputs: dict[str, list[tuple[Tensor, Tensor]]],
 
 
 def _tuned_runs(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConfig
-                ) -> tuple[dict[tuple[str, int], TrainConfig], dict[tuple[str, int], Path], dict[str, Any]]:  # fmt: skip
+                ) -> tuple[dict[tuple[str, int], TrainConfig], dict[str, Any]]:  # fmt: skip
     """The tuning protocol (:mod:`dwsnets.experiments.tuning`): per model, ``cfg.tune``
     distinct configurations trained on seed 0 and scored on validation only (every one of
     every model checked before any trains); the best one's settings then train every seed
     afresh (the winning tuning run is not reused as seed 0: its validation score was chosen
-    as the best of N, and its test score would be optimistic). Returns the runs' settings,
-    no moved run directories, and the record written to ``tuning.json``."""
+    as the best of N, and its test score would be optimistic). Returns the runs' settings and
+    the record written to ``tuning.json``."""
     plans: dict[str, Any] = {}
     for model in cfg.model_names():
         base = replace(template, model=model, seed=0)
@@ -395,7 +396,7 @@ def _tuned_runs(cfg: ExperimentConfig, zoo: Zoo, task: Task, template: TrainConf
         record[model] = {"tuned": True, "space": space, "tried": tried, "chosen": best}
     if rank_and_world()[0] == 0:
         write_tuning_record(cfg.out / "tuning.json", {"budget": cfg.tune, "metric": task.metric, "models": record})
-    return configs, {}, record
+    return configs, record
 
 
 def run_experiment(cfg: ExperimentConfig) -> list[Path]:
@@ -417,11 +418,10 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
     picture = cfg.out / f"{task.name}-test.png"
     predictions: dict[str, tuple[Any, Any]] = {}
     outputs: dict[str, list[tuple[Tensor, Tensor]]] = {}
-    configs, run_dirs, tuning = cfg.runs(template), {}, None
+    configs, tuning = cfg.runs(template), None
     if cfg.tune:
-        configs, run_dirs, tuning = _tuned_runs(cfg, zoo, task, template)
-    results = run_table(zoo, configs, cfg.out, cfg.device, references, picture, extra, predictions, outputs,
-                        run_dirs)  # fmt: skip
+        configs, tuning = _tuned_runs(cfg, zoo, task, template)
+    results = run_table(zoo, configs, cfg.out, cfg.device, references, picture, extra, predictions, outputs)
     if not results:  # not rank 0 under torchrun
         return []
     n_train = zoo.split_size("train") // (zoo.split_views("train") if template.train_views == "first" else 1)
@@ -437,15 +437,13 @@ def run_experiment(cfg: ExperimentConfig) -> list[Path]:
         if one_call:
             note += f"; {', '.join(one_call)} chose on validation with its own grid for each seed"
     extra = {metric: values for metric, values in extra.items() if set(values) == set(results)}  # every model has it
-    first = next(iter(results))
-    task.load_state_dict(read_run_record(run_dirs.get((first, 0), cfg.out / f"{first}-seed0"))["task_state"])
+    task.load_state_dict(read_run_record(cfg.out / f"{next(iter(results))}-seed0")["task_state"])
     means = {m: sum(v for v, _ in runs) / len(runs) for m, runs in results.items()}
     best = (max if task.higher_is_better else min)(means, key=means.__getitem__)  # as the table shows them
     intervals = table_intervals(task, outputs, best=best) if set(outputs) == set(results) else None
     md = markdown_table(results, task, zoo.source, note, hardware(cfg.device), references, extra, intervals)
     (cfg.out / "table.md").write_text(md)
-    plot_table_curves(cfg.out / "curves.png", cfg.out, list(results), cfg.seeds, task, f"{task.name} on {zoo.name}",
-                      run_dirs)  # fmt: skip
+    plot_table_curves(cfg.out / "curves.png", cfg.out, list(results), cfg.seeds, task, f"{task.name} on {zoo.name}")
     print("\n" + md)
     written = [cfg.out / "table.md", cfg.out / "curves.png", *([picture] if picture.exists() else [])]
     if tuning is not None:

@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -55,9 +55,6 @@ from .checkpoint import CheckpointError, load_training_state, read_checkpoint, s
 from .config import NO_EFFECT, TrainConfig, TrainingError, read_run_record
 from .logging import ProgressFile, TensorBoardLog, plot_curves, write_metrics
 from .models import build_task_model
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["TrainConfig", "Trainer", "TrainingError", "read_run_record"]
 

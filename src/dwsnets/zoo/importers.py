@@ -23,7 +23,8 @@ splits are theirs exactly: the file read as NFN reads it (``pandas.read_csv(head
 so the published files' leading ``0`` line, a header pandas wrote, is a row: 270,001 rows
 for cifar10's 270,000), the final checkpoints in that order, the second half for test,
 and the first half shuffled by Python's ``random.Random(0)`` and divided 80 / 20 into
-train and validation.
+train and validation. Without one, training runs (never single checkpoints) are divided
+the same way with a seeded shuffle.
 
 The manifest records how the networks compute (``"networks"``): the published
 architecture (``google-research/dnn_predict_accuracy``, ``build_cnn``) runs Keras
@@ -31,8 +32,7 @@ architecture (``google-research/dnn_predict_accuracy``, ``build_cnn``) runs Kera
 pixels scaled to [-1, 1] and, for colour sets, averaged to grey; each network's
 activation (``config.activation``) and the data set (``config.dataset``).
 ``dwsnets zoo-info ZOO --recompute N`` runs imported networks on that data set's test
-images to check all of this against the stored accuracies. Without one, training runs (never single checkpoints) are divided
-the same way with a seeded shuffle.
+images to check all of this against the stored accuracies.
 """
 
 from __future__ import annotations
@@ -251,21 +251,20 @@ def _splits_of(metrics: dict[str, list[str]], rows: np.ndarray, split_file: Path
     return {s: rows[np.isin(runs, chosen)] for s, chosen in parts.items()}
 
 
+def published_forward(dataset: str | None) -> dict[str, Any]:
+    """How the Small CNN Zoo's networks run (the manifest's ``networks.forward``): valid
+    stride-2 convolutions on pixels scaled to [-1, 1] and averaged to grey, on ``dataset``."""
+    return {"kind": "cnn", "stride": 2, "padding": 0, "dataset": dataset,
+            "input": "pixels scaled to [-1, 1], colour averaged to grey"}  # fmt: skip
+
+
 def _network_record(metrics: dict[str, list[str]], codes: dict[str, dict[str, int]],
                     rows: np.ndarray) -> dict[str, Any]:  # fmt: skip
     """How the imported networks compute (the manifest's ``"networks"``): the published
     architecture's valid stride-2 convolutions on grey images in [-1, 1], the activations
     the networks have, and the data set they were trained and scored on."""
     datasets = sorted(set(np.asarray(metrics["config.dataset"])[rows].tolist())) if "config.dataset" in metrics else []
-    record: dict[str, Any] = {
-        "forward": {
-            "kind": "cnn",
-            "stride": 2,
-            "padding": 0,
-            "dataset": datasets[0] if len(datasets) == 1 else None,
-            "input": "pixels scaled to [-1, 1], colour averaged to grey",
-        },
-    }
+    record: dict[str, Any] = {"forward": published_forward(datasets[0] if len(datasets) == 1 else None)}
     if "config.activation" in codes:
         names = list(codes["config.activation"])
         present = sorted(set(np.asarray(metrics["config.activation"])[rows].tolist()), key=names.index)

@@ -66,6 +66,7 @@ class Zoo:
         before the record are read as what they were made with."""
         if "networks" in self.manifest:
             return self.manifest["networks"]
+        from .importers import published_forward
         from .sources import SOURCES, CNNSource
 
         source = self.source
@@ -73,8 +74,7 @@ class Zoo:
             return {"activations": {"names": ["sine"], "per_network": False}}
         if source == "small-cnn-zoo":
             names = self.manifest.get("imported", {}).get("categories", {}).get("config.activation")
-            record: dict[str, Any] = {"forward": {"kind": "cnn", "stride": 2, "padding": 0, "dataset": None,
-                                                  "input": "grey, scaled to [-1, 1]"}}  # fmt: skip
+            record: dict[str, Any] = {"forward": published_forward(None)}  # the data set was not recorded
             if names:
                 record["activations"] = {"names": names, "per_network": True}
             return record

@@ -22,7 +22,7 @@ from torch import Tensor
 from ..core.forward import batched_cnn_forward
 from .cnns import feature_sizes
 from .errors import ZooError
-from .format import shard_finished
+from .format import ShardPlan, shard_finished
 from .reader import Zoo
 
 __all__ = ["ACTIVATION_FUNCTIONS", "Recomputed", "largest_difference", "recompute"]
@@ -62,9 +62,9 @@ class Recomputed:
         return abs(self.recomputed - self.stored)
 
 
-def _first_networks(zoo: Zoo, count: int) -> list[tuple[str, int, dict[str, Tensor]]]:
-    """Up to ``count`` finished networks, test split first, as ``(split, row, shard tensors
-    cut to those rows)``, one entry per shard read."""
+def _first_networks(zoo: Zoo, count: int) -> list[tuple[ShardPlan, dict[str, Tensor]]]:
+    """Up to ``count`` finished networks, test split first, as ``(shard, its tensors cut to
+    those networks)``, one entry per shard read."""
     order = sorted(zoo.splits, key=lambda s: (s != "test", s != "val"))
     picked, left = [], count
     for split in order:
@@ -75,7 +75,7 @@ def _first_networks(zoo: Zoo, count: int) -> list[tuple[str, int, dict[str, Tens
                 continue
             tensors = zoo.open_shard(shard)
             take = min(left, shard.count)
-            picked.append((split, shard.start, {k: v[:take] for k, v in tensors.items()}))
+            picked.append((shard, {k: v[:take] for k, v in tensors.items()}))
             left -= take
     return picked
 
@@ -153,7 +153,7 @@ def _recompute_classifiers(zoo: Zoo, count: int, data_dir: str | None, chunk: in
     if forward["kind"] == "cnn":
         x = _cnn_inputs(images.float())
         try:  # images too small for the recorded convolutions: say so, not torch
-            convolutions = sum(1 for t in zoo.layout.tensors if t.name.startswith("weight") and len(t.shape) > 2)
+            convolutions = sum(1 for kernel in zoo.layout.kernel_shapes or () if kernel)
             feature_sizes(min(x.shape[-2:]), int(forward["padding"]), convolutions, int(forward["stride"]))
         except ValueError as exc:
             raise ZooError(f"zoo {zoo.path}: {exc}") from None
@@ -163,12 +163,16 @@ def _recompute_classifiers(zoo: Zoo, count: int, data_dir: str | None, chunk: in
         x = thumbnails(images.numpy(), int(forward.get("pool", 1))).float()
     y = labels.long()
     found = []
-    for split, start, tensors in _first_networks(zoo, count):
+    for shard, tensors in _first_networks(zoo, count):
         params = zoo.shard_parameters(tensors)
         accuracy = _accuracies(zoo, [p.float() for p in params], _activation_of(zoo, tensors), x, y, forward, chunk)
         stored = tensors["accuracy"].double()
-        rows = tensors["source_row"] if "source_row" in tensors else torch.arange(start, start + len(accuracy))
-        found += [Recomputed(split, int(r), 100 * float(s), 100 * float(a)) for r, s, a in zip(rows, stored, accuracy)]
+        rows = (
+            tensors["source_row"] if "source_row" in tensors else torch.arange(shard.start, shard.start + len(accuracy))
+        )
+        found += [
+            Recomputed(shard.split, int(r), 100 * float(s), 100 * float(a)) for r, s, a in zip(rows, stored, accuracy)
+        ]
     return found
 
 
@@ -179,13 +183,13 @@ def _recompute_inrs(zoo: Zoo, count: int, data_dir: str | None, chunk: int) -> l
     config = zoo.zoo_config(data_dir)
     plan, data = plan_zoo(config)
     found = []
-    for split, start, tensors in _first_networks(zoo, count):
-        shard = next(s for s in zoo.shards if s.split == split and s.start == start)
+    for shard, tensors in _first_networks(zoo, count):
         coords, targets, _ = shard_targets(plan, data, shard)
         n = len(tensors["psnr"])
         again = psnr(evaluate_sirens(coords, targets[:n], zoo.shard_parameters(tensors), w0=config.w0, chunk=chunk))
         found += [
-            Recomputed(split, start + i, float(s), float(a)) for i, (s, a) in enumerate(zip(tensors["psnr"], again))
+            Recomputed(shard.split, shard.start + i, float(s), float(a))
+            for i, (s, a) in enumerate(zip(tensors["psnr"], again))
         ]
     return found
 
