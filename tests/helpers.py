@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dwsnets import WeightSpace
+from dwsnets.core.function import NetworkFunction
 from dwsnets.testing import non_symmetry
 
 # (d_0, ..., d_M): M from 1 to 5, d_0 and d_M of 1 and above, hidden sizes from 2
@@ -130,3 +131,17 @@ def fixed_space_dimension(layer_sizes: tuple[int, ...]) -> int:
     eye = torch.eye(n, dtype=torch.float64)
     constraints = torch.cat([p - eye for p in gens])
     return n - int(torch.linalg.matrix_rank(constraints))
+
+
+# how the registry's tests run networks for the models that query them: tanh MLPs of 2-D
+# coordinates on a 4x4 grid (odd, so a sign flip keeps the function, as for a SIREN)
+QUERY_FUNCTION = NetworkFunction("mlp", "tanh", (2,), grid=(4, 4))
+
+
+def build_registry_model(name: str, layout, out_features: int, **kwargs):
+    """``build_model`` of the registry, told how the networks run when the model queries them."""
+    from dwsnets.baselines import MODELS, build_model
+
+    if MODELS[name].protocol == "queries":
+        kwargs.setdefault("function", QUERY_FUNCTION)
+    return build_model(name, layout, out_features, **kwargs)

@@ -7,13 +7,14 @@ import torch
 from torch import nn
 
 from dwsnets import DWSNet, WeightSpace
-from dwsnets.baselines import MODELS, build_model
+from dwsnets.baselines import MODELS
+from helpers import build_registry_model
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 # every model of the registry that is a torch module (statnn-gbt is fitted by scikit-learn), by name:
 # a model added to the registry must be added here (the test below fails until it is)
 TORCH_MODELS = ["dwsnet", "mlp", "mlp-aug", "mlp-align", "transformer", "inr2vec", "deepsets", "sign-equivariant",
-                "statnn"]  # fmt: skip
+                "statnn", "probe", "probe-hybrid", "render-linear", "render-cnn"]  # fmt: skip
 
 
 def test_the_cuda_tests_cover_every_model_of_the_registry():
@@ -27,7 +28,7 @@ def model_on(name: str, device: str, train: bool) -> tuple[torch.Tensor, list[to
     sizes = (2, 6, 5, 3)
     torch.manual_seed(0)
     ws = WeightSpace.randn(sizes, 8, dtype=torch.float64)
-    model = build_model(name, ws.layout, 4).double()
+    model = build_registry_model(name, ws.layout, 4).double()
     model.input_norm.fit(ws)
     ws = model.preprocess(ws)
     for module in model.modules():

@@ -28,6 +28,17 @@ training defaults, a readable label and the paper's published numbers:
   original paper's predictor; fitted in one call (:mod:`dwsnets.baselines.gbt`), for
   generalization prediction.
 
+Models that *query* the networks instead of reading their weights (``protocol
+"queries"``, :mod:`dwsnets.nn.probing`); they need to know how the networks run, which the
+trainer reads from the zoo (:func:`dwsnets.zoo.network_function`) and passes as ``function``:
+
+* ``probe``: :class:`~dwsnets.nn.probing.ProbeNet`, responses at ``K`` probes made by a
+  shared deep linear generator (ProbeGen), then an MLP;
+* ``probe-hybrid``: :class:`~dwsnets.nn.probing.ProbeHybrid`, those responses beside the
+  sign-equivariant model's (odd activations) or DWSNet's invariant features;
+* ``render-linear`` and ``render-cnn``: every INR rendered on its own grid, then logistic
+  regression or a small CNN: the reference rows of what the function holds (INR zoos).
+
 ``mlp-align``, ``transformer``, ``inr2vec``, ``deepsets`` and ``sign-equivariant`` read MLP
 weights neuron by neuron and refuse CNN layouts; :func:`models_for` lists the models a zoo and task can use.
 
@@ -44,9 +55,11 @@ from typing import Any
 
 from torch import nn
 
+from ..core.function import NetworkFunction
 from ..core.layout import WeightSpaceLayout, as_layout
 from ..core.symmetry import SymmetryGroup
 from ..nn.models import DWSNet, EquivariantDWSNet
+from ..nn.probing import ProbeHybrid, ProbeNet
 from ..nn.sign_equivariant import SignEquivariantNet
 from .common import BaselineError, mlp_sizes
 from .flat import AlignedEditMLP, AlignedMLP, FlatEditMLP, FlatMLP
@@ -56,6 +69,7 @@ from .stats import StatNN
 
 __all__ = [
     "MODELS",
+    "PROTOCOLS",
     "AlignedEditMLP",
     "AlignedMLP",
     "BaselineError",
@@ -68,6 +82,7 @@ __all__ = [
     "StatNN",
     "build_editor",
     "build_model",
+    "can_render",
     "check_model_args",
     "default_model",
     "model_spec",
@@ -118,6 +133,13 @@ class ModelSpec:
     # ``fit(train, val, test, task, seed) -> {"val", "test", "seconds", ...}``
     fit: Callable[..., dict[str, Any]] | None = None
     mlp_only: bool = False  # reads MLP weights neuron by neuron: refuses CNN layouts
+    # "weights": reads the parameters only; "queries": runs the networks (given ``function``)
+    protocol: str = "weights"
+    renders: bool = False  # reads INRs on their own grid: needs a function with a grid of coordinates
+
+
+# what each protocol reads of a network: how tables and run records say it
+PROTOCOLS = {"weights": "reads the weights only", "queries": "runs the networks at inputs it chooses"}
 
 
 def _residual_dwsnet(layout: WeightSpaceLayout, **kwargs: Any) -> nn.Module:
@@ -135,6 +157,38 @@ def _sign_equivariant(layout: WeightSpaceLayout, out_features: int, **kwargs: An
     return SignEquivariantNet(layout, out_features, **kwargs)
 
 
+def _probe(layout: WeightSpaceLayout, out_features: int, **kwargs: Any) -> nn.Module:
+    return ProbeNet(layout, out_features, **_with_function("probe", kwargs))
+
+
+def _probe_hybrid(layout: WeightSpaceLayout, out_features: int, **kwargs: Any) -> nn.Module:
+    return ProbeHybrid(layout, out_features, **_with_function("probe-hybrid", kwargs))
+
+
+def _rendering(head: str) -> Callable[..., nn.Module]:
+    def build(layout: WeightSpaceLayout, out_features: int, **kwargs: Any) -> nn.Module:
+        kwargs = _with_function(f"render-{head}", kwargs)
+        if not can_render(kwargs["function"]):
+            raise BaselineError(f"render-{head} reads INRs on the grid they were fitted on; these networks have "
+                                "no such grid (image INRs do)")  # fmt: skip
+        return ProbeNet(layout, out_features, probes="grid", head=head, **kwargs)
+
+    build.__name__ = f"render_{head}"
+    return build
+
+
+def _with_function(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(kwargs.get("function"), NetworkFunction):
+        raise BaselineError(f"model {name!r} queries the networks: it needs function=NetworkFunction(...) saying "
+                            "how they run (the trainer reads it from the zoo)")  # fmt: skip
+    return kwargs
+
+
+def can_render(function: NetworkFunction | None) -> bool:
+    """Whether the networks are INRs with a grid to be rendered on."""
+    return function is not None and function.kind == "mlp" and function.grid is not None
+
+
 def default_model(layout: WeightSpaceLayout, task: str, group: SymmetryGroup | None) -> str:
     """The model ``dwsnets train`` uses unless told: ``sign-equivariant`` to classify MLPs
     whose symmetry group holds sign flips (every activation odd, as a SIREN's sine), where it
@@ -146,11 +200,16 @@ def default_model(layout: WeightSpaceLayout, task: str, group: SymmetryGroup | N
     return "dwsnet"
 
 
-def models_for(layout: WeightSpaceLayout, task: str, group: SymmetryGroup | None = None) -> list[str]:
+def models_for(layout: WeightSpaceLayout, task: str, group: SymmetryGroup | None = None,
+               function: NetworkFunction | None = None) -> list[str]:  # fmt: skip
     """The registry's models that can learn ``task`` on networks of ``layout``; given the
     networks' symmetry ``group``, only the models whose invariances it holds (the models
-    blind to a hidden neuron's sign need every activation odd)."""
+    blind to a hidden neuron's sign need every activation odd). The models that query the
+    networks are listed only given how they run (``function``), the renderings only for
+    INRs with a grid."""
     names = [n for n, m in MODELS.items() if not (m.mlp_only and not layout.is_mlp)]
+    names = [n for n in names if MODELS[n].protocol == "weights" or function is not None]
+    names = [n for n in names if not MODELS[n].renders or can_render(function)]
     if group is not None:
         names = [n for n in names if not (MODELS[n].sign_invariant and not group.sign_flips)]
     return [n for n in names if MODELS[n].fit is None or task == "generalization"]
@@ -219,6 +278,38 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec("statnn", "StatNN (tensor statistics)", StatNN, 1e-3, False, invariant=True),
         ModelSpec(
+            "probe", "Probes (ProbeGen-style generator)", _probe, 1e-3, False, invariant=True, protocol="queries"
+        ),
+        ModelSpec(
+            "probe-hybrid",
+            "Probes + weight-space features",
+            _probe_hybrid,
+            1e-3,
+            False,
+            invariant=True,
+            protocol="queries",
+        ),
+        ModelSpec(
+            "render-linear",
+            "Rendering + logistic regression",
+            _rendering("linear"),
+            1e-3,
+            False,
+            invariant=True,
+            protocol="queries",
+            renders=True,
+        ),
+        ModelSpec(
+            "render-cnn",
+            "Rendering + small CNN",
+            _rendering("cnn"),
+            1e-3,
+            False,
+            invariant=True,
+            protocol="queries",
+            renders=True,
+        ),
+        ModelSpec(
             "statnn-gbt",
             "StatNN + gradient-boosted trees",
             _fitted_in_one_call,
@@ -254,11 +345,13 @@ def check_model_args(name: str, model_args: dict[str, Any], editor: bool = False
     params = inspect.signature(builder).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         target = getattr(builder, "__init__", builder)
-        target = {_residual_dwsnet: EquivariantDWSNet.__init__, _sign_equivariant: SignEquivariantNet.__init__}.get(
-            builder, target
-        )
+        known_targets = {_residual_dwsnet: EquivariantDWSNet.__init__, _sign_equivariant: SignEquivariantNet.__init__,
+                         _probe: ProbeNet.__init__, _probe_hybrid: ProbeHybrid.__init__}  # fmt: skip
+        target = known_targets.get(builder, ProbeNet.__init__ if model_spec(name).renders else target)
         params = inspect.signature(target).parameters
-    fixed = {"self", "layout", "layer_sizes", "num_classes", "out_features", "out_channels", "in_channels"}
+    fixed = {"self", "layout", "layer_sizes", "num_classes", "out_features", "out_channels", "in_channels", "function"}
+    if model_spec(name).renders:
+        fixed |= {"probes", "head", "num_probes", "latent_dim", "generator_depth", "generator_width"}
     known = sorted(k for k, p in params.items() if k not in fixed and p.kind is not inspect.Parameter.VAR_KEYWORD)
     unknown = sorted(set(model_args) - set(known))
     if unknown:

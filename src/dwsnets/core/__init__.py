@@ -5,10 +5,13 @@
 * :mod:`~dwsnets.core.weight_space`: :class:`WeightSpace`, an immutable batch of networks
   that follows its layout;
 * :mod:`~dwsnets.core.convert`: to and from PyTorch modules and ``state_dict``s;
-* :mod:`~dwsnets.core.signs`: the sign symmetry of odd activations and its canonical form.
+* :mod:`~dwsnets.core.signs`: the sign symmetry of odd activations and its canonical form;
+* :mod:`~dwsnets.core.function`: :class:`NetworkFunction`, how a batch of networks runs at
+  any inputs (what probing models query).
 """
 
 from .convert import from_modules, from_state_dicts, to_modules, to_state_dicts
+from .function import NetworkFunction
 from .layout import (
     Packing,
     TensorLayout,
@@ -24,6 +27,7 @@ from .signs import canonical_signs, sign_canonical_form, sign_tie_margins
 from .weight_space import WeightSpace, WeightSpaceError, random_hidden_permutations
 
 __all__ = [
+    "NetworkFunction",
     "Packing",
     "TensorLayout",
     "WeightSpace",

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..baselines import MODELS, PROTOCOLS
 from ..tasks import get_task
 from ..training.config import TrainConfig, TrainingError
 
@@ -145,6 +146,9 @@ def write_run_flags(path: Path, config: TrainConfig, zoo: str, out: str) -> None
 
     flags = {"zoo": zoo, "out": out, **flags_from_config(config)}
     text = "# dwsnets train --config THIS_FILE reproduces this run; flags given beside it win\n"
+    if config.model is not None and config.model in MODELS:
+        protocol = MODELS[config.model].protocol
+        text += f"# protocol: {protocol} ({PROTOCOLS[protocol]})\n"
     path.write_text(text + tomli_w.dumps(flags))
 
 

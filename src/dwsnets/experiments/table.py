@@ -21,6 +21,8 @@ from ..training.config import TrainConfig, TrainingError, read_run_record
 from ..training.trainer import Trainer
 from ..utils import hardware, rank_and_world
 from ..zoo.dataset import WeightDataset, symmetry_group
+from ..zoo.errors import ZooError
+from ..zoo.function import network_function
 from ..zoo.reader import Zoo
 from .flags import write_run_flags
 from .intervals import RESAMPLES, Comparison, bootstrap_draws, bootstrap_values, compare, interval
@@ -96,7 +98,11 @@ class ExperimentConfig:
         if self.models is not None:
             return self.models
         zoo = Zoo(self.zoo)
-        return models_for(zoo.layout, self.train.task, symmetry_group(zoo))
+        try:
+            function = network_function(zoo)
+        except ZooError:  # networks dwsnets cannot run: the models that read weights only
+            function = None
+        return models_for(zoo.layout, self.train.task, symmetry_group(zoo), function)
 
 
 def default_model_for(zoo: str | Path, task: str) -> str:
@@ -263,7 +269,8 @@ def markdown_table(results: dict[str, Runs], task: Task, source: str, note: str,
     the task's further :attr:`Task.table_metrics` (``extra``: ``{metric: {model: values}}``)
     and its model-free references (the same for every run: shown once); ``intervals``: each
     model's 95% bootstrap interval over the test networks, and which differences they tell
-    apart (:func:`table_intervals`)."""
+    apart (:func:`table_intervals`). The ``reads`` column says whether a model reads the
+    weights only or queries the networks (:data:`dwsnets.baselines.PROTOCOLS`)."""
     scale = 100 if task.percent else 1
     unit = " (%)" if task.percent else ""
     extra = extra or {}
@@ -275,11 +282,12 @@ def markdown_table(results: dict[str, Runs], task: Task, source: str, note: str,
         "",
         f"Hardware: {hardware_line}.",
         "",
-        f"| model | test {task.metric_label()}{unit}, mean ± std over seeds |{interval_head}{extra_head} seeds | "
+        f"| model | reads | test {task.metric_label()}{unit}, mean ± std over seeds |{interval_head}{extra_head} seeds | "
         "training time per run | paper |",
-        "|---|---|" + "---|" * (len(extra) + shown) + "---|---|---|",
+        "|---|---|---|" + "---|" * (len(extra) + shown) + "---|---|---|",
     ]
-    for model, runs in results.items():
+    # the models that read weights only first, then those that query the networks: two kinds kept apart
+    for model, runs in sorted(results.items(), key=lambda item: MODELS[item[0]].protocol != "weights"):
         paper = MODELS[model].paper.get(task.paper_key(source))
         seconds = sum(sec for _, sec in runs) / len(runs)
         cell = mean_spread([v for v, _ in runs], scale, single=" (one seed, no spread)")
@@ -287,11 +295,11 @@ def markdown_table(results: dict[str, Runs], task: Task, source: str, note: str,
         if shown:
             low, high = intervals.ranges[model]
             cells = f" {_number(low, scale)} to {_number(high, scale)} |" + cells
-        lines.append(f"| {MODELS[model].label} | {cell} |{cells} {len(runs)} | {duration(seconds)} | "
+        lines.append(f"| {MODELS[model].label} | {MODELS[model].protocol} | {cell} |{cells} {len(runs)} | {duration(seconds)} | "
                      f"{'-' if paper is None else f'{paper:.2f}'} |")  # fmt: skip
     for label, values in (references or {}).items():
         value = f"{values[0] * 100:.2f}" if task.percent else f"{values[0]:.4g}"
-        lines.append(f"| {label} | {value} |" + " - |" * (len(extra) + shown) + " - | - | - |")
+        lines.append(f"| {label} | - | {value} |" + " - |" * (len(extra) + shown) + " - | - | - |")
     if shown:
         lines += ["", intervals.describe(scale)]
     return "\n".join(lines) + "\n"

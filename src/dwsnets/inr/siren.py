@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.forward import batched_mlp_forward
+from ..core.function import coordinate_grid
 from ..core.weight_space import WeightSpace
 
 __all__ = ["INIT_RECIPES", "Sine", "Siren", "coordinate_grid", "siren_forward", "siren_init"]
@@ -120,14 +121,6 @@ def siren_init(
         else:
             out.append(torch.full((n, b), 0.5 if m == layers - 1 else 0.0, dtype=dtype))
     return out
-
-
-def coordinate_grid(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Pixel-centre-free grid of ``[-1, 1]^d``: ``(prod(shape), d)`` coordinates, row-major
-    (the last axis varies fastest), matching ``image.reshape(-1)``."""
-    axes = [torch.linspace(-1.0, 1.0, s, dtype=dtype) for s in shape]
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack([m.reshape(-1) for m in mesh], dim=1)
 
 
 def siren_forward(coords: Tensor, params: WeightSpace | Sequence[Tensor], w0: float = 30.0) -> Tensor:

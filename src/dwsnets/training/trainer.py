@@ -49,6 +49,7 @@ from ..tasks import Task, TaskError, get_task, make_task
 from ..utils import rank_and_world
 from ..zoo.dataset import WeightDataset, network_activations, symmetry_group
 from ..zoo.errors import ZooError
+from ..zoo.function import network_function
 from ..zoo.reader import Zoo
 from ..zoo.split import ZooSplit
 from .checkpoint import CheckpointError, load_training_state, read_checkpoint, save_training_state
@@ -231,8 +232,8 @@ class Trainer:
             if task_state is not None:
                 self.task.load_state_dict(task_state)  # exactly the statistics the run trained with
             torch.manual_seed(self.config.seed)
-            model = build_task_model(self.task, self.config.model, self.data.layout, **self.config.model_args)
-        except (TaskError, BaselineError) as exc:
+            model = build_task_model(self.task, self.config.model, self.data.layout, **self._model_args())
+        except (TaskError, BaselineError, ZooError) as exc:
             raise TrainingError(str(exc)) from None
         except TypeError as exc:  # a model argument of the wrong kind
             raise TrainingError(f"model {self.config.model!r}: {exc}") from None
@@ -244,6 +245,14 @@ class Trainer:
         self.model = model
         self._inputs.clear()  # preprocessing depends on the model: never reuse another model's inputs
         return model
+
+    def _model_args(self) -> dict[str, Any]:
+        """The model's keyword arguments: the configured ones, and for a model that queries
+        the networks how they run (:func:`dwsnets.zoo.network_function`, read from the zoo)."""
+        args = dict(self.config.model_args)
+        if model_spec(self.config.model).protocol == "queries":
+            args["function"] = network_function(self.data)
+        return args
 
     def run_record(self) -> dict[str, Any]:
         """What a run directory's ``config.json`` records: the data, the task and its state,

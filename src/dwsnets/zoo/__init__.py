@@ -8,10 +8,12 @@
   :mod:`~dwsnets.zoo.store` re-exports them;
 * :mod:`~dwsnets.zoo.split`: :class:`ZooSplit`, one split of networks, whatever its source;
 * :mod:`~dwsnets.zoo.dataset`: the :class:`WeightDataset` protocol and :class:`InMemoryZoo`;
+* :mod:`~dwsnets.zoo.function`: how a zoo's networks run, for the models that query them;
 * :mod:`~dwsnets.zoo.preview`: a picture of a zoo's sources beside their INRs;
 * :mod:`~dwsnets.zoo.synthetic`: a small zoo of ReLU MLPs fitted to sine waves.
 """
 
+from .function import network_function
 from .sources import DataNotFoundError, load_images
 from .store import Zoo, ZooConfig, ZooError, ZooSplit, build_zoo, merge_zoos, plan_zoo
 from .synthetic import SineMLPZoo, make_sine_mlp_zoo
@@ -27,5 +29,6 @@ __all__ = [
     "load_images",
     "make_sine_mlp_zoo",
     "merge_zoos",
+    "network_function",
     "plan_zoo",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
+from ..core.function import NetworkFunction
 from ..core.layout import WeightSpaceLayout
 from ..core.symmetry import NetworkActivations, SymmetryError, SymmetryGroup, activation_properties
 from .errors import ZooError
@@ -87,10 +88,14 @@ class InMemoryZoo:
     them (an ``activation`` entry of every split's information, ``(N,)`` or per hidden layer
     ``(N, H)``). Left out, only the permutations are known to hold, and sign operations and
     sign-blind models are refused.
+
+    ``function`` says how the networks run (:class:`~dwsnets.core.function.NetworkFunction`):
+    what the probing models (``probe``, ``probe-hybrid``, the renderings) need to query them.
     """
 
     def __init__(self, splits: Mapping[str, ZooSplit], name: str = "in-memory", source: str = "",
-                 activations: str | Sequence[str] | None = None) -> None:  # fmt: skip
+                 activations: str | Sequence[str] | None = None,
+                 function: NetworkFunction | None = None) -> None:  # fmt: skip
         if not splits:
             raise ZooError("an in-memory zoo needs at least one split")
         self._splits = {name: replace(data, name=name) for name, data in splits.items()}
@@ -102,6 +107,9 @@ class InMemoryZoo:
         self._layout = first
         self._name, self._source = name, source
         self._activations, self._present = self._check_activations(activations)
+        if function is not None and not isinstance(function, NetworkFunction):
+            raise ZooError(f"function must be a dwsnets NetworkFunction, got {type(function).__name__}")
+        self.function = function
         digest = hashlib.sha256()
         for split, data in sorted(self._splits.items()):
             digest.update(split.encode())

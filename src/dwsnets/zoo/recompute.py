@@ -11,7 +11,6 @@ order or activation shows up as a difference of tens of points.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,28 +19,13 @@ import torch
 from torch import Tensor
 
 from ..core.forward import batched_cnn_forward
+from ..core.function import ACTIVATION_FUNCTIONS
 from .cnns import feature_sizes
 from .errors import ZooError
 from .format import ShardPlan, shard_finished
 from .reader import Zoo
 
 __all__ = ["ACTIVATION_FUNCTIONS", "Recomputed", "largest_difference", "recompute"]
-
-# the activations a recorded network may have, as the frameworks that trained them define them
-# (Keras' selu, elu and gelu share torch's constants and exact forms)
-ACTIVATION_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "selu": torch.selu,
-    "elu": torch.nn.functional.elu,
-    "gelu": torch.nn.functional.gelu,
-    "softplus": torch.nn.functional.softplus,
-    "swish": torch.nn.functional.silu,
-    "silu": torch.nn.functional.silu,
-    "identity": lambda x: x,
-    "linear": lambda x: x,
-}
 
 # the data sets' names in the Small CNN Zoo's metrics (TFDS names) -> dwsnets' image sources
 _IMAGE_SOURCE_OF = {"mnist": "mnist", "fashion_mnist": "fashion-mnist", "fashion-mnist": "fashion-mnist",
