@@ -180,3 +180,13 @@ def test_trainer_trains_the_hybrid_and_the_renderings(digits_zoo, tmp_path):
         config = TrainConfig(task="classify", model=name, epochs=1, batch_size=32, model_args=args)
         trainer = Trainer(digits_zoo, tmp_path / name, config, progress=False)
         assert 0.0 <= trainer.fit()["best"] <= 1.0, name
+
+
+def test_query_cost_is_counted_from_the_layout():
+    assert SIREN.flops(SIZES) == 2 * (2 * 8 + 8 * 8 + 8 * 1)
+    model = ProbeNet(SIZES, 3, function=SIREN, num_probes=10)
+    assert model.query_flops() == 10 * SIREN.flops(SIZES)
+    cnn = NetworkFunction("cnn", "relu", (1, 28, 28), stride=2, padding=0)
+    # 28 -> 13 -> 6 -> 2 (valid stride-2 3x3 convolutions), then a 16 -> 10 linear layer
+    expected = 2 * (1 * 9 * 16 * 13 * 13 + 16 * 9 * 16 * 6 * 6 + 16 * 9 * 16 * 2 * 2 + 16 * 10)
+    assert cnn.flops((1, 16, 16, 16, 10), [(3, 3), (3, 3), (3, 3), ()]) == expected

@@ -109,6 +109,21 @@ class NetworkFunction:
             raise ValueError(f"a grid {self.grid} of coordinates needs an MLP of {len(self.grid)} inputs")
         return coordinate_grid(*self.grid)
 
+    def flops(self, layer_sizes: Sequence[int], kernel_shapes: Sequence[Sequence[int]] | None = None) -> int:
+        """Floating-point operations of one network at one input (a multiply-add counts two;
+        activations and pooling not counted), the unit ProbeGen reports cost in.
+
+        ``layer_sizes`` and ``kernel_shapes`` as a :class:`~dwsnets.WeightSpaceLayout` holds them."""
+        kernels = list(kernel_shapes) if kernel_shapes is not None else [()] * (len(layer_sizes) - 1)
+        total, spatial = 0, list(self.input_shape[1:]) if self.kind == "cnn" else []
+        for d_in, d_out, kernel in zip(layer_sizes, layer_sizes[1:], kernels):
+            if kernel:  # a convolution: every output position of every output channel
+                spatial = [(s + 2 * self.padding - k) // self.stride + 1 for s, k in zip(spatial, kernel)]
+                total += 2 * d_in * math.prod(kernel) * d_out * math.prod(spatial)
+            else:
+                total += 2 * d_in * d_out
+        return int(total)
+
     def __call__(self, params: Sequence[Tensor], inputs: Tensor) -> Tensor:
         """Outputs of ``N`` networks at ``K`` inputs.
 

@@ -230,6 +230,11 @@ class ProbeNet(WeightSpaceModel):
     def extra_repr(self) -> str:
         return f"function={self.function.kind}/{self.function.activation}, head={self.head_kind!r}"
 
+    def query_flops(self) -> int:
+        """Floating-point operations spent running one network at every probe
+        (:meth:`NetworkFunction.flops` times ``K``): the cost of reading a network by querying it."""
+        return self.probes.num_probes * self.function.flops(self.layout.layer_sizes, self.layout.kernel_shapes)
+
     def responses(self, ws: WeightSpace) -> Tensor:
         """``(B, K, d_out)``: every network at every probe."""
         return _responses(self.function, self.probes, ws, self.layout)
