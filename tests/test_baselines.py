@@ -63,7 +63,8 @@ def test_every_model_learns_and_has_exactly_its_symmetry(name):
         scaled = WeightSpace.from_tensors([t * (2.0 if i == 1 else 1.0) for i, t in enumerate(probe.tensors)])
         assert not torch.allclose(model(scaled), model(probe), atol=1e-3)
     elif MODELS[name].invariant:
-        assert_invariant(model, probe, atol=1e-4)
+        # float32 rounding grows with the output's size (the hybrid's outputs reach about 20)
+        assert_invariant(model, probe, atol=1e-4 * max(1.0, float(model(probe).abs().max())))
     else:
         with pytest.raises(AssertionError, match="not invariant"):
             assert_invariant(model, probe, atol=1e-4)
@@ -72,7 +73,8 @@ def test_every_model_learns_and_has_exactly_its_symmetry(name):
     queries = MODELS[name].protocol == "queries"
     assert model.sign_invariant is (True if queries else MODELS[name].sign_invariant)
     flipped = probe.flip_signs(probe.random_signs(torch.Generator().manual_seed(1), per_network=True))
-    assert torch.allclose(model(flipped), model(probe), atol=1e-4) is model.sign_invariant
+    scale = max(1.0, float(model(probe).abs().max()))
+    assert torch.allclose(model(flipped), model(probe), atol=1e-4 * scale) is model.sign_invariant
 
 
 def test_dwsnet_reports_sign_invariance_from_its_encoding():

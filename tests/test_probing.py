@@ -190,3 +190,60 @@ def test_query_cost_is_counted_from_the_layout():
     # 28 -> 13 -> 6 -> 2 (valid stride-2 3x3 convolutions), then a 16 -> 10 linear layer
     expected = 2 * (1 * 9 * 16 * 13 * 13 + 16 * 9 * 16 * 6 * 6 + 16 * 9 * 16 * 2 * 2 + 16 * 10)
     assert cnn.flops((1, 16, 16, 16, 10), [(3, 3), (3, 3), (3, 3), ()]) == expected
+
+
+def test_the_zoos_function_renders_its_inrs_at_their_stored_psnr(digits_zoo):
+    """What a probe reads is what was fitted: the zoo's function on its grid gives back each
+    INR's stored PSNR (w0, grid orientation and offset all matter); control: another w0."""
+    from dataclasses import replace
+
+    from dwsnets.inr.fitting import psnr
+    from dwsnets.zoo.build import plan_zoo, shard_targets
+
+    zoo = Zoo(digits_zoo)
+    plan, data = plan_zoo(zoo.zoo_config())
+    shard = zoo.shards[0]
+    tensors = zoo.open_shard(shard)
+    _, targets, _ = shard_targets(plan, data, shard)
+    params = [p.float() for p in zoo.shard_parameters(tensors)]
+    function = network_function(zoo)
+    with torch.no_grad():
+        rendered = function(params, function.grid_inputs())
+        again = psnr((rendered - targets[: len(rendered)]).square().mean((1, 2)))
+        assert torch.allclose(again.double(), tensors["psnr"].double(), atol=1e-3)
+        wrong = replace(function, w0=function.w0 * 1.1)(params, function.grid_inputs())
+    assert float(psnr((wrong - targets[: len(wrong)]).square().mean((1, 2))).mean()) < float(again.mean()) - 3
+
+
+def test_zoos_of_mixed_activations_are_refused_with_the_reason(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from dwsnets.zoo.function import zoo_function
+
+    networks = {"activations": {"names": ["relu", "tanh"], "per_network": True},
+                "forward": {"kind": "cnn", "stride": 2, "padding": 0, "dataset": "fashion-mnist"}}  # fmt: skip
+    mixed = SimpleNamespace(path=tmp_path, quality="accuracy", networks=json.loads(json.dumps(networks)))
+    with pytest.raises(ZooError, match="different activations \\(relu, tanh"):
+        zoo_function(mixed)
+    one = SimpleNamespace(path=tmp_path, quality="accuracy",
+                          networks={**networks, "activations": {"names": ["tanh"], "per_network": False}})  # fmt: skip
+    function = zoo_function(one)
+    assert (function.kind, function.activation, function.input_shape, function.padding) == (
+        "cnn",
+        "tanh",
+        (1, 28, 28),
+        0,
+    )
+    unknown = SimpleNamespace(path=tmp_path, quality="accuracy",
+                              networks={**one.networks, "forward": {**networks["forward"], "dataset": "imagenet"}})  # fmt: skip
+    with pytest.raises(ZooError, match="imagenet"):
+        zoo_function(unknown)
+
+
+def test_bad_probe_arguments_are_training_errors(digits_zoo, tmp_path):
+    from dwsnets.training import TrainConfig, Trainer, TrainingError
+
+    config = TrainConfig(task="classify", model="probe", epochs=1, model_args={"probes": "free"})
+    with pytest.raises(TrainingError, match="probes must be one of"):
+        Trainer(digits_zoo, tmp_path / "run", config, progress=False).build()

@@ -79,9 +79,8 @@ class ProbeSet(nn.Module):
         if kind == "grid":
             self.register_buffer("fixed", self._grid())
         elif kind == "random":
-            generator = torch.Generator().manual_seed(0)
-            shape = (num_probes, *function.input_shape)
-            self.register_buffer("fixed", low + (high - low) * torch.rand(shape, generator=generator))
+            shape = (num_probes, *function.input_shape)  # drawn from torch's seeded generator: one set per run
+            self.register_buffer("fixed", low + (high - low) * torch.rand(shape))
         elif kind == "learned":
             self.probes = nn.Parameter(torch.empty(num_probes, *function.input_shape))
         else:

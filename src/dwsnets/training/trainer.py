@@ -235,7 +235,7 @@ class Trainer:
             model = build_task_model(self.task, self.config.model, self.data.layout, **self._model_args())
         except (TaskError, BaselineError, ZooError) as exc:
             raise TrainingError(str(exc)) from None
-        except TypeError as exc:  # a model argument of the wrong kind
+        except (TypeError, ValueError) as exc:  # a model argument of the wrong kind or value
             raise TrainingError(f"model {self.config.model!r}: {exc}") from None
         if not isinstance(model, WeightSpaceModel):
             raise TrainingError(

@@ -3,7 +3,8 @@ what its manifest records: what a probing model needs to query them.
 
 * INR zoos fitted here: SIRENs (``sin(w0 z)``, the zoo's ``w0``) of pixel coordinates on
   the images' grid, or of ``x`` in ``[-pi, pi]`` for the sine zoos.
-* DWSNets' published INRs: SIRENs of 2-D coordinates with ``w0 = 30``.
+* DWSNets' published INRs: SIRENs of 2-D coordinates with ``w0 = 30`` (no grid to render
+  on unless the import recorded the images' shape).
 * Classifier zoos: ReLU MLPs of thumbnails in ``[0, 1]``; CNN zoos: the recorded stride,
   padding and activation on grey images in ``[-1, 1]``.
 
@@ -22,7 +23,8 @@ from .errors import ZooError
 __all__ = ["network_function"]
 
 # the images a data set's networks read: (height, width) of one grey input
-_IMAGE_SIZES = {"mnist": 28, "fashion-mnist": 28, "fashion_mnist": 28, "cifar10": 32, "digits": 8}
+_IMAGE_SIZES = {"mnist": 28, "fashion-mnist": 28, "fashion_mnist": 28, "cifar10": 32, "svhn_cropped": 32, "svhn": 32,
+                "digits": 8}  # fmt: skip
 
 
 def _one_activation(name: str, networks: dict[str, Any]) -> str:
@@ -32,17 +34,17 @@ def _one_activation(name: str, networks: dict[str, Any]) -> str:
         raise ZooError(f"zoo {name} does not record its networks' activations, so dwsnets cannot run them")
     if len(names) > 1:
         raise ZooError(f"the networks of zoo {name} have different activations ({', '.join(names)}, one per "
-                       "network); a probing model queries networks of one activation: keep one kind with "
-                       "`dwsnets import-zoo --filter` or train such a zoo")  # fmt: skip
+                       "network), and a probing model runs every network of a zoo through one function: "
+                       "dwsnets cannot query such a zoo yet")  # fmt: skip
     return names[0]
 
 
 def _inr_function(zoo: Any) -> NetworkFunction:
     config = zoo.config
     d_in = zoo.layout.layer_sizes[0]
-    if zoo.imported:  # DWSNets' published SIRENs: 28x28 images, w0 = 30
-        return NetworkFunction("mlp", "sine", (d_in,), w0=30.0, grid=(28, 28) if d_in == 2 else None)
     shape = zoo.manifest.get("image_shape")
+    if zoo.imported:  # DWSNets' published SIRENs (w0 = 30): a grid only where the import recorded the images' shape
+        return NetworkFunction("mlp", "sine", (d_in,), w0=30.0, grid=tuple(shape[:2]) if shape else None)
     if shape is not None:
         return NetworkFunction("mlp", "sine", (d_in,), w0=float(config["w0"]), grid=tuple(shape[:2]))
     return NetworkFunction("mlp", "sine", (d_in,), w0=float(config["w0"]), domain=(-math.pi, math.pi))
@@ -54,7 +56,8 @@ def _classifier_function(zoo: Any, networks: dict[str, Any]) -> NetworkFunction:
     if forward.get("kind") == "cnn":
         size = _IMAGE_SIZES.get(str(forward.get("dataset")))
         if size is None:
-            raise ZooError(f"zoo {zoo.path} does not record which images its CNNs read, so dwsnets cannot run them")
+            raise ZooError(f"zoo {zoo.path}: dwsnets does not know the size of the images its CNNs read "
+                           f"({forward.get('dataset') or 'no data set recorded'}), so it cannot run them")  # fmt: skip
         return NetworkFunction("cnn", activation, (1, size, size), stride=int(forward["stride"]),
                                padding=int(forward["padding"]), grid=(size, size))  # fmt: skip
     d_in = zoo.layout.layer_sizes[0]
