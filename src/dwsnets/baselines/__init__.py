@@ -157,31 +157,24 @@ def _sign_equivariant(layout: WeightSpaceLayout, out_features: int, **kwargs: An
     return SignEquivariantNet(layout, out_features, **kwargs)
 
 
-def _probe(layout: WeightSpaceLayout, out_features: int, **kwargs: Any) -> nn.Module:
-    return ProbeNet(layout, out_features, **_with_function("probe", kwargs))
+def _rendered(head: str, layout: WeightSpaceLayout, out_features: int, function: NetworkFunction,
+              **head_args: Any) -> nn.Module:  # fmt: skip
+    if not can_render(function):
+        raise BaselineError(f"render-{head} reads INRs on the grid they were fitted on; these networks have no "
+                            "such grid (image INRs do)")  # fmt: skip
+    return ProbeNet(layout, out_features, function=function, probes="grid", head=head, **head_args)
 
 
-def _probe_hybrid(layout: WeightSpaceLayout, out_features: int, **kwargs: Any) -> nn.Module:
-    return ProbeHybrid(layout, out_features, **_with_function("probe-hybrid", kwargs))
+def _render_linear(layout: WeightSpaceLayout, out_features: int, *, function: NetworkFunction,
+                   dropout: float = 0.0) -> nn.Module:  # fmt: skip
+    """Each INR rendered on its grid, then logistic regression (:class:`ProbeNet`, linear head)."""
+    return _rendered("linear", layout, out_features, function, dropout=dropout)
 
 
-def _rendering(head: str) -> Callable[..., nn.Module]:
-    def build(layout: WeightSpaceLayout, out_features: int, **kwargs: Any) -> nn.Module:
-        kwargs = _with_function(f"render-{head}", kwargs)
-        if not can_render(kwargs["function"]):
-            raise BaselineError(f"render-{head} reads INRs on the grid they were fitted on; these networks have "
-                                "no such grid (image INRs do)")  # fmt: skip
-        return ProbeNet(layout, out_features, probes="grid", head=head, **kwargs)
-
-    build.__name__ = f"render_{head}"
-    return build
-
-
-def _with_function(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(kwargs.get("function"), NetworkFunction):
-        raise BaselineError(f"model {name!r} queries the networks: it needs function=NetworkFunction(...) saying "
-                            "how they run (the trainer reads it from the zoo)")  # fmt: skip
-    return kwargs
+def _render_cnn(layout: WeightSpaceLayout, out_features: int, *, function: NetworkFunction,
+                head_hidden: Sequence[int] = (256, 256), dropout: float = 0.0) -> nn.Module:  # fmt: skip
+    """Each INR rendered on its grid, then a small CNN (:class:`ProbeNet`, CNN head)."""
+    return _rendered("cnn", layout, out_features, function, head_hidden=head_hidden, dropout=dropout)
 
 
 def can_render(function: NetworkFunction | None) -> bool:
@@ -213,6 +206,19 @@ def models_for(layout: WeightSpaceLayout, task: str, group: SymmetryGroup | None
     if group is not None:
         names = [n for n in names if not (MODELS[n].sign_invariant and not group.sign_flips)]
     return [n for n in names if MODELS[n].fit is None or task == "generalization"]
+
+
+# 256 probes and dropout 0.3: the best validation accuracy of 12 settings on the 2,000-image
+# Fashion-MNIST zoo (docs/results.md, 2026-12-08); the hybrid takes the same
+_PROBE_DEFAULTS = {"num_probes": 256, "dropout": 0.3}
+
+
+def _queries(name: str, label: str, builder: Callable[..., nn.Module], defaults: dict[str, Any] | None = None, *,
+             renders: bool = False) -> ModelSpec:  # fmt: skip
+    """A model that queries the networks: invariant by construction to every symmetry of
+    their weights, so it draws no permutations (they would change nothing); lr 1e-3."""
+    return ModelSpec(name, label, builder, 1e-3, False, dict(defaults or {}), invariant=True, protocol="queries",
+                     renders=renders)  # fmt: skip
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -277,48 +283,10 @@ MODELS: dict[str, ModelSpec] = {
             mlp_only=True,
         ),
         ModelSpec("statnn", "StatNN (tensor statistics)", StatNN, 1e-3, False, invariant=True),
-        # 256 probes and dropout 0.3: the best validation accuracy of 12 settings on the 2,000-image
-        # Fashion-MNIST zoo (docs/results.md, 2026-12-08); the hybrid takes the same
-        ModelSpec(
-            "probe",
-            "Probes (ProbeGen-style generator)",
-            _probe,
-            1e-3,
-            False,
-            {"num_probes": 256, "dropout": 0.3},
-            invariant=True,
-            protocol="queries",
-        ),
-        ModelSpec(
-            "probe-hybrid",
-            "Probes + weight-space features",
-            _probe_hybrid,
-            1e-3,
-            False,
-            {"num_probes": 256, "dropout": 0.3},
-            invariant=True,
-            protocol="queries",
-        ),
-        ModelSpec(
-            "render-linear",
-            "Rendering + logistic regression",
-            _rendering("linear"),
-            1e-3,
-            False,
-            invariant=True,
-            protocol="queries",
-            renders=True,
-        ),
-        ModelSpec(
-            "render-cnn",
-            "Rendering + small CNN",
-            _rendering("cnn"),
-            1e-3,
-            False,
-            invariant=True,
-            protocol="queries",
-            renders=True,
-        ),
+        _queries("probe", "Probes (ProbeGen-style generator)", ProbeNet, _PROBE_DEFAULTS),
+        _queries("probe-hybrid", "Probes + weight-space features", ProbeHybrid, _PROBE_DEFAULTS),
+        _queries("render-linear", "Rendering + logistic regression", _render_linear, renders=True),
+        _queries("render-cnn", "Rendering + small CNN", _render_cnn, renders=True),
         ModelSpec(
             "statnn-gbt",
             "StatNN + gradient-boosted trees",
@@ -355,13 +323,11 @@ def check_model_args(name: str, model_args: dict[str, Any], editor: bool = False
     params = inspect.signature(builder).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         target = getattr(builder, "__init__", builder)
-        known_targets = {_residual_dwsnet: EquivariantDWSNet.__init__, _sign_equivariant: SignEquivariantNet.__init__,
-                         _probe: ProbeNet.__init__, _probe_hybrid: ProbeHybrid.__init__}  # fmt: skip
-        target = known_targets.get(builder, ProbeNet.__init__ if model_spec(name).renders else target)
+        target = {_residual_dwsnet: EquivariantDWSNet.__init__, _sign_equivariant: SignEquivariantNet.__init__}.get(
+            builder, target
+        )
         params = inspect.signature(target).parameters
     fixed = {"self", "layout", "layer_sizes", "num_classes", "out_features", "out_channels", "in_channels", "function"}
-    if model_spec(name).renders:
-        fixed |= {"probes", "head", "num_probes", "latent_dim", "generator_depth", "generator_width"}
     known = sorted(k for k, p in params.items() if k not in fixed and p.kind is not inspect.Parameter.VAR_KEYWORD)
     unknown = sorted(set(model_args) - set(known))
     if unknown:
@@ -374,6 +340,9 @@ def check_model_args(name: str, model_args: dict[str, Any], editor: bool = False
 def build_model(name: str, layout: WeightSpaceLayout | Sequence[int], out_features: int, **kwargs: Any) -> nn.Module:
     """A model of the registry by name, for networks of ``layout`` (or MLP layer sizes)."""
     spec = model_spec(name)
+    if spec.protocol == "queries" and not isinstance(kwargs.get("function"), NetworkFunction):
+        raise BaselineError(f"model {name!r} queries the networks: it needs function=NetworkFunction(...) saying "
+                            "how they run (the trainer reads it from the zoo)")  # fmt: skip
     return spec.builder(as_layout(layout), out_features, **{**spec.defaults, **kwargs})
 
 

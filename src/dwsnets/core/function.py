@@ -8,8 +8,9 @@ of one input, and for CNNs the convolutions' stride and padding. Calling it runs
 networks at ``K`` inputs in one batched forward (:mod:`dwsnets.core.forward`),
 differentiable in the inputs, so inputs can be learned.
 
-The activations are those the frameworks that trained the networks define
-(:data:`ACTIVATION_FUNCTIONS`); ``"sine"`` is a SIREN's ``sin(w0 z)``.
+The activations are named as the symmetry registry names them (:mod:`dwsnets.core.symmetry`,
+aliases included) and computed as the frameworks that trained the networks define them
+(:func:`activation_function`); ``"sine"`` is a SIREN's ``sin(w0 z)``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import torch
 from torch import Tensor
 
 from .forward import batched_cnn_forward, batched_mlp_forward
+from .symmetry import SymmetryError, activation_properties
 
-__all__ = ["ACTIVATION_FUNCTIONS", "NetworkFunction", "coordinate_grid"]
+__all__ = ["ACTIVATION_FUNCTIONS", "NetworkFunction", "activation_function", "coordinate_grid"]
 
-# Keras' selu, elu and gelu share torch's constants and exact forms
+# the function of every activation of the symmetry registry (dwsnets.core.symmetry) that
+# dwsnets can run, by its canonical name; aliases ("silu", "linear") resolve through that
+# registry. Keras' selu, elu and gelu share torch's constants and exact forms. The sine
+# needs its frequency: NetworkFunction runs it as sin(w0 z).
 ACTIVATION_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
     "tanh": torch.tanh,
@@ -35,10 +40,27 @@ ACTIVATION_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu": torch.nn.functional.gelu,
     "softplus": torch.nn.functional.softplus,
     "swish": torch.nn.functional.silu,
-    "silu": torch.nn.functional.silu,
     "identity": lambda x: x,
-    "linear": lambda x: x,
 }
+
+
+def canonical_activation(name: str) -> str:
+    """The symmetry registry's name for ``name`` (an alias resolved); a ``ValueError`` for
+    an activation no one declared."""
+    try:
+        return activation_properties(name).name
+    except SymmetryError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def activation_function(name: str) -> Callable[[Tensor], Tensor]:
+    """The function of the activation recorded as ``name`` (or an alias of it); a
+    ``ValueError`` naming the activations dwsnets can run otherwise."""
+    canonical = canonical_activation(name)
+    if canonical not in ACTIVATION_FUNCTIONS:
+        raise ValueError(f"dwsnets cannot run the activation {name!r}: it runs sine, {', '.join(ACTIVATION_FUNCTIONS)}")
+    return ACTIVATION_FUNCTIONS[canonical]
+
 
 _KINDS = ("mlp", "cnn")
 
@@ -58,7 +80,7 @@ class NetworkFunction:
     Attributes:
         kind: ``"mlp"`` (stacked ``[W1, b1, ...]``, the activation between layers) or
             ``"cnn"`` (convolutions, global average pooling, linear layers).
-        activation: the hidden activation's name (:data:`ACTIVATION_FUNCTIONS`, or ``"sine"``).
+        activation: the hidden activation's name (:func:`activation_function`, or ``"sine"``).
         input_shape: one input's shape: ``(d_0,)`` for MLPs, ``(C, H, W)`` for CNNs.
         w0: the sine's frequency factor (``"sine"`` only).
         stride, padding: every convolution's (``"cnn"`` only).
@@ -80,9 +102,8 @@ class NetworkFunction:
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise ValueError(f"network kind must be one of {', '.join(_KINDS)}, got {self.kind!r}")
-        if self.activation != "sine" and self.activation not in ACTIVATION_FUNCTIONS:
-            raise ValueError(f"unknown activation {self.activation!r}: dwsnets runs sine, "
-                             f"{', '.join(ACTIVATION_FUNCTIONS)}")  # fmt: skip
+        if canonical_activation(self.activation) != "sine":
+            activation_function(self.activation)  # a clear error for one dwsnets cannot run
         if self.kind == "cnn" and len(self.input_shape) != 3:
             raise ValueError(f"a CNN's input shape is (C, H, W), got {self.input_shape}")
         if self.kind == "mlp" and len(self.input_shape) != 1:
@@ -95,10 +116,10 @@ class NetworkFunction:
 
     def activation_fn(self) -> Callable[[Tensor], Tensor]:
         """The hidden activation as a function of a tensor."""
-        if self.activation == "sine":
+        if canonical_activation(self.activation) == "sine":
             w0 = self.w0
             return lambda z: torch.sin(w0 * z)
-        return ACTIVATION_FUNCTIONS[self.activation]
+        return activation_function(self.activation)
 
     def grid_inputs(self) -> Tensor:
         """The grid an INR was fitted on, as ``(prod(grid), d_0)`` coordinates in ``[-1, 1]``

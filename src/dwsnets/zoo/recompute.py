@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..core.forward import batched_cnn_forward
-from ..core.function import ACTIVATION_FUNCTIONS
+from ..core.function import ACTIVATION_FUNCTIONS, activation_function
 from .cnns import feature_sizes
 from .errors import ZooError
 from .format import ShardPlan, shard_finished
@@ -111,8 +111,10 @@ def _accuracies(zoo: Zoo, params: list[Tensor], activations: list[str], x: Tenso
 
     out = torch.empty(len(activations))
     for name in dict.fromkeys(activations):
-        if name not in ACTIVATION_FUNCTIONS:
-            raise ZooError(f"recompute cannot run the activation {name!r}")
+        try:
+            function = activation_function(name)
+        except ValueError:
+            raise ZooError(f"recompute cannot run the activation {name!r}") from None
         members = torch.tensor([i for i, a in enumerate(activations) if a == name])
         group = [p[members] for p in params]
         correct = torch.zeros(len(members))
@@ -120,7 +122,7 @@ def _accuracies(zoo: Zoo, params: list[Tensor], activations: list[str], x: Tenso
             for start in range(0, len(y), chunk):
                 xb, yb = x[start : start + chunk], y[start : start + chunk]
                 if forward["kind"] == "cnn":
-                    logits = batched_cnn_forward(xb, group, ACTIVATION_FUNCTIONS[name], stride=int(forward["stride"]),
+                    logits = batched_cnn_forward(xb, group, function, stride=int(forward["stride"]),
                                                  padding=int(forward["padding"]))  # fmt: skip
                 else:
                     logits = classifier_forward(xb, group)
