@@ -301,19 +301,20 @@ def test_compare_names_what_differs_between_runs(digits_zoo, tmp_path, capsys):
 
 
 def test_the_demo_on_a_tiny_budget(tmp_path, capsys):
-    """The main job's code path end to end (zoo fit, DWSNet, MLP, report), on 30 digit
-    images per split and 1 epoch; the full demo only changes these numbers."""
+    """The main job's code path end to end (zoo fit, DWSNet, MLP, the probe, report), on 30
+    digit images per split and 1 epoch; the full demo only changes these numbers."""
     args = ["demo", "--views", "1", "--max-per-split", "30", "--epochs", "1", "--batch-size", "8",
             "--zoo-dir", str(tmp_path / "zoo"), "--out", str(tmp_path / "runs"), "--threads", "1"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "[3/3] training" in out and "Digit classification from INR weights (30 test INRs)" in out
+    assert "[4/4] training" in out and "Digit classification from INR weights (30 test INRs)" in out
     rows = {line.split("%")[0].rsplit(" ", 1)[0].strip(): float(line.split()[-1].rstrip("%"))
             for line in out.splitlines() if line.startswith("  ") and line.endswith("%")}  # fmt: skip
-    assert set(rows) == {"DWSNet", "MLP", "(chance)"} and rows["(chance)"] == 10.0
-    for model in ("dwsnet", "mlp"):
+    probe = "Probes (ProbeGen-style generator)"
+    assert set(rows) == {"DWSNet", "MLP", probe, "(chance)"} and rows["(chance)"] == 10.0
+    for model, label in (("dwsnet", "DWSNet"), ("mlp", "MLP"), ("probe", probe)):
         saved = json.loads((tmp_path / "runs" / f"{model}-seed0" / "test.json").read_text())
-        assert f"{saved['test_accuracy'] * 100:.2f}" == f"{rows['DWSNet' if model == 'dwsnet' else 'MLP']:.2f}"
+        assert f"{saved['test_accuracy'] * 100:.2f}" == f"{rows[label]:.2f}"
 
 
 def test_the_demo_takes_other_models(tmp_path, capsys):
@@ -355,3 +356,4 @@ def test_the_synthetic_demo(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Frequency classification from weights (140 train / 40 test networks, 2 epochs)" in out
     assert "(chance)" in out and (tmp_path / "runs" / "dwsnet-seed0" / "test.json").exists()
+    assert (tmp_path / "runs" / "probe-seed0" / "test.json").exists()  # the synthetic zoo says how its networks run

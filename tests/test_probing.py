@@ -247,3 +247,21 @@ def test_bad_probe_arguments_are_training_errors(digits_zoo, tmp_path):
     config = TrainConfig(task="classify", model="probe", epochs=1, model_args={"probes": "free"})
     with pytest.raises(TrainingError, match="probes must be one of"):
         Trainer(digits_zoo, tmp_path / "run", config, progress=False).build()
+
+
+def test_the_trainer_leaves_the_probes_undecayed_and_every_other_parameter_decayed():
+    from dwsnets.baselines import build_model
+    from dwsnets.training.trainer import _parameter_groups
+
+    model = ProbeNet(SIZES, 3, function=SIREN, num_probes=8)
+    decayed, undecayed = _parameter_groups(model, 0.01)
+    assert (decayed["weight_decay"], undecayed["weight_decay"]) == (0.01, 0.0)
+    assert {id(p) for p in undecayed["params"]} == {id(p) for p in model.probes.parameters()}
+    assert len(decayed["params"]) + len(undecayed["params"]) == len(list(model.parameters()))
+    hybrid = ProbeHybrid(SIZES, 3, function=SIREN, num_probes=8, weight_args={"hidden_channels": 4, "num_layers": 1})
+    assert {id(p) for p in _parameter_groups(hybrid, 0.01)[1]["params"]} == {
+        id(p) for p in hybrid.prober.probes.parameters()
+    }
+    # control: a model that names no such parameters keeps one decayed group
+    (only,) = _parameter_groups(build_model("dwsnet", SIZES, 3), 0.01)
+    assert only["weight_decay"] == 0.01

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
 import torch
 
 from ..baselines import MODELS
+from ..core.function import NetworkFunction
 from ..experiments import config_from_flags, run_table
 from ..training.config import TrainConfig
 from ..zoo.build import build_zoo
@@ -49,7 +51,7 @@ def _report(title: str, results: dict[str, list[tuple[float, float]]], chance: f
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Main job: digits zoo -> DWSNet and MLP baseline -> comparison."""
+    """Main job: digits zoo -> DWSNet, the MLP baseline and the probe -> comparison."""
     setup_runtime(args)
     if args.synthetic:
         return _demo_synthetic(args)
@@ -108,6 +110,8 @@ def _demo_synthetic(args: argparse.Namespace) -> int:
         name=f"sine-mlps-{n}",
         source="sine-mlp",
         activations="relu",  # what makes their symmetry group (dwsnets.core.symmetry)
+        # how they run (what the models that query networks need): x in [-pi, pi], as they were fitted
+        function=NetworkFunction("mlp", "relu", (1,), domain=(-math.pi, math.pi)),
     )
     configs = {key: cfg for model in _demo_models(args.models) for key, cfg in _train_config(args, model).items()}
     results = run_table(data, configs, Path(args.out), args.device)
@@ -126,7 +130,7 @@ def _demo_synthetic(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
         "demo",
-        help="main job: digits INR zoo, DWSNet vs MLP (minutes on a CPU)",
+        help="main job: digits INR zoo, DWSNet vs MLP vs probing (minutes on a CPU)",
         formatter_class=DefaultsFormatter,
     )
     demo.add_argument("--zoo-dir", default="zoos/digits-demo", help="where the digits zoo is fitted")
@@ -135,8 +139,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--batch-size", type=int, default=64, help="networks per optimiser step")
     demo.add_argument("--epochs", type=int, default=10, help="training epochs per model")
     demo.add_argument("--seed", type=int, default=0, help="seed of the training runs")
-    demo.add_argument("--models", default="dwsnet,mlp",
-                      help="models to train and compare, comma-separated; dwsnet,sign-equivariant,mlp adds the model "
+    demo.add_argument("--models", default="dwsnet,mlp,probe",
+                      help="models to train and compare, comma-separated (probe: queries the networks at learned "
+                           "inputs instead of reading their weights, seconds of training); dwsnet,sign-equivariant,mlp "
+                           "adds the model "
                            "that train classify uses on SIREN zoos (on this zoo about 11 points above DWSNet at "
                            "2.5 times its training time, docs/results.md)")  # fmt: skip
     demo.add_argument("--max-per-split", type=int, default=None,

@@ -229,6 +229,12 @@ class ProbeNet(WeightSpaceModel):
     def extra_repr(self) -> str:
         return f"function={self.function.kind}/{self.function.activation}, head={self.head_kind!r}"
 
+    def no_weight_decay(self) -> list[nn.Parameter]:
+        """The probes' parameters (latent codes, generator, learned probes): inputs to the
+        queried networks, which weight decay would pull towards 0 rather than the domain.
+        The trainer leaves them undecayed."""
+        return list(self.probes.parameters())
+
     def query_flops(self) -> int:
         """Floating-point operations spent running one network at every probe
         (:meth:`NetworkFunction.flops` times ``K``): the cost of reading a network by querying it."""
@@ -332,6 +338,10 @@ class ProbeHybrid(WeightSpaceModel):
     @property
     def sign_invariant(self) -> bool:
         return bool(self.weight_model.sign_invariant and self.prober.sign_invariant)
+
+    def no_weight_decay(self) -> list[nn.Parameter]:
+        """The probes' parameters (:meth:`ProbeNet.no_weight_decay`)."""
+        return self.prober.no_weight_decay()
 
     def extra_repr(self) -> str:
         return f"weights={self.weights_kind!r}"

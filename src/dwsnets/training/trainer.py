@@ -134,6 +134,18 @@ def _usable_precision(config: TrainConfig, device: str) -> TrainConfig:
     return replace(config, amp_cpu=False)
 
 
+def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: every parameter with ``weight_decay``, except those
+    the model names in ``no_weight_decay()`` (a probing model's probes are inputs to the
+    networks it queries, not weights: decay would pull them off the networks' domain)."""
+    exempt = {id(p) for p in getattr(model, "no_weight_decay", lambda: ())()}
+    decayed = [p for p in model.parameters() if id(p) not in exempt]
+    groups = [{"params": decayed, "weight_decay": weight_decay}]
+    if exempt:
+        groups.append({"params": [p for p in model.parameters() if id(p) in exempt], "weight_decay": 0.0})
+    return groups
+
+
 class Trainer:
     """Train and evaluate one model on one task into a run directory.
 
@@ -357,7 +369,7 @@ class Trainer:
         model.to(self.device)
         if self.rank == 0:
             (self.run_dir / "config.json").write_text(json.dumps(self.run_record(), indent=1))
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(_parameter_groups(model, cfg.weight_decay), lr=cfg.lr)
         steps_per_epoch = max(1, per_epoch // cfg.batch_size)
         run = _Run(
             model=model, net=model, train=train, val=val, signal=signal, scale=[],
