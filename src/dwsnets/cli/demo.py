@@ -44,9 +44,10 @@ def _demo_models(text: str) -> list[str]:
 
 def _report(title: str, results: dict[str, list[tuple[float, float]]], chance: float, out: str) -> None:
     print(f"\n{title}")
+    width = max([22, *(len(MODELS[model].label) for model in results)])
     for model, runs in results.items():
-        print(f"  {MODELS[model].label:<22} {runs[0][0] * 100:6.2f}%")
-    print(f"  {'(chance)':<22} {chance * 100:6.2f}%")
+        print(f"  {MODELS[model].label:<{width}} {runs[0][0] * 100:6.2f}%")
+    print(f"  {'(chance)':<{width}} {chance * 100:6.2f}%")
     print("Runs (checkpoints, metrics, curves.png) are in", out)
 
 
