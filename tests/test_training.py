@@ -156,11 +156,16 @@ def test_torchrun_two_processes_match_one(digits_zoo, tmp_path):
     # too, within a tolerance set by Adam, which turns the rounding noise in the (zero)
     # gradient of a bias that feeds batch norm into steps of learning-rate size
     # (measured: 4e-4 here, 1.0046e-3 on a 2-core Intel Xeon without BF16; the rounding of the
-    # ranks' summed gradients grows through Adam's steps, so the bound is 5e-3 relative)
+    # ranks' summed gradients grows through Adam's steps, so the bound is 5e-3 relative).
+    # The states: on a 2-core Intel Xeon with AVX512-FP16 the last batch norm's running
+    # variance ended 0.0201 apart, and exactly as far (0.0201) between two one-process runs
+    # that differ only in rounding (one with torch, oneDNN and MKL held to AVX2): what two
+    # epochs of Adam make of last-bit differences, not a difference between the runs. The
+    # bound is 0.05, 2.5 times that floor (it was 0.02, under the floor on that CPU).
     for ha, hb in zip(a["history"], b["history"]):
         assert ha["val_loss"] == pytest.approx(hb["val_loss"], rel=5e-3)
         assert ha["train_loss"] == pytest.approx(hb["train_loss"], rel=5e-3)
-    assert _states_equal(a["model"], b["model"], atol=2e-2)
+    assert _states_equal(a["model"], b["model"], atol=5e-2)
 
 
 def test_torchrun_contrastive_loss_sees_every_rank_as_negatives(sine_zoo, tmp_path):
